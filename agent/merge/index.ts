@@ -1,0 +1,2 @@
+export { mergeServices } from './merge.js';
+export type * from './types.js';

@@ -1,0 +1,24 @@
+{{/* Labels every object carries; `component` tells the apiserver's objects from the agent's. */}}
+{{- define "clustermesh.labels" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/part-of: clustermesh
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+clustermesh.io/cluster-name: {{ .root.Values.cluster.name }}
+{{- end }}
+
+{{/* Selector labels: stable across upgrades, so never include the version. */}}
+{{- define "clustermesh.selector" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end }}
+
+{{- define "clustermesh.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{/* Where the certificate Secrets are mounted in the apiserver pod. */}}
+{{- define "clustermesh.etcdServerCertDir" -}}/var/lib/etcd-secrets{{- end }}
+{{- define "clustermesh.etcdClientCertDir" -}}/var/lib/clustermesh/etcd-client{{- end }}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Deletes the kind clusters east and west. Idempotent: absent clusters are skipped.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+command -v kind >/dev/null 2>&1 || die "kind is not installed: nothing of it to tear down"
+
+for cluster in "${CLUSTERS[@]}"; do
+  if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
+    say "deleting cluster $cluster"
+    kind delete cluster --name "$cluster"
+  fi
+done

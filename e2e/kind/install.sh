@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Installs clustermesh in both kind clusters, connects them and waits until every agent of each
+# cluster is connected to the other.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_tools
+
+for cluster in "${CLUSTERS[@]}"; do
+  say "installing clustermesh in $cluster (ID ${CLUSTER_ID[$cluster]})"
+  clustermesh install --context "$(context_of "$cluster")" --cluster-name "$cluster" \
+    --cluster-id "${CLUSTER_ID[$cluster]}"
+done
+
+say "connecting east and west"
+clustermesh connect --context "$(context_of east)" --destination-context "$(context_of west)"
+
+for cluster in "${CLUSTERS[@]}"; do
+  say "waiting for $cluster's agents to reach their peer"
+  timeout 300 node "$CLI_JS" status --context "$(context_of "$cluster")" --wait \
+    || die "clustermesh status --wait did not succeed for $cluster within 300 s"
+done
