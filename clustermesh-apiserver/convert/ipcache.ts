@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import type { IPCacheEntry, PortConfiguration } from '../../lib/kvstore/types.js';
+import type { IPCacheEntry, NamedPort } from '../../lib/kvstore/types.js';
 import { canonicalIP } from './ip.js';
 import { podNeedsIdentity } from './labels.js';
 import { reject, type Rejection } from './rejection.js';
@@ -18,17 +18,17 @@ function podIPs(pod: V1Pod): string[] {
 }
 
 /** Named container ports (what policies can refer to by name); `null` when there are none, as Cilium omits them. */
-function namedPorts(pod: V1Pod): Record<string, PortConfiguration> | null {
-  const ports = new Map<string, PortConfiguration>();
+function namedPorts(pod: V1Pod): NamedPort[] | null {
+  const ports = new Map<string, NamedPort>();
   for (const container of pod.spec?.containers ?? []) {
     for (const port of container.ports ?? []) {
       const protocol = toL4Protocol(port.protocol);
       if (port.name && protocol && !ports.has(port.name))
-        ports.set(port.name, { Protocol: protocol, Port: port.containerPort });
+        ports.set(port.name, { Name: port.name, Port: port.containerPort, Protocol: protocol });
     }
   }
   if (ports.size === 0) return null;
-  return Object.fromEntries(ports);
+  return [...ports.values()].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
 }
 
 /**

@@ -51,6 +51,12 @@ export interface NodeRecord {
   ClusterID: number;
 }
 
+export interface NamedPort {
+  Name: string;
+  Port: number;
+  Protocol: L4Protocol;
+}
+
 /** `cilium/state/ip/v1/default/<ip>` */
 export interface IPCacheEntry {
   IP: string;
@@ -59,5 +65,6 @@ export interface IPCacheEntry {
   ID: number;
   K8sNamespace: string;
   K8sPodName: string;
-  NamedPorts: Record<string, PortConfiguration> | null;
+  /** Cilium writes a list (Go `[]NamedPort`), not a map; null when the pod names no port. */
+  NamedPorts: NamedPort[] | null;
 }

@@ -25,9 +25,9 @@ describe('podToIPCacheEntries', () => {
     }
     expect(entries.map(encodeIPCacheEntry)).toEqual([
       `{"IP":"10.102.1.5","Mask":null,"HostIP":"10.99.0.12","ID":${ID},"K8sNamespace":"default","K8sPodName":"echo-7d9f-x2k4p",` +
-        '"NamedPorts":{"dns":{"Protocol":"UDP","Port":53},"http":{"Protocol":"TCP","Port":8080}}}',
+        '"NamedPorts":[{"Name":"dns","Port":53,"Protocol":"UDP"},{"Name":"http","Port":8080,"Protocol":"TCP"}]}',
       `{"IP":"fd99:102:0:1::5","Mask":null,"HostIP":"10.99.0.12","ID":${ID},"K8sNamespace":"default","K8sPodName":"echo-7d9f-x2k4p",` +
-        '"NamedPorts":{"dns":{"Protocol":"UDP","Port":53},"http":{"Protocol":"TCP","Port":8080}}}',
+        '"NamedPorts":[{"Name":"dns","Port":53,"Protocol":"UDP"},{"Name":"http","Port":8080,"Protocol":"TCP"}]}',
     ]);
   });
 

@@ -1,0 +1,38 @@
+/** The one retry policy of the kvstore stores: exponential backoff, forever, until aborted. */
+import { setMaxListeners } from 'node:events';
+import pRetry, { type FailedAttemptError } from 'p-retry';
+
+export interface BackoffOptions {
+  minTimeoutMs?: number;
+  maxTimeoutMs?: number;
+}
+
+export const DEFAULT_BACKOFF: Required<BackoffOptions> = { minTimeoutMs: 50, maxTimeoutMs: 5_000 };
+
+/**
+ * Runs `attempt` until it succeeds or `signal` aborts (then rejects with the abort reason).
+ * etcd outages are transient by nature here: a store has nothing better to do than wait.
+ */
+export function retryUntilAborted<T>(
+  attempt: () => Promise<T>,
+  signal: AbortSignal,
+  onFailedAttempt: (err: FailedAttemptError) => void,
+  backoff: BackoffOptions = {},
+): Promise<T> {
+  return pRetry(attempt, {
+    forever: true,
+    factor: 2,
+    randomize: true,
+    minTimeout: backoff.minTimeoutMs ?? DEFAULT_BACKOFF.minTimeoutMs,
+    maxTimeout: backoff.maxTimeoutMs ?? DEFAULT_BACKOFF.maxTimeoutMs,
+    signal,
+    onFailedAttempt,
+  });
+}
+
+/** The stop switch of a store: every concurrent retry listens to it, so no listener cap. */
+export function createStopController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
+}

@@ -1,0 +1,172 @@
+import type { Etcd3 } from 'etcd3';
+import { createEtcdClient } from '../../lib/kvstore/etcd.js';
+import {
+  SERVICES_PREFIX,
+  serviceKey,
+  servicesClusterPrefix,
+  syncedCanaryKey,
+} from '../../lib/kvstore/keys.js';
+import { SyncStore, type SyncStoreOptions } from '../../lib/kvstore/sync-store.js';
+import { EtcdHarness } from '../harness/etcd.js';
+import { waitFor } from './helpers.js';
+
+const CLUSTER = 'west';
+const PREFIX = servicesClusterPrefix(CLUSTER);
+const CANARY = syncedCanaryKey(CLUSTER, SERVICES_PREFIX);
+const KEY_COUNT = 200;
+const keyOf = (i: number): string => serviceKey(CLUSTER, 'default', `svc-${i}`);
+const valueOf = (i: number, version = 1): string => JSON.stringify({ i, version });
+
+describe('SyncStore against a real etcd', () => {
+  let etcd: EtcdHarness;
+  let client: Etcd3;
+  const stores: SyncStore[] = [];
+
+  const newStore = (extra: Partial<SyncStoreOptions> = {}): SyncStore => {
+    const store = new SyncStore({
+      client,
+      prefix: PREFIX,
+      canaryKey: CANARY,
+      backoff: { minTimeoutMs: 20, maxTimeoutMs: 500 },
+      ...extra,
+    });
+    stores.push(store);
+    return store;
+  };
+  /** mod_revision of every key under the prefix, and of the canary. */
+  const revisions = async (): Promise<Map<string, number>> => {
+    const [keys, canary] = await Promise.all([
+      client.getAll().prefix(PREFIX).exec(),
+      client.get(CANARY).exec(),
+    ]);
+    return new Map([...keys.kvs, ...canary.kvs].map((kv) => [kv.key.toString(), Number(kv.mod_revision)]));
+  };
+
+  beforeAll(async () => {
+    etcd = await EtcdHarness.start();
+    client = createEtcdClient(await etcd.clientConfig('root'));
+  });
+
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.stop()));
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await etcd?.stop();
+  });
+
+  it('writes the canary only after every key of the initial listing', async () => {
+    const store = newStore();
+    await store.start();
+    for (let i = 0; i < KEY_COUNT; i++) store.upsert(keyOf(i), valueOf(i));
+    await store.drain();
+    expect(await client.get(CANARY).exists()).toBe(false);
+    expect(store.synced).toBe(false);
+
+    for (let i = KEY_COUNT; i < KEY_COUNT + 50; i++) store.upsert(keyOf(i), valueOf(i));
+    store.markInitialSyncDone();
+    await store.whenSynced();
+
+    const revs = await revisions();
+    expect(revs.size).toBe(KEY_COUNT + 50 + 1);
+    const lastKeyRevision = Math.max(...[...revs].filter(([k]) => k !== CANARY).map(([, r]) => r));
+    expect(revs.get(CANARY)).toBeGreaterThan(lastKeyRevision);
+    expect(store.counters).toMatchObject({ writes: KEY_COUNT + 50, deletes: 0, skipped: 0 });
+  });
+
+  it('restarted over the same etcd, rewrites no unchanged key and deletes only what is gone', async () => {
+    // State left by the previous test: keys 0..249 at version 1.
+    const before = await revisions();
+    const restarted = newStore();
+    for (let i = 0; i < KEY_COUNT + 50; i++) {
+      if (i === 7) continue; // gone while the writer was down
+      restarted.upsert(keyOf(i), valueOf(i, i === 3 ? 2 : 1)); // key 3 changed
+    }
+    await restarted.start();
+    restarted.markInitialSyncDone();
+    await restarted.whenSynced();
+
+    expect(restarted.counters).toEqual({ writes: 1, deletes: 1, skipped: KEY_COUNT + 50 - 2, errors: 0 });
+    const after = await revisions();
+    expect(after.has(keyOf(7))).toBe(false);
+    expect(JSON.parse((await client.get(keyOf(3)).string())!)).toEqual({ i: 3, version: 2 });
+    const rewritten = [...after]
+      .filter(([key, rev]) => key !== CANARY && before.get(key) !== rev)
+      .map(([key]) => key);
+    expect(rewritten).toEqual([keyOf(3)]);
+  });
+
+  it('does not delete keys it was not told about before markInitialSyncDone', async () => {
+    const store = newStore();
+    await store.start();
+    store.upsert(keyOf(0), valueOf(0));
+    await store.drain();
+    expect(store.counters.deletes).toBe(0);
+    expect((await client.getAll().prefix(PREFIX).keys()).length).toBe(KEY_COUNT + 50 - 1);
+  });
+
+  it('coalesces ops per key', async () => {
+    const store = newStore();
+    await store.start();
+    const key = keyOf(1000);
+    for (let v = 1; v <= 100; v++) store.upsert(key, valueOf(1000, v));
+    await store.drain();
+    expect(store.counters.writes).toBeLessThanOrEqual(2); // one in flight, then the last value
+    expect(JSON.parse((await client.get(key).string())!)).toEqual({ i: 1000, version: 100 });
+
+    const before = { ...store.counters };
+    store.delete(key);
+    store.delete(key);
+    await store.drain();
+    expect(store.counters.deletes - before.deletes).toBe(1);
+  });
+
+  it('coalesces ops queued before start: one write per key, nothing for a key created and deleted', async () => {
+    const store = newStore();
+    for (let v = 1; v <= 20; v++) store.upsert(keyOf(2000), valueOf(2000, v));
+    store.upsert(keyOf(2001), 'x');
+    store.delete(keyOf(2001));
+    await store.start();
+    await store.drain();
+    expect(store.counters).toMatchObject({ writes: 1, deletes: 0, skipped: 1 });
+    expect(await client.get(keyOf(2001)).exists()).toBe(false);
+  });
+
+  it('retries through an etcd crash until every write lands', async () => {
+    const store = newStore();
+    await store.start();
+    await etcd.kill();
+    for (let i = 0; i < 20; i++) store.upsert(keyOf(3000 + i), valueOf(3000 + i));
+    await waitFor('a failed attempt while etcd is down', () => store.counters.errors > 0);
+    await etcd.restart();
+    await store.drain();
+    expect(store.counters.writes).toBe(20);
+    const values = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => client.get(keyOf(3000 + i)).string()),
+    );
+    expect(values).toEqual(Array.from({ length: 20 }, (_, i) => valueOf(3000 + i)));
+  });
+
+  it('puts keys under a lease when asked (ephemeral keys)', async () => {
+    const store = newStore({
+      prefix: servicesClusterPrefix('ephemeral'),
+      canaryKey: syncedCanaryKey('ephemeral', SERVICES_PREFIX),
+      leaseTTLSeconds: 10,
+    });
+    await store.start();
+    store.upsert(serviceKey('ephemeral', 'default', 'a'), '1');
+    store.markInitialSyncDone();
+    await store.whenSynced();
+    const [kv] = (await client.get(serviceKey('ephemeral', 'default', 'a')).exec()).kvs;
+    const [canary] = (await client.get(syncedCanaryKey('ephemeral', SERVICES_PREFIX)).exec()).kvs;
+    expect(kv?.lease).not.toBe('0');
+    expect(canary?.lease).toBe(kv?.lease);
+  });
+
+  it('refuses a key outside its prefix', () => {
+    expect(() => newStore().upsert(serviceKey('east', 'default', 'x'), '1')).toThrow(
+      /outside this store's prefix/,
+    );
+  });
+});
