@@ -1,0 +1,214 @@
+/**
+ * Socket-LB benchmark (issue 2 "Measure"): connect()+close latency and rate to a VIP through the
+ * cgroup hook, directly to the backend, and through iptables DNAT (kube-proxy style: one rule per
+ * service in one chain, loaded with iptables-restore in its own namespace), at 1 / 1k / 10k / 30k
+ * services side by side; then the time to program 30k services x 4 backends from empty and to
+ * apply a 1% change, batched vs one syscall per entry.
+ * Run: npx tsc -p tsconfig.json && node dist/bench/datapath.js   (root; bpffs mounted)
+ */
+import { execFileSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { Datapath, type DatapathService } from '../lib/datapath/index.js';
+import { createTestCgroup, type TestCgroup } from '../test/harness/cgroup.js';
+import { TestNetns } from '../test/harness/netns.js';
+
+const SIZES = [1, 1_000, 10_000, 30_000];
+const CONNECTS = 2_000;
+const WARMUP = 200;
+const BACKENDS_PER_SERVICE = 4;
+const VIP_PORT = 80;
+const BACKEND_ADDR = '10.200.1.1';
+const VIP_ROUTE = '10.200.128.0/17'; // routed (to lo) in the iptables namespace only
+
+/** Service i's VIP: 10.200.128.0/17 holds 32k of them. */
+const vipOf = (i: number) => `10.200.${128 + (i >> 8)}.${i & 255}`;
+/** Fake backend j of service i (never connected to): 10.202.0.0/15 holds 128k. */
+const fakeBackendOf = (i: number, j: number) => {
+  const n = i * BACKENDS_PER_SERVICE + j;
+  return `10.${202 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
+};
+
+/** The service measured sits in the middle of the list (iptables scans its chain in order). */
+const measuredIndex = (size: number) => Math.floor(size / 2);
+
+function services(size: number, serverPort: number, generation = 0): DatapathService[] {
+  return Array.from({ length: size }, (_, i) => ({
+    vip: vipOf(i),
+    port: VIP_PORT,
+    proto: 'TCP' as const,
+    backends:
+      i === measuredIndex(size) && serverPort > 0
+        ? [{ addr: BACKEND_ADDR, port: serverPort, state: 'active' as const, clusterId: 0 }]
+        : Array.from({ length: BACKENDS_PER_SERVICE }, (_, j) => ({
+            addr: fakeBackendOf(i, j),
+            port: j === 0 ? 8080 + generation : 8080,
+            state: 'active' as const,
+            clusterId: 0,
+          })),
+  }));
+}
+
+function iptablesRules(size: number, serverPort: number): string {
+  const lines = ['*nat', ':OUTPUT ACCEPT [0:0]', ':CM-SERVICES - [0:0]', '-A OUTPUT -j CM-SERVICES'];
+  for (let i = 0; i < size; i++) {
+    const target = i === measuredIndex(size) ? `${BACKEND_ADDR}:${serverPort}` : `${fakeBackendOf(i, 0)}:8080`;
+    lines.push(`-A CM-SERVICES -d ${vipOf(i)}/32 -p tcp -m tcp --dport ${VIP_PORT} -j DNAT --to-destination ${target}`);
+  }
+  return `${lines.join('\n')}\nCOMMIT\n`;
+}
+
+// Runs in the namespace: answers nothing, just accepts.
+const SERVER = `
+const s = require('net').createServer((c) => c.on('error', () => {}).resume());
+s.listen(0, ${JSON.stringify(BACKEND_ADDR)}, () => console.log(s.address().port));`;
+
+// Runs in the namespace: sequential connect()+close, latency per connect in microseconds.
+const CLIENT = `
+const net = require('net');
+const [host, port, count, warmup] = process.argv.slice(1);
+function once() {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const s = net.connect({ host, port: Number(port) });
+    s.on('connect', () => { s.destroy(); resolve(Number(process.hrtime.bigint() - t0) / 1000); });
+    s.on('error', reject);
+  });
+}
+(async () => {
+  for (let i = 0; i < Number(warmup); i++) await once();
+  const lat = [];
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < Number(count); i++) lat.push(await once());
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  console.log(JSON.stringify({ lat, seconds }));
+})().catch((e) => { console.error(e.message); process.exit(1); });`;
+
+interface Measurement {
+  p50: number;
+  p99: number;
+  perSecond: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function runClient(ns: TestNetns, host: string, port: number, cgroupDir?: string): Promise<Measurement> {
+  const child = ns.spawn(process.execPath, ['-e', CLIENT, host, String(port), String(CONNECTS), String(WARMUP)], { cgroupDir });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`benchmark client to ${host} failed (exit ${code})`);
+  const { lat, seconds } = JSON.parse(out) as { lat: number[]; seconds: number };
+  const sorted = lat.sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), perSecond: CONNECTS / seconds };
+}
+
+async function startServer(ns: TestNetns): Promise<number> {
+  const child = ns.spawn(process.execPath, ['-e', SERVER]);
+  const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
+  return Number(line);
+}
+
+function prepareNetns(ns: TestNetns): void {
+  ns.addAddress(`${BACKEND_ADDR}/32`);
+  // many short connections from one client: reuse TIME_WAIT ports instead of running out
+  ns.exec('sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=10000 65000');
+}
+
+interface World {
+  hookNs: TestNetns;
+  iptNs: TestNetns;
+  cgroup: TestCgroup;
+  pinDir: string;
+  dp?: Datapath;
+}
+
+async function latencyTable(world: World): Promise<string[]> {
+  const hookPort = await startServer(world.hookNs);
+  const iptPort = await startServer(world.iptNs);
+  world.dp = await Datapath.open({ pinDir: world.pinDir });
+  world.dp.attach(world.cgroup.dir);
+  const rows: string[] = [];
+  for (const size of SIZES) {
+    const vip = vipOf(measuredIndex(size));
+    world.dp.reconcile(services(size, hookPort));
+    execFileSync('nsenter', [`--net=${world.iptNs.path}`, 'iptables-restore'], { input: iptablesRules(size, iptPort) });
+    const direct = await runClient(world.hookNs, BACKEND_ADDR, hookPort, world.cgroup.dir);
+    const hook = await runClient(world.hookNs, vip, VIP_PORT, world.cgroup.dir);
+    const ipt = await runClient(world.iptNs, vip, VIP_PORT);
+    const f = (m: Measurement) => `${m.p50.toFixed(0).padStart(5)} / ${m.p99.toFixed(0).padStart(5)} / ${m.perSecond.toFixed(0).padStart(6)}`;
+    rows.push(
+      `| ${String(size).padStart(6)} | ${f(direct)} | ${f(hook)} | ${f(ipt)} | ${(hook.p50 / direct.p50).toFixed(2)} | ${(hook.p50 / ipt.p50).toFixed(2)} | ${(hook.p99 / ipt.p99).toFixed(2)} |`,
+    );
+    process.stderr.write(`bench: ${size} services measured\n`);
+  }
+  world.dp.close();
+  world.dp = undefined;
+  return rows;
+}
+
+async function programmingRow(pinDir: string, batch: boolean): Promise<string> {
+  const dp = await Datapath.open({ pinDir, batch });
+  try {
+    const size = SIZES[SIZES.length - 1];
+    const full = dp.reconcile(services(size, 0));
+    // 1%: every 100th service has one backend replaced (another port)
+    const replaced = services(size, 0, 1);
+    const delta = dp.reconcile(services(size, 0).map((s, i) => (i % 100 === 0 ? replaced[i] : s)));
+    const fmt = (s: { durationMs: number; updates: number; deletes: number }) =>
+      `${s.durationMs.toFixed(1).padStart(7)} ms (${s.updates} upd, ${s.deletes} del)`;
+    return `| ${batch ? 'batched ' : 'single  '} | ${fmt(full)} | ${fmt(delta)} |`;
+  } finally {
+    dp.close();
+    Datapath.destroy(pinDir);
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the datapath benchmark needs root (BPF, namespaces, iptables)');
+  const world: World = {
+    hookNs: TestNetns.create('cm-bench-hook'),
+    iptNs: TestNetns.create('cm-bench-ipt'),
+    cgroup: createTestCgroup('cm-bench'),
+    pinDir: `/sys/fs/bpf/cm-bench-${process.pid}`,
+  };
+  try {
+    prepareNetns(world.hookNs);
+    prepareNetns(world.iptNs);
+    // DNAT in nat/OUTPUT runs after the first route lookup, so the VIPs need a route there
+    world.iptNs.ip('route', 'add', VIP_ROUTE, 'dev', 'lo');
+
+    const latency = await latencyTable(world);
+    const programming = [await programmingRow(`${world.pinDir}-batch`, true), await programmingRow(`${world.pinDir}-single`, false)];
+    const ipt = execFileSync('iptables', ['--version'], { encoding: 'utf8' }).trim();
+    process.stdout.write(
+      [
+        `connect()+close, ${CONNECTS} sequential connects per cell (after ${WARMUP} warm-up) from one Node client;`,
+        `latency in µs (p50 / p99 / connects per s); measured VIP = the middle service of the list; iptables: ${ipt}`,
+        '',
+        '| services | direct to backend | socket-LB hook | iptables DNAT | hook/direct p50 | hook/iptables p50 | hook/iptables p99 |',
+        '|---:|---:|---:|---:|---:|---:|---:|',
+        ...latency,
+        '',
+        `programming ${SIZES[SIZES.length - 1]} services x ${BACKENDS_PER_SERVICE} backends (Datapath.reconcile, diff included)`,
+        '',
+        '| writes | from empty | 1% change |',
+        '|---|---:|---:|',
+        ...programming,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    world.dp?.close();
+    Datapath.destroy(world.pinDir, world.cgroup.dir);
+    await world.hookNs.destroy();
+    await world.iptNs.destroy();
+    await world.cgroup.remove();
+  }
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`bench:datapath: ${error.message}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one definition of every map key and value of the socket-LB datapath (DESIGN §5).
+ * Included by bpf/sock_lb.c (the programs), native/src (the addon reports sizeof/offsetof of
+ * every field through layouts()) and mirrored by lib/datapath/codecs.ts, which a test and
+ * native/check-layout.ts compare field by field with what this header compiles to.
+ *
+ * Byte order: addresses and ports are in network byte order (as the socket hooks see them);
+ * every other integer is in host byte order.
+ * Padding is explicit and always zero, so equal structs are equal bytes (the datapath diffs
+ * map contents byte-wise).
+ */
+#ifndef CLUSTERMESH_H
+#define CLUSTERMESH_H
+
+#include <linux/types.h>
+
+/* L4 protocols as they appear in keys (the IANA numbers, same as IPPROTO_*). */
+#define CM_PROTO_TCP 6
+#define CM_PROTO_UDP 17
+
+/* Backend states. Only backends in slots 1..count are ever selected; the agent puts the active
+ * ones there and the others after them, so these states are informational for the programs. */
+#define CM_BACKEND_ACTIVE      0
+#define CM_BACKEND_TERMINATING 1
+#define CM_BACKEND_QUARANTINED 2
+#define CM_BACKEND_MAINTENANCE 3
+
+/* Service flags (slot 0 only). */
+#define CM_SVC_FLAG_NONE            0
+#define CM_SVC_FLAG_REMOTE_BACKENDS (1 << 0) /* at least one backend lives in another cluster */
+
+/* Backend IDs and rev NAT indexes start at 1; 0 means "none". */
+#define CM_BACKEND_ID_NONE 0
+
+/* Slot 0 of a service is the service itself; slots 1..count are its active backends. */
+#define CM_SERVICE_SLOT 0
+
+/* Capacities: 30k services x 4 backends need 150k service entries and 120k backends. */
+#define CM_SERVICE_MAP_MAX_ENTRIES 262144
+#define CM_BACKEND_MAP_MAX_ENTRIES 262144
+#define CM_REV_NAT_MAP_MAX_ENTRIES 65536 /* rev_nat_index is a __u16 */
+#define CM_SOCK_MAP_MAX_ENTRIES    65536 /* LRU: per-socket reverse NAT and UDP stickiness */
+
+/* ---- IPv4 -------------------------------------------------------------------------------- */
+
+/* cm_lb4_svc key: one entry per (frontend, slot). */
+struct lb4_key {
+	__be32 address;     /* VIP */
+	__be16 dport;       /* frontend port */
+	__u16 backend_slot; /* CM_SERVICE_SLOT or 1..n */
+	__u8 proto;         /* CM_PROTO_* */
+	__u8 pad[3];
+};
+
+/* cm_lb4_svc value. Slot 0 carries count (active backends); slots >= 1 carry backend_id. */
+struct lb4_service {
+	__u32 backend_id;
+	__u16 count;
+	__u16 rev_nat_index;
+	__u8 flags; /* CM_SVC_FLAG_* */
+	__u8 pad[3];
+};
+
+/* cm_lb4_be: backend_id (__u32) -> backend. */
+struct lb4_backend {
+	__be32 address;
+	__be16 port;
+	__u8 proto;      /* CM_PROTO_* */
+	__u8 state;      /* CM_BACKEND_* */
+	__u16 cluster_id; /* 0 = local cluster */
+	__u8 pad[2];
+};
+
+/* cm_lb4_rnat: rev_nat_index (__u16) -> frontend. */
+struct lb4_reverse_nat {
+	__be32 address;
+	__be16 port;
+	__u8 pad[2];
+};
+
+/* cm_lb4_sk_rnat key: what a translated socket sees as its peer (Cilium's ipv4_revnat_tuple). */
+struct lb4_sock_rnat_key {
+	__u64 cookie;
+	__be32 address; /* backend */
+	__be16 port;
+	__u8 pad[2];
+};
+
+/* cm_lb4_sk_rnat value: what the application must see instead (recvmsg, getpeername). */
+struct lb4_sock_rnat_value {
+	__be32 address; /* VIP */
+	__be16 port;
+	__u16 rev_nat_index; /* checked against cm_lb4_rnat so a stale entry never rewrites */
+};
+
+/* cm_lb4_affin key: UDP stickiness, one backend per (socket, frontend). */
+struct lb4_affinity_key {
+	__u64 cookie;
+	__be32 address; /* VIP */
+	__be16 dport;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* cm_lb4_affin / cm_lb6_affin value: the chosen slot is re-checked on every use, so a backend
+ * that left the active slots is never reused. */
+struct lb_affinity_value {
+	__u32 backend_id;
+	__u16 backend_slot;
+	__u8 pad[2];
+};
+
+/* ---- IPv6 -------------------------------------------------------------------------------- */
+
+union v6addr {
+	__u8 addr[16];
+	__u32 p[4];
+};
+
+struct lb6_key {
+	union v6addr address;
+	__be16 dport;
+	__u16 backend_slot;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct lb6_service {
+	__u32 backend_id;
+	__u16 count;
+	__u16 rev_nat_index;
+	__u8 flags;
+	__u8 pad[3];
+};
+
+struct lb6_backend {
+	union v6addr address;
+	__be16 port;
+	__u8 proto;
+	__u8 state;
+	__u16 cluster_id;
+	__u8 pad[2];
+};
+
+struct lb6_reverse_nat {
+	union v6addr address;
+	__be16 port;
+	__u8 pad[2];
+};
+
+struct lb6_sock_rnat_key {
+	__u64 cookie;
+	union v6addr address;
+	__be16 port;
+	__u8 pad[6];
+};
+
+struct lb6_sock_rnat_value {
+	union v6addr address;
+	__be16 port;
+	__u16 rev_nat_index;
+};
+
+struct lb6_affinity_key {
+	__u64 cookie;
+	union v6addr address;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[5];
+};
+
+/* Sizes the programs, the addon and the TS codecs all agree on (checked at compile time here and
+ * at test time against lib/datapath/codecs.ts). C++ spells _Static_assert as static_assert. */
+#ifdef __cplusplus
+#define _Static_assert static_assert
+#endif
+_Static_assert(sizeof(struct lb4_key) == 12, "lb4_key");
+_Static_assert(sizeof(struct lb4_service) == 12, "lb4_service");
+_Static_assert(sizeof(struct lb4_backend) == 12, "lb4_backend");
+_Static_assert(sizeof(struct lb4_reverse_nat) == 8, "lb4_reverse_nat");
+_Static_assert(sizeof(struct lb4_sock_rnat_key) == 16, "lb4_sock_rnat_key");
+_Static_assert(sizeof(struct lb4_sock_rnat_value) == 8, "lb4_sock_rnat_value");
+_Static_assert(sizeof(struct lb4_affinity_key) == 16, "lb4_affinity_key");
+_Static_assert(sizeof(struct lb_affinity_value) == 8, "lb_affinity_value");
+_Static_assert(sizeof(struct lb6_key) == 24, "lb6_key");
+_Static_assert(sizeof(struct lb6_service) == 12, "lb6_service");
+_Static_assert(sizeof(struct lb6_backend) == 24, "lb6_backend");
+_Static_assert(sizeof(struct lb6_reverse_nat) == 20, "lb6_reverse_nat");
+_Static_assert(sizeof(struct lb6_sock_rnat_key) == 32, "lb6_sock_rnat_key");
+_Static_assert(sizeof(struct lb6_sock_rnat_value) == 20, "lb6_sock_rnat_value");
+_Static_assert(sizeof(struct lb6_affinity_key) == 32, "lb6_affinity_key");
+
+#endif /* CLUSTERMESH_H */

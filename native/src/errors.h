@@ -1,0 +1,18 @@
+// One-line errors that carry errno: message "EPERM: <what is wrong and what to do>",
+// with .code = "EPERM" and .errno = 1, so TS callers can branch on the code.
+#pragma once
+#include <napi.h>
+#include <string>
+
+namespace cm {
+
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const std::string &sentence);
+
+// The sentence for a failed bpf() call, with the one common cause spelled out.
+std::string BpfFailure(int err, const std::string &what);
+
+// libbpf's own explanation of the last failure (its warnings are captured, not printed).
+std::string LastLibbpfWarning();
+void CaptureLibbpfWarnings();
+
+}  // namespace cm

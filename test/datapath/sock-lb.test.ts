@@ -1,0 +1,96 @@
+/**
+ * The real programs in this kernel: a client in the test cgroup connects to VIPs inside a test
+ * network namespace, and the servers behind them say who answered.
+ */
+import type { DatapathService } from '../../lib/datapath/index.js';
+import type { BackendState } from '../../lib/datapath/types.js';
+import { ADDRS, BACKEND_NAMES, createDatapathLab, type DatapathLab } from './lab.js';
+
+const VIP_PORT = 80;
+const UDP_VIP_PORT = 53;
+
+let lab: DatapathLab;
+
+beforeAll(async () => {
+  lab = await createDatapathLab();
+});
+
+afterAll(async () => {
+  await lab?.teardown();
+});
+
+describe.each([4, 6] as const)('socket LB over IPv%d', (family) => {
+  const { vip, backends } = ADDRS[family];
+  let tcpPorts: number[] = [];
+  let udpPorts: number[] = [];
+
+  beforeAll(async () => {
+    tcpPorts = [];
+    udpPorts = [];
+    for (const [i, addr] of backends.entries()) {
+      tcpPorts.push((await lab.servers.listenTcp(addr, BACKEND_NAMES[i])).port);
+      udpPorts.push((await lab.servers.listenUdp(addr, BACKEND_NAMES[i])).port);
+    }
+  });
+
+  const tcpService = (states: BackendState[]): DatapathService => ({
+    vip,
+    port: VIP_PORT,
+    proto: 'TCP',
+    backends: states.map((state, i) => ({ addr: backends[i], port: tcpPorts[i], state, clusterId: i })),
+  });
+
+  it('spreads 1,000 connects to the VIP over both active backends', async () => {
+    lab.dp.reconcile([tcpService(['active', 'active'])]);
+    const { reached, errors } = await lab.client.tcpConnects(vip, VIP_PORT, 1000);
+    expect(errors).toEqual({});
+    expect(reached.A + reached.B).toBe(1000);
+    expect(reached.A).toBeGreaterThan(0);
+    expect(reached.B).toBeGreaterThan(0);
+  });
+
+  it('sends every new connect to the remaining backend once one is removed', async () => {
+    lab.dp.reconcile([{ ...tcpService(['active', 'active']), backends: [tcpService(['active', 'active']).backends[1]] }]);
+    expect(await lab.client.tcpConnects(vip, VIP_PORT, 200)).toEqual({ reached: { B: 200 }, errors: {} });
+  });
+
+  it('never selects a quarantined backend', async () => {
+    lab.dp.reconcile([tcpService(['quarantined', 'active'])]);
+    expect(await lab.client.tcpConnects(vip, VIP_PORT, 300)).toEqual({ reached: { B: 300 }, errors: {} });
+    const dumped = lab.dp.dump().find((s) => s.vip === vip && s.proto === 'TCP');
+    expect(dumped?.backends.map((b) => [b.addr, b.state])).toEqual([
+      [backends[1], 'active'],
+      [backends[0], 'quarantined'],
+    ]);
+  });
+
+  it('leaves the VIP untouched when no backend is active (it has no route here)', async () => {
+    lab.dp.reconcile([tcpService(['terminating', 'maintenance'])]);
+    expect(await lab.client.tcpConnects(vip, VIP_PORT, 5)).toEqual({ reached: {}, errors: { ENETUNREACH: 5 } });
+  });
+
+  it('reports the VIP as the peer of a connected socket (getpeername)', async () => {
+    lab.dp.reconcile([tcpService(['active', 'active'])]);
+    const result = await lab.client.tcpPeer(vip, VIP_PORT);
+    expect(result.error).toBeUndefined();
+    expect(BACKEND_NAMES).toContain(result.name);
+    expect(result.peer).toEqual({ address: vip, port: VIP_PORT });
+  });
+
+  it('answers UDP from the VIP and keeps each socket on one backend', async () => {
+    lab.dp.reconcile([
+      {
+        vip,
+        port: UDP_VIP_PORT,
+        proto: 'UDP',
+        backends: backends.map((addr, i) => ({ addr, port: udpPorts[i], state: 'active' as const, clusterId: 0 })),
+      },
+    ]);
+    const { perSocket } = await lab.client.udpExchanges(vip, UDP_VIP_PORT, 20, 5);
+    const replies = perSocket.flat();
+    expect(replies.filter((r) => r.error)).toEqual([]);
+    expect(new Set(replies.map((r) => `${r.from?.address}|${r.from?.port}`))).toEqual(new Set([`${vip}|${UDP_VIP_PORT}`]));
+    for (const socketReplies of perSocket) expect(new Set(socketReplies.map((r) => r.name)).size).toBe(1);
+    expect(new Set(replies.map((r) => r.name))).toEqual(new Set(BACKEND_NAMES));
+  });
+});
