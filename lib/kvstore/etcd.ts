@@ -70,6 +70,8 @@ const passThroughHostPolicy = (() => ({
 const DEFAULT_DIAL_TIMEOUT_MS = 5_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
+const MAX_REPLY_BYTES = 256 * 1024 * 1024;
+
 export function createEtcdClient(config: EtcdClientConfig): Etcd3 {
   if (config.endpoints.length === 0)
     throw new Error('etcd: no endpoints given; pass at least one https:// URL');
@@ -84,7 +86,12 @@ export function createEtcdClient(config: EtcdClientConfig): Etcd3 {
         }
       : undefined,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
-    grpcOptions: { 'grpc.max_reconnect_backoff_ms': 2_000, 'grpc.initial_reconnect_backoff_ms': 100 },
+    grpcOptions: {
+      'grpc.max_reconnect_backoff_ms': 2_000,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      // A full prefix read (10k services ≈ 9 MB) exceeds gRPC's 4 MiB default reply size.
+      'grpc.max_receive_message_length': MAX_REPLY_BYTES,
+    },
     faultHandling: { host: passThroughHostPolicy },
   });
 }

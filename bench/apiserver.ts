@@ -1,0 +1,260 @@
+/**
+ * clustermesh-apiserver benchmark (issue 3 "Measure"): the built daemon as a process against a real
+ * etcd (TLS, client-cert auth) and the lab Kubernetes API server.
+ * - initial sync of 10,000 global services × 10 endpoints, 5,000 pods and 20 nodes: from spawning
+ *   the daemon to /readyz (every canary written), as records/s;
+ * - baseline in the same run: the same records (read back from etcd) put one after another with a
+ *   plain etcd client, as records/s; the ratio says what the pipeline costs or saves;
+ * - change-to-etcd latency: one EndpointSlice update at a time, until a watch on etcd sees the key.
+ * Run: npx tsc -p tsconfig.json && node dist/bench/apiserver.js
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Etcd3 } from 'etcd3';
+import { ADMIN_USER } from '../clustermesh-apiserver/etcd-bootstrap.js';
+import { startKubeApiServer, type KubeApiServer } from '../lab/kube-apiserver/server.js';
+import { createEtcdClient } from '../lib/kvstore/etcd.js';
+import { serviceKey } from '../lib/kvstore/keys.js';
+import { EtcdHarness, freePort } from '../test/harness/etcd.js';
+
+const SERVICES = 10_000;
+const ENDPOINTS_PER_SERVICE = 10;
+const PODS = 5_000;
+const LABEL_SETS = 50;
+const NODES = 20;
+const NAMESPACES = 10;
+const LATENCY_SAMPLES = 250;
+const CLUSTER = 'bench';
+const SYNC_TIMEOUT_MS = 300_000;
+const CHANGE_TIMEOUT_MS = 10_000;
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../clustermesh-apiserver/main.js');
+
+const nsOf = (i: number) => `ns-${i % NAMESPACES}`;
+/** 10.128.0.0/10 holds the 100k endpoint addresses; `generation` moves one for the latency runs. */
+const endpointIP = (i: number, j: number, generation = 0) => {
+  const n = i * ENDPOINTS_PER_SERVICE + j + generation * SERVICES * ENDPOINTS_PER_SERVICE;
+  return `10.${128 + ((n >> 16) & 63)}.${(n >> 8) & 255}.${n & 255}`;
+};
+
+function sliceOf(i: number, generation = 0): KubernetesObject {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name: `svc-${i}-1`,
+      namespace: nsOf(i),
+      labels: { 'kubernetes.io/service-name': `svc-${i}` },
+    },
+    addressType: 'IPv4',
+    endpoints: Array.from({ length: ENDPOINTS_PER_SERVICE }, (_, j) => ({
+      addresses: [endpointIP(i, j, j === 0 ? generation : 0)],
+      conditions: { ready: true },
+    })),
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  } as KubernetesObject;
+}
+
+function seed(kube: KubeApiServer): void {
+  const create = (obj: object) => kube.store.create(obj as Parameters<KubeApiServer['store']['create']>[0]);
+  for (let n = 0; n < NAMESPACES; n++)
+    create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `ns-${n}` } });
+  for (let n = 0; n < NODES; n++) {
+    create({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: `node-${n}` },
+      spec: { podCIDRs: [`10.102.${n}.0/24`] },
+      status: { addresses: [{ type: 'InternalIP', address: `10.99.0.${10 + n}` }] },
+    });
+  }
+  for (let i = 0; i < SERVICES; i++) {
+    create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: `svc-${i}`, namespace: nsOf(i), annotations: { 'clustermesh.io/global': 'true' } },
+      spec: {
+        clusterIP: `10.112.${i >> 8}.${i & 255}`,
+        clusterIPs: [`10.112.${i >> 8}.${i & 255}`],
+        ports: [{ name: 'http', port: 80, protocol: 'TCP' }],
+        selector: { app: `svc-${i}` },
+      },
+    });
+    create(sliceOf(i));
+  }
+  for (let p = 0; p < PODS; p++) {
+    create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `pod-${p}`, namespace: nsOf(p), labels: { app: `app-${p % LABEL_SETS}` } },
+      spec: { containers: [{ name: 'main' }] },
+      status: {
+        phase: 'Running',
+        hostIP: `10.99.0.${10 + (p % NODES)}`,
+        podIPs: [{ ip: `10.102.${p % NODES}.${Math.floor(p / NODES) + 1}` }],
+      },
+    });
+  }
+}
+
+async function writeDaemonFiles(dir: string, etcd: EtcdHarness, kube: KubeApiServer): Promise<string[]> {
+  const admin = await etcd.clientCert(ADMIN_USER);
+  await writeFile(join(dir, 'ca.crt'), etcd.ca.certPem);
+  await writeFile(join(dir, 'tls.crt'), admin.certPem);
+  await writeFile(join(dir, 'tls.key'), admin.keyPem, { mode: 0o600 });
+  await writeFile(join(dir, 'kubeconfig'), kube.kubeconfig('bench'));
+  return [
+    `--cluster-name=${CLUSTER}`,
+    '--cluster-id=3',
+    `--kubeconfig=${join(dir, 'kubeconfig')}`,
+    `--etcd-endpoints=${etcd.endpoint}`,
+    `--etcd-ca=${join(dir, 'ca.crt')}`,
+    `--etcd-cert=${join(dir, 'tls.crt')}`,
+    `--etcd-key=${join(dir, 'tls.key')}`,
+  ];
+}
+
+async function waitUntil(what: string, condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function isReady(url: string): Promise<boolean> {
+  try {
+    return (await fetch(url)).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** Everything published, read in parts: one read of all of it exceeds gRPC's 4 MiB message limit. */
+async function readRecords(client: Etcd3): Promise<Record<string, string>> {
+  const prefixes = [
+    ...Array.from({ length: NAMESPACES }, (_, n) => `cilium/state/services/v1/${CLUSTER}/ns-${n}/`),
+    `cilium/state/nodes/v1/${CLUSTER}/`,
+    'cilium/state/identities/v1/',
+    'cilium/state/ip/v1/',
+  ];
+  const parts = await Promise.all(prefixes.map((prefix) => client.getAll().prefix(prefix).strings()));
+  return Object.assign({}, ...parts) as Record<string, string>;
+}
+
+/** The same records, put one at a time under another prefix: what a naive writer achieves. */
+async function baselinePuts(client: Etcd3, records: Record<string, string>): Promise<number> {
+  const start = performance.now();
+  for (const [key, value] of Object.entries(records))
+    await client.put(`bench-baseline/${key}`).value(value).exec();
+  const seconds = (performance.now() - start) / 1000;
+  await client.delete().prefix('bench-baseline/').exec();
+  return seconds;
+}
+
+/** Updates one slice at a time and times until etcd's watch shows the service's new backend. */
+async function changeLatencies(client: Etcd3, kube: KubeApiServer): Promise<number[]> {
+  const watcher = await client.watch().prefix(`cilium/state/services/v1/${CLUSTER}/`).create();
+  const waiting = new Map<string, { needle: string; resolve: () => void }>();
+  watcher.on('put', (kv) => {
+    const pending = waiting.get(kv.key.toString());
+    if (pending && kv.value.toString().includes(pending.needle)) pending.resolve();
+  });
+  const latencies: number[] = [];
+  try {
+    for (let s = 0; s < LATENCY_SAMPLES; s++) {
+      const i = Math.floor((s * SERVICES) / LATENCY_SAMPLES);
+      const key = serviceKey(CLUSTER, nsOf(i), `svc-${i}`);
+      const needle = `"${endpointIP(i, 0, 1 + s)}"`;
+      let timer: NodeJS.Timeout | undefined;
+      const seen = new Promise<void>((resolve, reject) => {
+        waiting.set(key, { needle, resolve });
+        timer = setTimeout(
+          () => reject(new Error(`no etcd update of ${key} within ${CHANGE_TIMEOUT_MS} ms`)),
+          CHANGE_TIMEOUT_MS,
+        );
+      });
+      const start = performance.now();
+      kube.store.apply(sliceOf(i, 1 + s) as Parameters<KubeApiServer['store']['apply']>[0]);
+      await seen.finally(() => clearTimeout(timer));
+      latencies.push(performance.now() - start);
+      waiting.delete(key);
+    }
+  } finally {
+    await watcher.cancel();
+  }
+  return latencies;
+}
+
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+async function main(): Promise<void> {
+  const etcd = await EtcdHarness.start();
+  const kube = await startKubeApiServer({ historyWindow: 100_000 });
+  const dir = await mkdtemp(join(tmpdir(), 'clustermesh-bench-apiserver-'));
+  const client = createEtcdClient(await etcd.clientConfig(ADMIN_USER));
+  let daemon: ChildProcess | undefined;
+  try {
+    const seedStart = performance.now();
+    seed(kube);
+    const seedMs = performance.now() - seedStart;
+    const flags = await writeDaemonFiles(dir, etcd, kube);
+    const port = await freePort();
+
+    const syncStart = performance.now();
+    daemon = spawn(process.execPath, [MAIN, ...flags, `--health-addr=127.0.0.1:${port}`], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, LOG_LEVEL: 'warn' },
+    });
+    await waitUntil(
+      'the daemon to be ready',
+      () => isReady(`http://127.0.0.1:${port}/readyz`),
+      SYNC_TIMEOUT_MS,
+    );
+    const syncSeconds = (performance.now() - syncStart) / 1000;
+
+    const records = await readRecords(client);
+    const recordCount = Object.keys(records).length;
+    const baselineSeconds = await baselinePuts(client, records);
+    const latencies = (await changeLatencies(client, kube)).sort((a, b) => a - b);
+
+    const daemonRate = recordCount / syncSeconds;
+    const baselineRate = recordCount / baselineSeconds;
+    console.log(
+      `clustermesh-apiserver benchmark — node ${process.version}, ${cpus().length} cores, etcd ${etcd.endpoint}`,
+    );
+    console.log(
+      `cluster: ${SERVICES} global services × ${ENDPOINTS_PER_SERVICE} endpoints, ${PODS} pods (${LABEL_SETS} label sets), ${NODES} nodes; seeded in ${seedMs.toFixed(0)} ms`,
+    );
+    console.log('');
+    console.log('| measure | value |');
+    console.log('|---|---|');
+    console.log(`| records published (services + nodes + identities + ipcache) | ${recordCount} |`);
+    console.log(`| initial sync, spawn → /readyz (all canaries) | ${syncSeconds.toFixed(2)} s |`);
+    console.log(`| initial sync throughput | ${daemonRate.toFixed(0)} records/s |`);
+    console.log(
+      `| baseline: sequential etcd puts of the same records | ${baselineSeconds.toFixed(2)} s, ${baselineRate.toFixed(0)} records/s |`,
+    );
+    console.log(`| daemon / baseline throughput | ${(daemonRate / baselineRate).toFixed(2)}× |`);
+    console.log(
+      `| EndpointSlice change → etcd (${latencies.length} sequential updates) | p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1]!.toFixed(1)} ms |`,
+    );
+  } finally {
+    if (daemon && daemon.exitCode === null) {
+      const exited = new Promise((resolve) => daemon!.once('exit', resolve));
+      daemon.kill('SIGTERM');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+    }
+    client.close();
+    await kube.close();
+    await etcd.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
