@@ -1,0 +1,113 @@
+/**
+ * Detached lab processes: each runs in its own session (setsid), logs to logs/<name>.log and has a
+ * pid file, so `lab up` can return and `lab down` (another process) can stop them.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Lab } from '../topology/apply.js';
+import { commandLine } from '../topology/host.js';
+import { labPaths } from './paths.js';
+
+const STOP_TIMEOUT_MS = 5000;
+const POLL_MS = 50;
+
+export interface StartOptions {
+  /** node or node/pod to run in; absent = the root namespace */
+  target?: string;
+  /** cgroup directory to join (default: the node's), false = none */
+  cgroup?: string | false;
+}
+
+export interface LabProcess {
+  name: string;
+  pid: number;
+  log: string;
+}
+
+/** Starts `command args` detached; returns once it has a pid. */
+export function startProcess(
+  lab: Lab,
+  name: string,
+  command: string,
+  args: string[],
+  options: StartOptions = {},
+): LabProcess {
+  const paths = labPaths(lab.plan.prefix);
+  mkdirSync(paths.logs, { recursive: true });
+  mkdirSync(paths.pids, { recursive: true });
+  const log = join(paths.logs, `${name}.log`);
+  const fd = openSync(log, 'a');
+  let child: ChildProcess;
+  try {
+    const stdio: ['ignore', number, number] = ['ignore', fd, fd];
+    // setsid: its own session, so a Ctrl-C meant for the CLI does not reach it (no fork: the pid stays)
+    child = options.target
+      ? lab.spawnIn(options.target, 'setsid', [command, ...args], { cgroup: options.cgroup, stdio })
+      : spawn('setsid', [command, ...args], { stdio });
+  } finally {
+    closeSync(fd);
+  }
+  if (child.pid === undefined) throw new Error(`cannot start ${name} (${command})`);
+  child.unref();
+  writeFileSync(join(paths.pids, `${name}.pid`), `${child.pid}\n`);
+  return { name, pid: child.pid, log };
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export function logTail(path: string, lines = 5): string {
+  if (!existsSync(path)) return '(no log)';
+  return readFileSync(path, 'utf8').trim().split('\n').slice(-lines).join(' | ');
+}
+
+/**
+ * Polls `ready` until it holds; fails early with the process's log when it died, or at the deadline.
+ * Bounded; never a blind sleep.
+ */
+export async function waitReady(
+  proc: LabProcess | undefined,
+  what: string,
+  ready: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await ready().catch(() => false)) return;
+    if (proc && !isAlive(proc.pid))
+      throw new Error(`${proc.name} exited before ${what}: ${logTail(proc.log)} (log: ${proc.log})`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${proc ? `: ${logTail(proc.log)} (log: ${proc.log})` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+/** Stops every process with a pid file: SIGTERM, then SIGKILL after a bounded wait. */
+export async function stopProcesses(prefix: string, names?: string[]): Promise<void> {
+  const dir = labPaths(prefix).pids;
+  if (!existsSync(dir)) return;
+  const files = readdirSync(dir).filter((f) => f.endsWith('.pid') && (!names || names.includes(f.slice(0, -4))));
+  const pids = files
+    .map((f) => Number(readFileSync(join(dir, f), 'utf8').trim()))
+    .filter((pid) => Number.isInteger(pid) && pid > 1 && isAlive(pid) && commandLine(pid) !== '');
+  for (const pid of pids) signal(pid, 'SIGTERM');
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (pids.some(isAlive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  for (const pid of pids.filter(isAlive)) signal(pid, 'SIGKILL');
+  for (const f of files) rmSync(join(dir, f), { force: true });
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,76 @@
+/** The CLI's and the lab's pure decisions, as tables. */
+import { projectionChanges } from '../../lab/cluster/kubelet.js';
+import { placePods } from '../../lab/workloads/deployment.js';
+import { summarise as summariseDemo } from '../../lab/workloads/timeline.js';
+import { remoteNames, withoutRemote } from '../../cli/connect.js';
+import { parseDuration } from '../../cli/options.js';
+import { annotationPatch } from '../../cli/service.js';
+import { type AgentProbe, summarise } from '../../cli/status.js';
+
+const agent = (node: string, connected: boolean, services = 1): AgentProbe => ({
+  node,
+  url: `http://${node}/status`,
+  status: { cluster: 'east', node, remotes: [{ name: 'west', connected, ready: connected, synced: { services: connected }, counts: { services, nodes: 3 } }] },
+});
+const base = { context: 'east', apiserver: { ready: true, detail: 'ready' }, expectedRemotes: ['west'], globalServices: [], problems: [] };
+
+test.each([
+  ['all agents synced', [agent('a', true, 1), agent('b', true, 3)], true, { connected: 2, synced: 2, services: { min: 1, avg: 2, max: 3 } }],
+  ['one agent disconnected', [agent('a', true), agent('b', false)], false, { connected: 1, synced: 1 }],
+  ['one agent unreachable', [agent('a', true), { node: 'b', url: 'x', error: 'ECONNREFUSED' }], false, { connected: 1, agents: 2 }],
+])('status: %s', (_name, agents, ready, remote) => {
+  const report = summarise({ ...base, agents });
+  expect(report.ready).toBe(ready);
+  expect(report.remotes[0]).toMatchObject(remote);
+  expect(report.errors.length > 0).toBe(!ready);
+});
+
+test('annotation patches', () => {
+  expect(annotationPatch('global', { affinity: 'remote' })).toEqual({
+    'clustermesh.io/global': 'true',
+    'clustermesh.io/shared': null,
+    'clustermesh.io/affinity': 'remote',
+    'clustermesh.io/min-healthy-local': null,
+  });
+  expect(annotationPatch('local')['clustermesh.io/global']).toBe('false');
+  expect(() => annotationPatch('local', { affinity: 'local' })).toThrow(/apply only to service global/);
+});
+
+test('remotes secret entries', () => {
+  const data = { west: 'y', 'west.etcd-client.crt': 'c', north: 'n', 'north.etcd-client.key': 'k' };
+  expect(remoteNames(data)).toEqual(['north', 'west']);
+  expect(withoutRemote(data, 'west')).toEqual({ north: 'n', 'north.etcd-client.key': 'k' });
+});
+
+test('durations', () => {
+  expect([parseDuration('2m'), parseDuration('90s'), parseDuration('500ms')]).toEqual([120_000, 90_000, 500]);
+  expect(() => parseDuration('soon')).toThrow(/not a duration/);
+});
+
+test('secret projection and pod placement', () => {
+  expect(projectionChanges({ a: '1', b: '2' }, { a: '1', b: 'old', c: 'x' })).toEqual({ write: ['b'], remove: ['c'] });
+  expect(placePods({ namespace: 'n', name: 'echo', replicas: 3, targetPort: 1 }, ['w1', 'w2'])).toEqual([
+    { pod: 'echo-1', node: 'w1', slot: 10 },
+    { pod: 'echo-2', node: 'w2', slot: 10 },
+    { pod: 'echo-3', node: 'w1', slot: 11 },
+  ]);
+});
+
+test('demo summary: failover and failback times, failures per phase', () => {
+  const records = [
+    { t: 0, answer: 'east/echo-1', error: null },
+    { t: 1000, answer: null, error: 'ECONNREFUSED' },
+    { t: 1100, answer: 'west/echo-1', error: null },
+    { t: 2000, answer: 'west/echo-2', error: null },
+    { t: 2300, answer: 'east/echo-2', error: null },
+  ];
+  expect(summariseDemo(records, 'east', 'west', 1000, 2000)).toEqual({
+    total: 5,
+    failed: 1,
+    failedAfterRemoval: 1,
+    failedAfterRestore: 0,
+    failoverMs: 100,
+    failbackMs: 300,
+    answeredBy: { east: 2, west: 2 },
+  });
+});
