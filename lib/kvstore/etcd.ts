@@ -91,6 +91,10 @@ export function createEtcdClient(config: EtcdClientConfig): Etcd3 {
       'grpc.initial_reconnect_backoff_ms': 100,
       // A full prefix read (10k services ≈ 9 MB) exceeds gRPC's 4 MiB default reply size.
       'grpc.max_receive_message_length': MAX_REPLY_BYTES,
+      // Without keepalives a silent partition (a pulled link: no reset) is never noticed.
+      'grpc.keepalive_time_ms': 5_000,
+      'grpc.keepalive_timeout_ms': 3_000,
+      'grpc.keepalive_permit_without_calls': 1,
     },
     faultHandling: { host: passThroughHostPolicy },
   });

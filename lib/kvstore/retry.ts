@@ -26,7 +26,10 @@ export function retryUntilAborted<T>(
     minTimeout: backoff.minTimeoutMs ?? DEFAULT_BACKOFF.minTimeoutMs,
     maxTimeout: backoff.maxTimeoutMs ?? DEFAULT_BACKOFF.maxTimeoutMs,
     signal,
-    onFailedAttempt,
+    // A store stopped mid-request fails that request; that is not worth a warning.
+    onFailedAttempt: (err) => {
+      if (!signal.aborted) onFailedAttempt(err);
+    },
   });
 }
 

@@ -1,0 +1,240 @@
+/**
+ * Where the set of peers comes from, kept current at run time: the `--clustermesh-config`
+ * directory (the `clustermesh-remotes` Secret mounted as files), or that Secret read from the
+ * Kubernetes API. Both deliver a whole `PeerConfigSet` whenever it changes; certificate material
+ * stays in memory (PEM strings), never copied to disk.
+ */
+import { existsSync, readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, isAbsolute, join } from 'node:path';
+import { CoreV1Api, ListWatch, Watch, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { UserError, errorMessage } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import {
+  entryResolver,
+  parsePeerConfigSet,
+  samePeerConfigSet,
+  type FileResolver,
+  type PeerConfigSet,
+} from './peer-config.js';
+
+export interface PeerConfigSource {
+  /** Delivers the current set, then each changed set; resolves once the first one was delivered. */
+  start(onSet: (set: PeerConfigSet) => void): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_REMOTES_SECRET = 'clustermesh-remotes';
+
+/** Delivers a set only when it differs from the last one delivered. */
+class SetDelivery {
+  private last: PeerConfigSet | null = null;
+  constructor(private readonly onSet: (set: PeerConfigSet) => void) {}
+
+  deliver(set: PeerConfigSet): void {
+    if (this.last && samePeerConfigSet(this.last, set)) return;
+    this.last = set;
+    this.onSet(set);
+  }
+}
+
+// ---------------------------------------------------------------- directory
+
+export interface DirectoryPeerSourceOptions {
+  dir: string;
+  log: Logger;
+  /** Quiet time after a file event before the directory is read again (default 100 ms). */
+  debounceMs?: number;
+  /** A full read every so often, for filesystems whose events fs.watch misses (default 10 s). */
+  pollIntervalMs?: number;
+}
+
+/**
+ * Watches the directory itself, not the files: a Kubernetes Secret volume updates by swapping the
+ * `..data` symlink, which changes every file at once with a rename in the directory.
+ */
+export class DirectoryPeerSource implements PeerConfigSource {
+  private watcher: FSWatcher | null = null;
+  private debounce: NodeJS.Timeout | null = null;
+  private poll: NodeJS.Timeout | null = null;
+  private delivery: SetDelivery | null = null;
+
+  constructor(private readonly opts: DirectoryPeerSourceOptions) {}
+
+  async start(onSet: (set: PeerConfigSet) => void): Promise<void> {
+    const { dir } = this.opts;
+    if (!existsSync(dir) || !statSync(dir).isDirectory())
+      throw new UserError(
+        `--clustermesh-config ${dir} is not a directory; create it (empty means no peers) or mount the ${DEFAULT_REMOTES_SECRET} Secret there`,
+      );
+    this.delivery = new SetDelivery(onSet);
+    this.watcher = watch(dir, () => this.scheduleRead());
+    this.watcher.on('error', (err) =>
+      this.opts.log.warn(
+        { dir, err: err.message },
+        'watching the peer config directory failed; polling only',
+      ),
+    );
+    this.poll = setInterval(() => this.read(), this.opts.pollIntervalMs ?? 10_000);
+    this.poll.unref();
+    this.read();
+  }
+
+  async stop(): Promise<void> {
+    this.watcher?.close();
+    this.watcher = null;
+    if (this.debounce) clearTimeout(this.debounce);
+    if (this.poll) clearInterval(this.poll);
+    this.delivery = null;
+  }
+
+  private scheduleRead(): void {
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => this.read(), this.opts.debounceMs ?? 100);
+  }
+
+  private read(): void {
+    if (!this.delivery) return;
+    const { dir, log } = this.opts;
+    let entries: Map<string, string>;
+    try {
+      entries = readDirectoryEntries(dir);
+    } catch (err) {
+      log.warn(
+        { dir },
+        `cannot read the peer config directory ${dir} (${errorMessage(err)}); keeping the last peers`,
+      );
+      return;
+    }
+    this.delivery.deliver(parsePeerConfigSet(entries, directoryResolver(dir, entries)));
+  }
+}
+
+/** Every regular file of `dir` (symlinks followed), by name; hidden entries (`..data`) skipped. */
+function readDirectoryEntries(dir: string): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith('.')) continue;
+    const path = join(dir, name);
+    try {
+      if (statSync(path).isFile()) entries.set(name, readFileSync(path, 'utf8'));
+    } catch {
+      // removed between readdir and read (a Secret update in progress): the next event reads again
+    }
+  }
+  return entries;
+}
+
+/**
+ * A relative path is relative to the directory. An absolute path that does not exist falls back to
+ * the directory's file of that name: the YAML names files where the Helm chart mounts the Secret,
+ * and the agent may see the same Secret elsewhere (the lab, a test).
+ */
+function directoryResolver(dir: string, entries: ReadonlyMap<string, string>): FileResolver {
+  return (reference) => {
+    const path = isAbsolute(reference) ? reference : join(dir, reference);
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      if (isAbsolute(reference) && entries.has(basename(reference))) return entries.get(basename(reference))!;
+      throw new Error(`cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
+    }
+  };
+}
+
+// ---------------------------------------------------------------- Kubernetes Secret
+
+export interface SecretPeerSourceOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  /** default `clustermesh-remotes` */
+  secretName?: string;
+  log: Logger;
+  restartMinMs?: number;
+  restartMaxMs?: number;
+}
+
+/** Pure: the Secret's entries as text (data is base64; stringData only on objects not yet stored). */
+export function secretEntries(secret: V1Secret | undefined): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (const [key, value] of Object.entries(secret?.data ?? {}))
+    entries.set(key, Buffer.from(value, 'base64').toString('utf8'));
+  for (const [key, value] of Object.entries(secret?.stringData ?? {})) entries.set(key, value);
+  return entries;
+}
+
+/**
+ * List+watch of the one Secret (field selector on its name), restarted with backoff after any
+ * error: client-node's ListWatch stops on errors and does not restart by itself. An absent Secret
+ * is an empty set of peers.
+ */
+export class SecretPeerSource implements PeerConfigSource {
+  private listWatch: ListWatch<V1Secret> | null = null;
+  private delivery: SetDelivery | null = null;
+  private listed = false;
+  private failures = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(private readonly opts: SecretPeerSourceOptions) {}
+
+  private get secretName(): string {
+    return this.opts.secretName ?? DEFAULT_REMOTES_SECRET;
+  }
+
+  async start(onSet: (set: PeerConfigSet) => void): Promise<void> {
+    const { kubeConfig, namespace } = this.opts;
+    this.delivery = new SetDelivery(onSet);
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const fieldSelector = `metadata.name=${this.secretName}`;
+    const list = async () => {
+      const result = await core.listNamespacedSecret({ namespace, fieldSelector });
+      this.listed = true;
+      this.failures = 0;
+      return result;
+    };
+    const path = `/api/v1/namespaces/${namespace}/secrets`;
+    this.listWatch = new ListWatch(path, new Watch(kubeConfig), list, false, undefined, fieldSelector);
+    for (const verb of ['add', 'update', 'delete'] as const) this.listWatch.on(verb, () => this.read());
+    this.listWatch.on('error', (err: unknown) => this.restartAfter(err));
+    await this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.listWatch?.stop();
+    this.delivery = null;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      await this.listWatch!.start();
+      this.read();
+    } catch (err) {
+      this.restartAfter(err);
+    }
+  }
+
+  private read(): void {
+    if (!this.listed || !this.delivery) return;
+    const entries = secretEntries(this.listWatch!.get(this.secretName, this.opts.namespace));
+    const origin = `Secret ${this.opts.namespace}/${this.secretName}`;
+    this.delivery.deliver(parsePeerConfigSet(entries, entryResolver(entries, origin)));
+  }
+
+  private restartAfter(err: unknown): void {
+    if (this.stopped || this.restartTimer) return;
+    this.failures++;
+    const min = this.opts.restartMinMs ?? 200;
+    const delayMs =
+      Math.min(min * 2 ** (this.failures - 1), this.opts.restartMaxMs ?? 10_000) * (0.5 + Math.random() / 2);
+    this.opts.log.warn(
+      { secret: `${this.opts.namespace}/${this.secretName}` },
+      `reading the peers Secret failed (${errorMessage(err)}); retrying in ${Math.round(delayMs)} ms`,
+    );
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      void this.run();
+    }, delayMs);
+  }
+}
