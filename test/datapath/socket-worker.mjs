@@ -13,7 +13,8 @@ const MAX_LOOP_ITERATIONS = 200000;
 const keep = [];
 
 function listenTcp({ host, name }) {
-  const server = createServer((socket) => socket.end(`${name}\n`));
+  // Health probes close with a reset; that must not crash the worker.
+  const server = createServer((socket) => socket.on('error', () => socket.destroy()).end(`${name}\n`));
   keep.push(server);
   return new Promise((resolve, reject) => {
     server.once('error', reject);

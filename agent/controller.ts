@@ -1,0 +1,251 @@
+/**
+ * The agent's loop (issue 4 items 2, 4, 5, 6, 7): any change — local informers, remote clusters,
+ * a health transition, a peer cache TTL running out — schedules one reconcile; bursts coalesce
+ * and two passes never overlap. A pass merges, hands the probe list to the health checker, makes
+ * the datapath equal to the result (differential), syncs the pod routes and records metrics.
+ */
+import type { ReconcileStats } from '../lib/datapath/index.js';
+import type { DatapathService } from '../lib/datapath/types.js';
+import type { Logger } from '../lib/log.js';
+import type { HealthStatus, HealthTarget } from './health/index.js';
+import { IdentityIndex } from './identities.js';
+import type { LocalViewSource } from './local/informers.js';
+import { mergeServices, type RemoteCluster, type ServiceExplanation } from './merge/index.js';
+import type { AgentMetrics, PeerCounts, PeerStatusLike } from './metrics.js';
+import { keptPeers, withRestoredBackends, type PeerDecision, type PeerView } from './peers.js';
+import { planRoutes, type RoutePlan, type RouteStatus } from './routes.js';
+
+/** What the loop needs of agent/remote's RemoteClusters. */
+export interface RemoteViewSource {
+  onChange(listener: () => void): () => void;
+  views(): PeerView[];
+  status(): (PeerStatusLike & { id: number | null; synced: { services: boolean } })[];
+}
+
+export interface HealthSource {
+  setTargets(targets: readonly HealthTarget[]): void;
+  status(target: HealthTarget): HealthStatus;
+  onTransition(listener: () => void): () => void;
+}
+
+export interface DatapathSink {
+  reconcile(desired: readonly DatapathService[]): ReconcileStats;
+  dump(): DatapathService[];
+}
+
+export interface RouteSink {
+  sync(plan: RoutePlan): Promise<RouteStatus>;
+}
+
+export interface ControllerOptions {
+  localCluster: { name: string; id: number };
+  local: LocalViewSource;
+  remotes: RemoteViewSource;
+  health: HealthSource;
+  datapath: DatapathSink;
+  /** absent: no pod routes (e.g. the cluster's CNI already routes between clusters) */
+  routes?: RouteSink;
+  peerCacheTtlMs: number;
+  metrics: AgentMetrics;
+  log: Logger;
+  now?: () => number;
+  /** delay before a failed pass is tried again (default 1 s) */
+  retryDelayMs?: number;
+}
+
+export interface DatapathTotals {
+  reconciles: number;
+  updates: number;
+  deletes: number;
+  last: ReconcileStats | null;
+}
+
+export class Controller {
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly now: () => number;
+  private restored: DatapathService[] = [];
+  private startedAtMs = 0;
+  /** clusters (by ID) whose services synced at least once since start: their restored backends are stale */
+  private readonly syncedOnce = new Set<number>();
+  private dirty = false;
+  private running: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private firstPassDone = false;
+  private explanations: ServiceExplanation[] = [];
+  private peerDecisions: PeerDecision[] = [];
+  private routeStatus: RouteStatus = { installed: [], problems: [] };
+  private identities = new IdentityIndex([]);
+  private readonly totals: DatapathTotals = { reconciles: 0, updates: 0, deletes: 0, last: null };
+
+  constructor(private readonly o: ControllerOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    this.startedAtMs = this.now();
+    // What the previous agent left in the pinned maps: kept for clusters that have not synced yet.
+    this.restored = this.o.datapath.dump();
+    const schedule = (): void => this.schedule();
+    this.unsubscribe.push(this.o.local.onChange(schedule), this.o.remotes.onChange(schedule), this.o.health.onTransition(schedule));
+    this.schedule();
+  }
+
+  /** Stops the loop (an ongoing pass finishes). The datapath itself is left as it is. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe.forEach((u) => u());
+    clearTimeout(this.timer);
+    clearTimeout(this.recheckTimer);
+    await this.running;
+  }
+
+  /** Ready once the local view synced and the datapath was reconciled once. */
+  ready(): boolean {
+    return this.firstPassDone;
+  }
+
+  /** Resolves after the current or next pass when nothing new is pending (tests, benchmarks). */
+  async idle(): Promise<void> {
+    while (this.running || this.dirty) await (this.running ?? new Promise((r) => setImmediate(r)));
+  }
+
+  services(): readonly ServiceExplanation[] {
+    return this.explanations;
+  }
+
+  peers(): readonly PeerDecision[] {
+    return this.peerDecisions;
+  }
+
+  routes(): RouteStatus {
+    return this.routeStatus;
+  }
+
+  datapathTotals(): DatapathTotals {
+    return { ...this.totals };
+  }
+
+  identityIndex(): IdentityIndex {
+    return this.identities;
+  }
+
+  peerCounts(): Map<string, PeerCounts> {
+    return new Map(
+      this.o.remotes.views().map((v) => [
+        v.name,
+        {
+          services: v.services.length,
+          endpoints: v.services.reduce((n, s) => n + Object.keys(s.backends).length, 0),
+          nodes: v.nodes.length,
+        },
+      ]),
+    );
+  }
+
+  schedule(): void {
+    if (this.stopped) return;
+    this.dirty = true;
+    if (this.running || this.timer) return;
+    // One macrotask of delay gathers a burst (an informer's initial list, a peer's full sync).
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.drain().finally(() => (this.running = null));
+    }, 0);
+  }
+
+  private async drain(): Promise<void> {
+    while (this.dirty && !this.stopped) {
+      this.dirty = false;
+      try {
+        await this.pass();
+        this.o.metrics.reconciles.inc({ result: 'ok' });
+      } catch (err) {
+        this.o.metrics.reconciles.inc({ result: 'error' });
+        this.o.log.error({ err: String(err) }, 'reconcile failed; retrying');
+        this.retryLater();
+      }
+    }
+  }
+
+  private retryLater(): void {
+    clearTimeout(this.recheckTimer);
+    this.recheckTimer = setTimeout(() => this.schedule(), this.o.retryDelayMs ?? 1000);
+  }
+
+  private async pass(): Promise<void> {
+    // An unsynced local view would look like "every local Service deleted".
+    if (!this.o.local.synced()) return;
+    const nowMs = this.now();
+    const peers = keptPeers(this.o.remotes.views(), this.o.peerCacheTtlMs, nowMs);
+    const remote = new Map<string, RemoteCluster>(peers.kept.map((v) => [v.name, { id: v.id, services: v.services }]));
+    const result = mergeServices({
+      localCluster: this.o.localCluster,
+      localServices: this.o.local.services(),
+      remote,
+      health: (clusterId, addr, port) => this.o.health.status({ clusterId, addr, port }),
+    });
+    this.o.health.setTargets(result.probeTargets);
+    const restoreIds = this.restoredClusterIds(nowMs);
+    const desired = withRestoredBackends(result.desired, this.restored, restoreIds);
+    const stats = this.o.datapath.reconcile(desired);
+    this.record(stats);
+    this.explanations = result.explanations;
+    this.peerDecisions = peers.decisions;
+    this.identities = new IdentityIndex(peers.kept);
+    this.o.metrics.globalServices.set(result.explanations.filter((e) => e.programmed).length);
+    this.armRecheck(peers.recheckAtMs, restoreIds.size > 0 ? this.startedAtMs + this.o.peerCacheTtlMs : undefined);
+    if (!this.firstPassDone) {
+      this.firstPassDone = true;
+      this.o.log.info({ ...stats }, 'first datapath reconcile done: ready');
+    }
+    if (this.o.routes) await this.syncRoutes(peers.kept);
+  }
+
+  /**
+   * Clusters whose restored backends stay: not synced since start, within one cache TTL of the
+   * start (a peer that stays unreachable is then treated like any silent peer).
+   */
+  private restoredClusterIds(nowMs: number): Set<number> {
+    for (const s of this.o.remotes.status()) if (s.synced.services && s.id !== null) this.syncedOnce.add(s.id);
+    if (nowMs >= this.startedAtMs + this.o.peerCacheTtlMs) return new Set();
+    const ids = new Set<number>();
+    for (const svc of this.restored) for (const b of svc.backends) if (b.clusterId !== 0 && !this.syncedOnce.has(b.clusterId)) ids.add(b.clusterId);
+    return ids;
+  }
+
+  private record(stats: ReconcileStats): void {
+    this.totals.reconciles++;
+    this.totals.updates += stats.updates;
+    this.totals.deletes += stats.deletes;
+    this.totals.last = stats;
+    this.o.metrics.syncDuration.observe(stats.durationMs / 1000);
+    this.o.metrics.mapOps.inc({ op: 'update' }, stats.updates);
+    this.o.metrics.mapOps.inc({ op: 'delete' }, stats.deletes);
+    this.o.metrics.datapathEntries.set({ kind: 'service' }, stats.services);
+    this.o.metrics.datapathEntries.set({ kind: 'backend' }, stats.backends);
+    if (stats.updates + stats.deletes > 0) {
+      this.o.log.debug({ ...stats }, 'datapath reconciled');
+    }
+  }
+
+  private armRecheck(...times: (number | undefined)[]): void {
+    const at = Math.min(...times.filter((t): t is number => t !== undefined));
+    clearTimeout(this.recheckTimer);
+    if (!Number.isFinite(at) || this.stopped) return;
+    this.recheckTimer = setTimeout(() => this.schedule(), Math.max(0, at - this.now()) + 1);
+  }
+
+  private async syncRoutes(kept: readonly PeerView[]): Promise<void> {
+    try {
+      this.routeStatus = await this.o.routes!.sync(planRoutes(kept, this.o.local.podCidrs()));
+    } catch (err) {
+      this.o.log.error({ err: String(err) }, 'pod route sync failed');
+      this.routeStatus = { ...this.routeStatus, problems: [{ cluster: '', node: '', destination: '', reason: `route sync failed: ${String(err)}` }] };
+      this.retryLater();
+    }
+    this.o.metrics.routes.set({ state: 'installed' }, this.routeStatus.installed.length);
+    this.o.metrics.routes.set({ state: 'problem' }, this.routeStatus.problems.length);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The agent's command line (ARCHITECTURE "Daemon command lines", plus the cache TTL, the Secret's
+ * namespace and health-check tuning), parsed into a checked configuration. Pure apart from
+ * commander: no file or network access here.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { clusterIDProblem, clusterNameProblem } from '../lib/kvstore/codecs.js';
+import { DEFAULT_HEALTH_OPTIONS, DEFAULT_PEER_CACHE_TTL_MS, type HealthCheckerOptions } from './health/index.js';
+import { parseHostPort, type HostPort } from './server.js';
+
+export interface AgentConfig {
+  clusterName: string;
+  clusterId: number;
+  nodeName: string;
+  /** absent = in-cluster (or $KUBECONFIG) */
+  kubeconfig?: string;
+  /** a mounted peer directory; absent = the `clustermesh-remotes` Secret in `namespace` */
+  clustermeshConfig?: string;
+  namespace: string;
+  bpfPinDir: string;
+  cgroup: string;
+  healthAddr: HostPort;
+  statusAddr: HostPort;
+  peerCacheTtlMs: number;
+  healthChecks: boolean;
+  health: HealthCheckerOptions;
+  routes: boolean;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "300ms", "30s", "5m", "1h", or a bare number of milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new InvalidArgumentError(`"${text}" is not a duration (e.g. 500ms, 30s, 5m)`);
+  const ms = Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']);
+  if (ms < 1) throw new InvalidArgumentError(`"${text}" must be at least 1ms`);
+  return ms;
+}
+
+function positiveInteger(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${text}" is not a positive integer`);
+  return n;
+}
+
+function clusterName(text: string): string {
+  const problem = clusterNameProblem(text);
+  if (problem) throw new InvalidArgumentError(problem);
+  return text;
+}
+
+function clusterId(text: string): number {
+  const n = Number(text);
+  const problem = clusterIDProblem(n);
+  if (problem || text.trim() === '') throw new InvalidArgumentError(problem ?? 'must be an integer from 1 to 255');
+  return n;
+}
+
+function hostPort(flag: string) {
+  return (text: string): HostPort => {
+    try {
+      return parseHostPort(text, flag);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+/** An option with a parser whose default is shown as written on a command line. */
+function parsed<T>(flags: string, description: string, parse: (text: string) => T, defaultText: string): Option {
+  return new Option(flags, description).argParser(parse).default(parse(defaultText), defaultText);
+}
+
+export function agentCommand(): Command {
+  const h = DEFAULT_HEALTH_OPTIONS;
+  return new Command('clustermesh-agent')
+    .description('clustermesh agent: watches peer clusters and programs the eBPF socket-LB datapath of this node')
+    .requiredOption('--cluster-name <name>', 'this cluster’s name', clusterName)
+    .requiredOption('--cluster-id <id>', 'this cluster’s ID (1..255)', clusterId)
+    .requiredOption('--node-name <name>', 'this node’s name')
+    .option('--kubeconfig <file>', 'kubeconfig of the local cluster (absent: in-cluster)')
+    .option('--clustermesh-config <dir>', 'directory with one entry per remote cluster (absent: the clustermesh-remotes Secret)')
+    .option('--namespace <ns>', 'namespace of the clustermesh-remotes Secret', 'clustermesh-system')
+    .requiredOption('--bpf-pin-dir <dir>', 'bpffs directory of this agent’s pinned maps')
+    .requiredOption('--cgroup <dir>', 'cgroup v2 directory to attach the socket-LB programs to')
+    .addOption(parsed('--health-addr <host:port>', '/healthz, /readyz and /metrics', hostPort('--health-addr'), '0.0.0.0:9879'))
+    .addOption(parsed('--status-addr <host:port>', 'local status API for the CLI', hostPort('--status-addr'), '127.0.0.1:9880'))
+    .addOption(parsed('--peer-cache-ttl <duration>', 'how long a disconnected peer’s backends are kept', parseDuration, `${DEFAULT_PEER_CACHE_TTL_MS / 60_000}m`))
+    .option('--no-health-checks', 'do not probe backends (trust Kubernetes readiness and the peers)')
+    .addOption(parsed('--health-interval <duration>', 'time between two probes of a backend', parseDuration, `${h.intervalMs}ms`))
+    .addOption(parsed('--health-timeout <duration>', 'probe connect timeout', parseDuration, `${h.timeoutMs}ms`))
+    .addOption(parsed('--health-failure-threshold <n>', 'failed probes before quarantine', positiveInteger, String(h.failureThreshold)))
+    .addOption(parsed('--health-success-threshold <n>', 'good probes before a quarantined backend returns', positiveInteger, String(h.successThreshold)))
+    .addOption(parsed('--health-max-probes <n>', 'concurrent probes at most', positiveInteger, String(h.maxConcurrentProbes)))
+    .option('--no-routes', 'do not install routes to remote pod CIDRs (the CNI routes between clusters)');
+}
+
+interface RawFlags {
+  clusterName: string;
+  clusterId: number;
+  nodeName: string;
+  kubeconfig?: string;
+  clustermeshConfig?: string;
+  namespace: string;
+  bpfPinDir: string;
+  cgroup: string;
+  healthAddr: HostPort;
+  statusAddr: HostPort;
+  peerCacheTtl: number;
+  healthChecks: boolean;
+  healthInterval: number;
+  healthTimeout: number;
+  healthFailureThreshold: number;
+  healthSuccessThreshold: number;
+  healthMaxProbes: number;
+  routes: boolean;
+}
+
+export function configFromFlags(flags: RawFlags): AgentConfig {
+  return {
+    clusterName: flags.clusterName,
+    clusterId: flags.clusterId,
+    nodeName: flags.nodeName,
+    kubeconfig: flags.kubeconfig,
+    clustermeshConfig: flags.clustermeshConfig,
+    namespace: flags.namespace,
+    bpfPinDir: flags.bpfPinDir,
+    cgroup: flags.cgroup,
+    healthAddr: flags.healthAddr,
+    statusAddr: flags.statusAddr,
+    peerCacheTtlMs: flags.peerCacheTtl,
+    healthChecks: flags.healthChecks,
+    health: {
+      intervalMs: flags.healthInterval,
+      timeoutMs: flags.healthTimeout,
+      failureThreshold: flags.healthFailureThreshold,
+      successThreshold: flags.healthSuccessThreshold,
+      maxConcurrentProbes: flags.healthMaxProbes,
+    },
+    routes: flags.routes,
+  };
+}
+
+/** Parses argv (without node and script); commander's errors surface as thrown CommanderErrors. */
+export function parseAgentArgs(argv: readonly string[]): AgentConfig {
+  const command = agentCommand().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+  command.parse([...argv], { from: 'user' });
+  return configFromFlags(command.opts<RawFlags>());
+}

@@ -1,0 +1,237 @@
+/**
+ * Agent benchmarks (issue 4 "Measure"), run once, tables on stdout:
+ *  1. Propagation: a ClusterService update in the peer's etcd → the agent's datapath reconcile that
+ *     writes it to the maps, over ≥1,000 changes; baseline: a raw etcd watch in the same process
+ *     seeing the same put.
+ *  2. Full sync: the built daemon joins 16 peers × 2,000 global services × 4 backends: time until
+ *     its maps hold everything, and its RSS then.
+ * Everything listens on loopback; backends are loopback addresses nobody connects to.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { startKubeApiServer, type KubeApiServer } from '../lab/kube-apiserver/server.js';
+import { Datapath } from '../lib/datapath/index.js';
+import type { DatapathService } from '../lib/datapath/types.js';
+import { encodeClusterService } from '../lib/kvstore/codecs.js';
+import { serviceKey } from '../lib/kvstore/keys.js';
+import type { ClusterService } from '../lib/kvstore/types.js';
+import { createMetricsRegistry } from '../lib/metrics.js';
+import { createCA, issueServerCert } from '../lib/pki.js';
+import { Agent, NO_HEALTH_CHECKS } from '../agent/agent.js';
+import { LocalInformers } from '../agent/local/informers.js';
+import { createRemoteClusters } from '../agent/remote-wiring.js';
+import { createTestCgroup } from '../test/harness/cgroup.js';
+import { waitFor } from '../test/harness/netns.js';
+import { AgentProcess } from '../test/agent/agent-process.js';
+import { PeerCluster } from '../test/agent/peer.js';
+
+const CHANGES = 1000;
+const PEERS = 16;
+const SERVICES = 2000;
+const BACKENDS = 4;
+const PORT = 8080;
+const silent = pino({ level: 'silent' });
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+function summary(samples: number[]): { p50: number; p99: number; max: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] };
+}
+
+function clusterServiceOf(cluster: string, id: number, name: string, backends: string[]): ClusterService {
+  return {
+    cluster,
+    namespace: 'default',
+    name,
+    frontends: {},
+    backends: Object.fromEntries(backends.map((addr) => [addr, { http: { Protocol: 'TCP' as const, Port: PORT } }])),
+    labels: {},
+    selector: {},
+    includeExternal: true,
+    shared: true,
+    clusterID: id,
+  };
+}
+
+function globalService(name: string, ip: string) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { namespace: 'default', name, annotations: { 'clustermesh.io/global': 'true' } },
+    spec: { clusterIP: ip, clusterIPs: [ip], ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+  };
+}
+
+async function startKube(): Promise<KubeApiServer> {
+  const ca = await createCA('bench-agent');
+  const serving = await issueServerCert(ca, { commonName: 'kube-apiserver', ipAddresses: ['127.0.0.1'] });
+  return startKubeApiServer({ tls: { cert: serving.certPem, key: serving.keyPem, ca: ca.certPem } });
+}
+
+/** A waiter list: resolve the first waiter whose predicate matches. */
+class Signals<T> {
+  private waiters: { match: (v: T) => boolean; resolve: (at: number) => void }[] = [];
+  emit(value: T): void {
+    const at = performance.now();
+    this.waiters = this.waiters.filter((w) => (w.match(value) ? (w.resolve(at), false) : true));
+  }
+  next(match: (v: T) => boolean): Promise<number> {
+    return new Promise((resolve) => this.waiters.push({ match, resolve }));
+  }
+}
+
+async function propagation(workDir: string): Promise<{ agent: number[]; baseline: number[] }> {
+  const kube = await startKube();
+  const west = await PeerCluster.start('west', 2);
+  const pinDir = `/sys/fs/bpf/cm-bench-agent-${process.pid}`;
+  const vip = '127.99.0.1';
+  let agent: Agent | undefined;
+  try {
+    kube.store.create(globalService('echo', vip));
+    await west.putService(clusterServiceOf('west', 2, 'echo', ['127.100.0.1']));
+    const configDir = join(workDir, 'remotes');
+    await west.writeConfigEntry(configDir);
+    const kc = new KubeConfig();
+    kc.loadFromString(kube.kubeconfig('east'));
+    const metrics = createMetricsRegistry();
+    const datapath = await Datapath.open({ pinDir });
+    const written = new Signals<readonly DatapathService[]>();
+    const observed = {
+      reconcile: (desired: readonly DatapathService[]) => {
+        const stats = datapath.reconcile(desired);
+        written.emit(desired);
+        return stats;
+      },
+      dump: () => datapath.dump(),
+      close: () => datapath.close(),
+    };
+    agent = new Agent({
+      cluster: { name: 'east', id: 1 },
+      nodeName: 'bench',
+      local: new LocalInformers({ kubeConfig: kc, log: silent, metrics }),
+      remotes: createRemoteClusters({ config: { clustermeshConfig: configDir, namespace: 'kube-system' }, kubeConfig: kc, cluster: { name: 'east', id: 1 }, log: silent, metrics }),
+      health: NO_HEALTH_CHECKS,
+      datapath: observed,
+      peerCacheTtlMs: 300_000,
+      metrics,
+      log: silent,
+    });
+    await agent.start();
+    const hasBackend = (addr: string) => (desired: readonly DatapathService[]) =>
+      desired.some((s) => s.vip === vip && s.backends.some((b) => b.addr === addr));
+    await waitFor(() => agent!.controller.ready(), 20_000, 'the agent to be ready');
+    await waitFor(async () => (await agent!.controller.idle(), hasBackend('127.100.0.1')(datapath.dump())), 20_000, 'the first backend');
+
+    const seen = new Signals<string>();
+    const watcher = await west.client().watch().key(serviceKey('west', 'default', 'echo')).create();
+    watcher.on('put', (kv) => seen.emit(kv.value.toString()));
+    const agentMs: number[] = [];
+    const baselineMs: number[] = [];
+    for (let i = 1; i <= CHANGES; i++) {
+      const addr = `127.101.${i >> 8}.${i & 255}`;
+      const value = encodeClusterService(clusterServiceOf('west', 2, 'echo', [addr]));
+      const watched = seen.next((v) => v === value);
+      const mapped = written.next(hasBackend(addr));
+      const t0 = performance.now();
+      await west.client().put(serviceKey('west', 'default', 'echo')).value(value);
+      const [tWatch, tMap] = await Promise.all([watched, mapped]);
+      baselineMs.push(tWatch - t0);
+      agentMs.push(tMap - t0);
+    }
+    await watcher.cancel();
+    return { agent: agentMs, baseline: baselineMs };
+  } finally {
+    await agent?.stop();
+    Datapath.destroy(pinDir);
+    await west.stop();
+    await kube.close();
+  }
+}
+
+function rssMiB(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+}
+
+async function fullSync(workDir: string): Promise<{ seconds: number; rss: number; peak: number; services: number; backends: number }> {
+  const kube = await startKube();
+  const peers: PeerCluster[] = [];
+  const cgroup = createTestCgroup('cm-bench-agent');
+  const pinDir = `/sys/fs/bpf/cm-bench-agent-full-${process.pid}`;
+  const configDir = join(workDir, 'remotes-full');
+  let agent: AgentProcess | undefined;
+  try {
+    for (let s = 0; s < SERVICES; s++) kube.store.create(globalService(`svc-${s}`, `127.99.${s >> 8}.${s & 255}`));
+    for (let p = 0; p < PEERS; p++) {
+      const name = `peer-${p}`;
+      const peer = await PeerCluster.start(name, p + 2);
+      peers.push(peer);
+      const puts: Promise<unknown>[] = [];
+      for (let s = 0; s < SERVICES; s++) {
+        const backends = Array.from({ length: BACKENDS }, (_, b) => {
+          const i = s * BACKENDS + b;
+          return `127.${110 + p}.${i >> 8}.${i & 255}`;
+        });
+        puts.push(peer.putService(clusterServiceOf(name, p + 2, `svc-${s}`, backends)));
+        if (puts.length === 200) await Promise.all(puts.splice(0));
+      }
+      await Promise.all(puts);
+      await peer.writeConfigEntry(configDir);
+    }
+    writeFileSync(join(workDir, 'kubeconfig'), kube.kubeconfig('east'));
+    const t0 = performance.now();
+    agent = await AgentProcess.start([
+      '--cluster-name', 'east', '--cluster-id', '1', '--node-name', 'bench',
+      '--kubeconfig', join(workDir, 'kubeconfig'), '--clustermesh-config', configDir,
+      '--bpf-pin-dir', pinDir, '--cgroup', cgroup.dir, '--no-routes', '--no-health-checks',
+    ]);
+    const wanted = { services: SERVICES, backends: SERVICES * BACKENDS * PEERS };
+    const entries = async () => {
+      const { body } = await agent!.get('/metrics', agent!.healthUrl).catch(() => ({ body: '' }));
+      const read = (kind: string) => Number(new RegExp(`clustermesh_agent_datapath_entries\\{kind="${kind}"[^}]*\\} (\\d+)`).exec(body)?.[1] ?? 0);
+      return { services: read('service'), backends: read('backend') };
+    };
+    await waitFor(async () => {
+      const e = await entries();
+      return e.services === wanted.services && e.backends === wanted.backends;
+    }, 600_000, 'the full sync');
+    const seconds = (performance.now() - t0) / 1000;
+    return { seconds, ...rssMiB(agent.pid!), ...wanted };
+  } finally {
+    await agent?.kill('SIGTERM');
+    Datapath.destroy(pinDir, cgroup.dir);
+    await cgroup.remove();
+    for (const peer of peers) await peer.stop();
+    await kube.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const workDir = mkdtempSync(join(tmpdir(), 'cm-bench-agent-'));
+  try {
+    const p = await propagation(workDir);
+    const a = summary(p.agent);
+    const b = summary(p.baseline);
+    const f = (n: number) => n.toFixed(2);
+    console.log(`\nPropagation: ClusterService put in the peer etcd → map written (${CHANGES} changes, ms)\n`);
+    console.log('| path | p50 | p99 | max |\n|---|---|---|---|');
+    console.log(`| raw etcd watch (baseline) | ${f(b.p50)} | ${f(b.p99)} | ${f(b.max)} |`);
+    console.log(`| agent: watch → validate → merge → map write | ${f(a.p50)} | ${f(a.p99)} | ${f(a.max)} |`);
+    const s = await fullSync(workDir);
+    console.log(`\nFull sync: the agent joins ${PEERS} peers × ${SERVICES} global services × ${BACKENDS} backends\n`);
+    console.log('| frontends | backends | time to synced maps (s) | agent RSS (MiB) | agent peak RSS (MiB) |\n|---|---|---|---|---|');
+    console.log(`| ${s.services} | ${s.backends} | ${s.seconds.toFixed(2)} | ${s.rss.toFixed(0)} | ${s.peak.toFixed(0)} |`);
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+await main();

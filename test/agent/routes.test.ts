@@ -1,0 +1,103 @@
+/**
+ * Pod routes: the pure plan (overlaps refused with a reason) and the manager in a test network
+ * namespace (installs, moves and removes only routes carrying its protocol number).
+ */
+import { maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
+import type { NodeRecord } from '../../lib/kvstore/types.js';
+import { RouteManager, planRoutes } from '../../agent/routes.js';
+import { TestNetns } from '../harness/netns.js';
+import { silentLog } from './fakes.js';
+
+function node(cluster: string, name: string, internalIP: string, v4Cidr: string | null, v6?: [string, string]): NodeRecord {
+  const alloc = (cidr: string, family: 4 | 6) => {
+    const [ip, len] = cidr.split('/');
+    return { IP: ip, Mask: maskFromPrefixLength(Number(len), family) };
+  };
+  return {
+    Name: name,
+    Cluster: cluster,
+    IPAddresses: [{ Type: 'InternalIP', IP: internalIP }, ...(v6 ? [{ Type: 'InternalIP' as const, IP: v6[0] }] : [])],
+    IPv4AllocCIDR: v4Cidr ? alloc(v4Cidr, 4) : null,
+    IPv6AllocCIDR: v6 ? alloc(v6[1], 6) : null,
+    ClusterID: 2,
+  };
+}
+
+describe('planRoutes', () => {
+  it('routes each remote node’s pod CIDRs via its InternalIP of the same family', () => {
+    const plan = planRoutes(
+      [{ name: 'west', nodes: [node('west', 'w1', '10.99.0.3', '10.102.1.0/24', ['fd99:99::3', 'fd99:102:0:1::/64'])] }],
+      ['10.101.0.0/16'],
+    );
+    expect(plan.refused).toEqual([]);
+    expect(plan.routes.map(({ destination, via }) => [destination, via])).toEqual([
+      ['10.102.1.0/24', '10.99.0.3'],
+      ['fd99:102:0:1::/64', 'fd99:99::3'],
+    ]);
+  });
+
+  it('refuses a CIDR overlapping the local pod CIDRs, and both of two overlapping peers', () => {
+    const plan = planRoutes(
+      [
+        { name: 'west', nodes: [node('west', 'w1', '10.99.0.3', '10.101.7.0/24'), node('west', 'w2', '10.99.0.4', '10.102.2.0/24')] },
+        { name: 'north', nodes: [node('north', 'n1', '10.99.0.5', '10.102.0.0/16'), node('north', 'n2', '10.99.0.6', '10.103.1.0/24')] },
+      ],
+      ['10.101.0.0/16'],
+    );
+    expect(plan.routes.map((r) => r.destination)).toEqual(['10.103.1.0/24']);
+    const reasons = Object.fromEntries(plan.refused.map((p) => [`${p.cluster}/${p.node}`, p.reason]));
+    expect(reasons['west/w1']).toMatch(/overlaps the local cluster's pod CIDR 10.101.0.0\/16/);
+    expect(reasons['west/w2']).toMatch(/overlaps 10.102.0.0\/16 of node n1 in cluster north/);
+    expect(reasons['north/n1']).toMatch(/overlaps 10.102.2.0\/24 of node w2 in cluster west/);
+  });
+
+  it('refuses routes that would capture unrelated traffic or have no next hop', () => {
+    const plan = planRoutes(
+      [{ name: 'west', nodes: [node('west', 'w1', '10.99.0.3', '0.0.0.0/1'), node('west', 'w2', '10.102.3.1', '10.102.3.0/24'), { ...node('west', 'w3', '10.99.0.5', '10.102.4.0/24'), IPAddresses: [] }] }],
+      [],
+    );
+    expect(plan.routes).toEqual([]);
+    expect(plan.refused.map((p) => p.reason)).toEqual([
+      expect.stringMatching(/too broad/),
+      expect.stringMatching(/inside the pod CIDR/),
+      expect.stringMatching(/no IPv4 InternalIP/),
+    ]);
+  });
+});
+
+describe('RouteManager in a network namespace', () => {
+  let ns: TestNetns;
+  let manager: RouteManager;
+
+  beforeAll(() => {
+    ns = TestNetns.create('cm-agent-rt');
+    ns.ip('link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1');
+    ns.ip('link', 'set', 'v0', 'up');
+    ns.ip('link', 'set', 'v1', 'up');
+    ns.addAddress('10.200.50.1/24', 'v0');
+    manager = new RouteManager({ log: silentLog, netns: ns.name });
+  });
+  afterAll(async () => {
+    await ns?.destroy();
+  });
+
+  const routes = () => ns.ip('route', 'show').trim().split('\n').map((l) => l.trim());
+
+  it('installs, moves and removes its routes and leaves a foreign one alone', async () => {
+    ns.ip('route', 'add', '10.200.70.0/24', 'via', '10.200.50.9'); // not ours
+    const views = (via: string) => [
+      { name: 'west', nodes: [node('west', 'w1', via, '10.200.60.0/24'), node('west', 'w2', '10.200.50.3', '10.200.70.0/24')] },
+    ];
+    const first = await manager.sync(planRoutes(views('10.200.50.2'), []));
+    expect(first.installed.map((r) => r.destination)).toEqual(['10.200.60.0/24']);
+    expect(first.problems).toEqual([expect.objectContaining({ destination: '10.200.70.0/24', reason: expect.stringMatching(/does not own/) })]);
+    expect(routes()).toContain('10.200.60.0/24 via 10.200.50.2 dev v0 proto 203');
+
+    await manager.sync(planRoutes(views('10.200.50.4'), []));
+    expect(await manager.owned()).toEqual([{ destination: '10.200.60.0/24', via: '10.200.50.4' }]);
+
+    await manager.sync(planRoutes([], []));
+    expect(await manager.owned()).toEqual([]);
+    expect(routes()).toContain('10.200.70.0/24 via 10.200.50.9 dev v0');
+  });
+});
