@@ -10,7 +10,7 @@ import { type DemoSummary, secondLine, summarise, switchTime } from '../lab/work
 import { nthAddress, parseCidr } from '../lib/routes.js';
 import { errorMessage } from '../lib/errors.js';
 import { openCluster } from './kube.js';
-import { distDir, upAndWait } from './lab.js';
+import { distDir, upAndWait } from './lab-up.js';
 import { annotateService, annotationPatch } from './service.js';
 
 const ECHO: EchoSpec = { namespace: 'clustermesh-demo', name: 'echo', replicas: 2, targetPort: 8080 };

@@ -2,56 +2,19 @@
  * `clustermesh lab …`: the local two-cluster lab. The only door from the product into lab/: it
  * hands the lab the product's own install bootstrap and connect code as hooks.
  */
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { UserError } from '../lib/errors.js';
-import { LAB_NAMESPACE, type LabHooks, type RunningLab, labDown, labUp } from '../lab/cluster/index.js';
+import { labDown } from '../lab/cluster/index.js';
 import { Lab } from '../lab/topology/apply.js';
 import { DEFAULT_LAB_SPEC, LAB_PREFIX_PATTERN } from '../lab/topology/plan.js';
 import { formatStatus as formatLabStatus, labStatus } from '../lab/topology/status.js';
-import { connectClusters } from './connect.js';
 import { runDemo } from './demo.js';
-import { bootstrapCluster, packageRoot, parseClusterIdentity } from './install.js';
-import { openCluster } from './kube.js';
+import { upAndWait } from './lab-up.js';
 import { parseDuration, parseOutput } from './options.js';
-import { formatStatus, waitForStatus } from './status.js';
-
-export const labHooks: LabHooks = {
-  async bootstrap({ kubeconfig, context, name, id, nodePort, extraConfig }) {
-    return bootstrapCluster(openCluster(kubeconfig, context), {
-      namespace: LAB_NAMESPACE,
-      identity: parseClusterIdentity(name, String(id)),
-      nodePort,
-      extraConfig,
-    });
-  },
-  async connect(kubeconfig, a, b) {
-    await connectClusters(openCluster(kubeconfig, a), openCluster(kubeconfig, b), LAB_NAMESPACE);
-  },
-};
-
-export function distDir(): string {
-  return join(packageRoot(), 'dist');
-}
 
 function parsePrefix(value: string): string {
   if (!LAB_PREFIX_PATTERN.test(value)) throw new UserError(`--prefix ${value}: use 1-10 of a-z 0-9, starting with a letter`);
   return value;
-}
-
-const progress = (line: string) => process.stderr.write(`  ${line}\n`);
-
-/** Brings the lab up and waits until every agent of every cluster is connected to the others. */
-export async function upAndWait(prefix: string, options: { connect?: boolean; waitMs: number }): Promise<{ running: RunningLab; ready: boolean }> {
-  process.stderr.write(`lab ${prefix}: starting\n`);
-  const running = await labUp({ prefix, distDir: distDir(), progress, connect: options.connect }, labHooks);
-  let ready = true;
-  for (const cluster of running.plan.clusters) {
-    const report = await waitForStatus(openCluster(running.kubeconfig, cluster.name), LAB_NAMESPACE, options.waitMs);
-    process.stderr.write(`${formatStatus(report)}\n`);
-    ready &&= report.ready;
-  }
-  return { running, ready };
 }
 
 export function registerLabCommands(program: Command): void {
