@@ -47,7 +47,7 @@ describe('the agent command line', () => {
     expect(parseAgentArgs(required)).toMatchObject({
       clusterName: 'east',
       clusterId: 1,
-      namespace: 'kube-system',
+      namespace: 'clustermesh-system',
       peerCacheTtlMs: 300_000,
       healthChecks: true,
       routes: true,
