@@ -40,13 +40,17 @@ export class IdAllocator {
     return this.cursor;
   }
 
+  /** Frees the identity's ID (if it has one). */
+  release(identity: string): void {
+    const id = this.byIdentity.get(identity);
+    if (id === undefined) return;
+    this.byIdentity.delete(identity);
+    this.used.delete(id);
+  }
+
   /** Frees every identity not in `wanted`. */
   retainOnly(wanted: ReadonlySet<string>): void {
-    for (const [identity, id] of this.byIdentity) {
-      if (wanted.has(identity)) continue;
-      this.byIdentity.delete(identity);
-      this.used.delete(id);
-    }
+    for (const identity of this.byIdentity.keys()) if (!wanted.has(identity)) this.release(identity);
   }
 
   entries(): IterableIterator<[string, number]> {

@@ -9,19 +9,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadNative, packageRoot, type LoadedObject, type NativeAddon } from '../../native/index.js';
 import { PROGRAM_HOOKS, ourPrograms, planAttach, type ProgramName } from './attach.js';
-import {
-  MANAGED_MAPS,
-  desiredEntries,
-  diffEntries,
-  emptyEntries,
-  entriesToServices,
-  restoreIds,
-  type EntryTable,
-  type Ids,
-  type ManagedMap,
-  type MapEntries,
-  type WriteStep,
-} from './plan.js';
+import type { EntryBuffer } from './encode.js';
+import { Planner } from './plan.js';
+import { MANAGED_MAPS, decodeMaps, servicesOf, type ManagedMap, type MapState, type PackedEntries } from './state.js';
 import type { DatapathService } from './types.js';
 
 export type { DatapathBackend, DatapathService, BackendState } from './types.js';
@@ -49,23 +39,6 @@ export interface ReconcileStats {
   durationMs: number;
 }
 
-function toTable(dump: { keys: Buffer; values: Buffer; count: number }, keySize: number, valueSize: number): EntryTable {
-  const table: EntryTable = new Map();
-  for (let i = 0; i < dump.count; i++) {
-    table.set(
-      dump.keys.toString('latin1', i * keySize, (i + 1) * keySize),
-      dump.values.toString('latin1', i * valueSize, (i + 1) * valueSize),
-    );
-  }
-  return table;
-}
-
-function packed(strings: readonly string[], size: number): Buffer {
-  const buf = Buffer.allocUnsafe(strings.length * size);
-  strings.forEach((s, i) => buf.write(s, i * size, size, 'latin1'));
-  return buf;
-}
-
 function hookOf(native: NativeAddon, name: ProgramName): number {
   const attachType = native.constants()[PROGRAM_HOOKS[name]];
   if (attachType === undefined) throw new Error(`the native addon does not know ${PROGRAM_HOOKS[name]}: rebuild it (npm run build:native)`);
@@ -80,8 +53,7 @@ function detachOurs(native: NativeAddon, cgroupDir: string): void {
 }
 
 export class Datapath {
-  private mirror: MapEntries;
-  private ids: Ids;
+  private planner: Planner;
   private closed = false;
 
   private constructor(
@@ -89,8 +61,7 @@ export class Datapath {
     private readonly loaded: LoadedObject,
     private readonly batch: boolean,
   ) {
-    this.mirror = this.readMaps();
-    this.ids = restoreIds(this.mirror);
+    this.planner = new Planner(this.readMaps());
   }
 
   static async open(options: DatapathOptions): Promise<Datapath> {
@@ -124,27 +95,27 @@ export class Datapath {
     detachOurs(this.native, cgroupDir);
   }
 
-  /** Makes the maps equal to `desired`. Bad input throws before any write. */
+  /**
+   * Makes the maps equal to `desired`. Bad input throws before any write. Services equal to
+   * what the previous call listed cost a compare; only what changed is encoded and written.
+   */
   reconcile(desired: readonly DatapathService[]): ReconcileStats {
     this.assertOpen();
     const started = performance.now();
-    let steps: WriteStep[] = [];
+    const plan = this.planner.plan(desired);
     try {
-      const target = desiredEntries(desired, this.ids);
-      steps = diffEntries(this.mirror, target);
-      for (const step of steps) this.apply(step);
+      for (const step of plan.steps) this.write(step);
     } catch (error) {
       // A failed write leaves the maps partly updated: trust the kernel's view from here on.
-      this.mirror = this.readMaps();
-      this.ids = restoreIds(this.mirror);
+      this.planner = new Planner(this.readMaps());
       throw error;
     }
-    const count = (op: WriteStep['op']) => steps.filter((s) => s.op === op).reduce((n, s) => n + s.keys.length, 0);
+    plan.commit();
     return {
-      updates: count('update'),
-      deletes: count('delete'),
+      updates: plan.updates,
+      deletes: plan.deletes,
       services: desired.length,
-      backends: this.mirror.cm_lb4_be.size + this.mirror.cm_lb6_be.size,
+      backends: this.planner.backendCount,
       durationMs: performance.now() - started,
     };
   }
@@ -152,7 +123,7 @@ export class Datapath {
   /** The services the maps hold now, read back from the kernel. */
   dump(): DatapathService[] {
     this.assertOpen();
-    return entriesToServices(this.readMaps());
+    return servicesOf(this.readMaps());
   }
 
   /** Releases fds; the pinned maps and the cgroup attachments stay, and so does the datapath. */
@@ -171,38 +142,28 @@ export class Datapath {
     if (readdirSync(pinDir).length === 0) rmdirSync(pinDir);
   }
 
-  private apply(step: WriteStep): void {
-    const map = this.loaded.maps[step.map];
-    const table = this.mirror[step.map];
-    if (step.op === 'update') this.writeUpdates(map.fd, map.keySize, map.valueSize, step);
-    else this.writeDeletes(map.fd, map.keySize, step);
-    if (step.op === 'update') step.keys.forEach((k, i) => table.set(k, step.values[i]));
-    else step.keys.forEach((k) => table.delete(k));
-  }
-
-  private writeUpdates(fd: number, keySize: number, valueSize: number, step: WriteStep): void {
+  private write(step: EntryBuffer): void {
+    const { fd } = this.loaded.maps[step.map];
+    const { keys, values, keySize, valueSize, count } = step;
     if (this.batch) {
-      this.native.mapUpdateBatch(fd, packed(step.keys, keySize), packed(step.values, valueSize), step.keys.length);
+      if (step.op === 'update') this.native.mapUpdateBatch(fd, keys, values, count);
+      else this.native.mapDeleteBatch(fd, keys, count);
       return;
     }
-    step.keys.forEach((k, i) => this.native.mapUpdate(fd, Buffer.from(k, 'latin1'), Buffer.from(step.values[i], 'latin1')));
-  }
-
-  private writeDeletes(fd: number, keySize: number, step: WriteStep): void {
-    if (this.batch) {
-      this.native.mapDeleteBatch(fd, packed(step.keys, keySize), step.keys.length);
-      return;
+    for (let i = 0; i < count; i++) {
+      const key = keys.subarray(i * keySize, (i + 1) * keySize);
+      if (step.op === 'update') this.native.mapUpdate(fd, key, values.subarray(i * valueSize, (i + 1) * valueSize));
+      else this.native.mapDelete(fd, key);
     }
-    for (const k of step.keys) this.native.mapDelete(fd, Buffer.from(k, 'latin1'));
   }
 
-  private readMaps(): MapEntries {
-    const entries = emptyEntries();
-    for (const name of MANAGED_MAPS as readonly ManagedMap[]) {
+  private readMaps(): MapState {
+    const dumps = {} as Record<ManagedMap, PackedEntries>;
+    for (const name of MANAGED_MAPS) {
       const { fd, keySize, valueSize } = this.loaded.maps[name];
-      entries[name] = toTable(this.native.mapDump(fd, keySize, valueSize), keySize, valueSize);
+      dumps[name] = this.native.mapDump(fd, keySize, valueSize);
     }
-    return entries;
+    return decodeMaps(dumps);
   }
 
   private assertOpen(): void {

@@ -46,13 +46,39 @@ export interface CanonicalIp extends ParsedIp {
   text: string;
 }
 
-// The same addresses come back on every reconcile: parse each text once (bounded memo).
+// Other texts (IPv6, odd IPv4 spellings) are parsed once each (bounded memo).
 const MEMO_LIMIT = 1_000_000;
 const canonical = new Map<string, CanonicalIp>();
 
+const DOT = 46;
+const ZERO = 48;
+
+/** A dotted quad without leading zeros is its own canonical text: parse it without the memo. */
+function canonicalIpv4(text: string): CanonicalIp | undefined {
+  const bytes = new Uint8Array(4);
+  let octet = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : DOT;
+    if (c === DOT) {
+      if (digits === 0 || octet > 3) return undefined;
+      octet++;
+      digits = 0;
+      continue;
+    }
+    const d = c - ZERO;
+    if (octet > 3 || d < 0 || d > 9 || (digits > 0 && bytes[octet] === 0) || bytes[octet] * 10 + d > 255) return undefined;
+    bytes[octet] = bytes[octet] * 10 + d;
+    digits++;
+  }
+  return octet === 4 ? { family: 4, bytes, text } : undefined;
+}
+
 /** parseIp plus the canonical text, memoized. */
 export function canonicalIp(text: string, what: string): CanonicalIp {
-  let known = canonical.get(text);
+  let known = text.length <= 15 ? canonicalIpv4(text) : undefined;
+  if (known) return known;
+  known = canonical.get(text);
   if (!known) {
     const parsed = parseIp(text, what);
     known = { ...parsed, text: formatIp(parsed.bytes) };

@@ -1,67 +1,56 @@
 /**
- * Pure decisions of the datapath: desired services → the exact map contents they mean, the
- * fewest writes that turn the current contents into those, and map contents → services again.
- * Map contents are tables of key bytes → value bytes held as latin1 strings (one char per byte),
- * so equal structs compare equal cheaply and diffs are byte-exact.
+ * Pure decisions of the datapath: desired services → the fewest map writes that make the maps
+ * (mirrored as a decoded MapState) mean them, packed for the batch syscalls.
+ *
+ * Incremental: each service's last applied input is cached with what it compiled to, so a
+ * reconcile compares each service with its cached input (a few field compares) and only
+ * validates, assigns IDs, lays out and diffs the services that changed, appeared or went away
+ * (and the backends and reverse-NAT entries they touch). The first plan of a Planner sweeps
+ * everything the maps hold, so leftovers from before a restart or a failed write go away.
  */
+import { PROTO_NUMBER, STATE_NUMBER, constants } from './codecs.js';
 import {
-  BACKEND_ID_SIZE,
-  PROTO_NUMBER,
-  REV_NAT_INDEX_SIZE,
-  STATE_NUMBER,
-  codecs,
-  constants,
-  protoName,
-  stateName,
-} from './codecs.js';
-import { IdAllocator } from './ids.js';
+  addBackendEntry,
+  addBackendKey,
+  addRevNatEntry,
+  addRevNatKey,
+  addServiceEntry,
+  addServiceKey,
+  familyBuffers,
+  type EntryBuffer,
+  type FamilyBuffers,
+} from './encode.js';
 import { canonicalIp, type IpFamily } from './ip.js';
 import { layoutSlots } from './slots.js';
+import {
+  ABSENT_SLOT,
+  FAMILIES,
+  backendIdentity,
+  restoreIds,
+  serviceIdentity,
+  type BackendValue,
+  type FrontendValue,
+  type Ids,
+  type MapState,
+  type RevNatValue,
+} from './state.js';
 import type { BackendState, DatapathService } from './types.js';
-
-export const MANAGED_MAPS = ['cm_lb4_svc', 'cm_lb4_be', 'cm_lb4_rnat', 'cm_lb6_svc', 'cm_lb6_be', 'cm_lb6_rnat'] as const;
-export type ManagedMap = (typeof MANAGED_MAPS)[number];
-export type EntryTable = Map<string, string>;
-export type MapEntries = Record<ManagedMap, EntryTable>;
-
-const FAMILIES = {
-  4: { svc: 'cm_lb4_svc', be: 'cm_lb4_be', rnat: 'cm_lb4_rnat', key: codecs.lb4_key, service: codecs.lb4_service, backend: codecs.lb4_backend, revNat: codecs.lb4_reverse_nat },
-  6: { svc: 'cm_lb6_svc', be: 'cm_lb6_be', rnat: 'cm_lb6_rnat', key: codecs.lb6_key, service: codecs.lb6_service, backend: codecs.lb6_backend, revNat: codecs.lb6_reverse_nat },
-} as const;
 
 const MAX_PORT = 65535;
 const MAX_SLOTS = 65535; // backend_slot and count are __u16
 const MAX_CLUSTER_ID = 65535; // cluster_id is __u16
-export const MAX_SERVICE_ID = constants.CM_REV_NAT_MAP_MAX_ENTRIES - 1;
-export const MAX_BACKEND_ID = 0xffffffff;
 
 /** When services disagree about a backend, the backend map records the least available state. */
 const STATE_SEVERITY: Record<BackendState, number> = { active: 0, terminating: 1, maintenance: 2, quarantined: 3 };
-
-export function emptyEntries(): MapEntries {
-  return Object.fromEntries(MANAGED_MAPS.map((m) => [m, new Map()])) as MapEntries;
-}
-
-// Entries are encoded into one scratch buffer and copied out as strings right away.
-const scratch = Buffer.alloc(64);
-const bytesOf = (size: number) => scratch.toString('latin1', 0, size);
-const idScratch = Buffer.alloc(8);
-const keyScratch = Buffer.alloc(64);
-
-function u32Key(id: number): string {
-  idScratch.writeUInt32LE(id, 0);
-  return idScratch.toString('latin1', 0, BACKEND_ID_SIZE);
-}
-
-function u16Key(id: number): string {
-  idScratch.writeUInt16LE(id, 0);
-  return idScratch.toString('latin1', 0, REV_NAT_INDEX_SIZE);
-}
+const STATE_BY_SEVERITY = (Object.keys(STATE_SEVERITY) as BackendState[]).sort((a, b) => STATE_SEVERITY[a] - STATE_SEVERITY[b]);
 
 // ---- validation ---------------------------------------------------------------------------------
 
 export interface NormalBackend {
+  /** as listed (compared with the next input) */
+  listedAddr: string;
   addr: string;
+  bytes: Uint8Array;
   port: number;
   state: BackendState;
   clusterId: number;
@@ -69,22 +58,23 @@ export interface NormalBackend {
 }
 
 export interface NormalService {
+  /** the input as listed (compared with the next input) */
+  listed: { vip: string; port: number; proto: DatapathService['proto'] };
   family: IpFamily;
   vip: string;
+  vipBytes: Uint8Array;
   port: number;
   proto: number;
   backends: NormalBackend[];
+  identity: string;
 }
 
 function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 1 || port > MAX_PORT) throw new Error(`${what}: port ${port} is not in 1..${MAX_PORT}`);
 }
 
-function backendIdentity(family: IpFamily, addr: string, port: number, proto: number): string {
-  return `${family}|${addr}|${port}|${proto}`;
-}
-
-function normalizeService(service: DatapathService): NormalService {
+/** Validates one service and puts its addresses in canonical form. Throws one line naming the culprit. */
+export function normalizeService(service: DatapathService): NormalService {
   const where = `service ${service.vip}:${service.port}/${service.proto}`;
   const vip = canonicalIp(service.vip, `${where}: vip`);
   checkPort(service.port, where);
@@ -100,219 +90,368 @@ function normalizeService(service: DatapathService): NormalService {
     if (!Number.isInteger(b.clusterId) || b.clusterId < 0 || b.clusterId > MAX_CLUSTER_ID) {
       throw new Error(`${at}: clusterId ${b.clusterId} is not in 0..${MAX_CLUSTER_ID}`);
     }
-    return { addr: addr.text, port: b.port, state: b.state, clusterId: b.clusterId, identity: backendIdentity(vip.family, addr.text, b.port, proto) };
+    const identity = backendIdentity(vip.family, addr.text, b.port, proto);
+    return { listedAddr: b.addr, addr: addr.text, bytes: addr.bytes, port: b.port, state: b.state, clusterId: b.clusterId, identity };
   });
-  return { family: vip.family, vip: vip.text, port: service.port, proto, backends };
+  const identity = serviceIdentity(vip.family, vip.text, service.port, proto);
+  return { listed: { vip: service.vip, port: service.port, proto: service.proto }, family: vip.family, vip: vip.text, vipBytes: vip.bytes, port: service.port, proto, backends, identity };
 }
 
-function serviceIdentity(s: { family: IpFamily; vip: string; port: number; proto: number }): string {
-  return `${s.family}|${s.vip}|${s.port}|${s.proto}`;
+// ---- the per-service cache ----------------------------------------------------------------------
+
+/** One service as last planned: its validated input and compiled entries. */
+interface CachedService {
+  inputKey: string;
+  normal: NormalService;
+  frontend?: FrontendValue;
+  /** the plan generation that last listed it */
+  seen: number;
 }
 
-/** Validates everything first, so bad input changes nothing. Throws one line naming the culprit. */
-export function normalizeServices(services: readonly DatapathService[]): NormalService[] {
-  const seen = new Set<string>();
-  return services.map((service) => {
-    const normal = normalizeService(service);
-    const identity = serviceIdentity(normal);
-    if (seen.has(identity)) throw new Error(`service ${service.vip}:${service.port}/${service.proto} is listed twice`);
-    seen.add(identity);
-    return normal;
-  });
+const inputKeyOf = (s: DatapathService) => `${s.vip}|${s.port}|${s.proto}`;
+
+function sameFrontend(a: NormalService['listed'], b: DatapathService): boolean {
+  return a.vip === b.vip && a.port === b.port && a.proto === b.proto;
 }
 
-// ---- IDs ------------------------------------------------------------------------------------------
-
-export interface Ids {
-  services: IdAllocator;
-  backends: IdAllocator;
-}
-
-/** Frees the IDs of what is no longer wanted, then gives every wanted service and backend one. */
-function assignIds(services: NormalService[], ids: Ids): void {
-  const wantedServices = new Set(services.map(serviceIdentity));
-  const wantedBackends = new Set(services.flatMap((s) => s.backends.map((b) => b.identity)));
-  ids.services.retainOnly(wantedServices);
-  ids.backends.retainOnly(wantedBackends);
-  for (const identity of wantedServices) ids.services.acquire(identity);
-  for (const identity of wantedBackends) ids.backends.acquire(identity);
-}
-
-/** The IDs the maps already hold: a restarted agent keeps them. */
-export function restoreIds(current: MapEntries): Ids {
-  const services: [string, number][] = [];
-  const backends: [string, number][] = [];
-  for (const family of [4, 6] as const) {
-    const f = FAMILIES[family];
-    for (const [k, v] of current[f.svc]) {
-      const key = f.key.decode(Buffer.from(k, 'latin1'));
-      if (key.backend_slot !== constants.CM_SERVICE_SLOT) continue;
-      const id = f.service.decode(Buffer.from(v, 'latin1')).rev_nat_index;
-      services.push([serviceIdentity({ family, vip: key.address, port: key.dport, proto: key.proto }), id]);
-    }
-    for (const [k, v] of current[f.be]) {
-      const b = f.backend.decode(Buffer.from(v, 'latin1'));
-      backends.push([backendIdentity(family, b.address, b.port, b.proto), Buffer.from(k, 'latin1').readUInt32LE(0)]);
-    }
+/** Structural compare: true when `input` is what `cached` was planned from (so it plans the same). */
+export function sameInput(cached: NormalService, input: DatapathService): boolean {
+  if (!sameFrontend(cached.listed, input) || cached.backends.length !== input.backends.length) return false;
+  for (let i = 0; i < input.backends.length; i++) {
+    const x = cached.backends[i];
+    const y = input.backends[i];
+    if (x.listedAddr !== y.addr || x.port !== y.port || x.state !== y.state || x.clusterId !== y.clusterId) return false;
   }
-  const byId = (a: [string, number], b: [string, number]) => a[1] - b[1];
-  return {
-    services: new IdAllocator('service', MAX_SERVICE_ID, services.sort(byId)),
-    backends: new IdAllocator('backend', MAX_BACKEND_ID, backends.sort(byId)),
-  };
+  return true;
 }
 
-// ---- desired contents ---------------------------------------------------------------------------
-
-interface BackendRecord {
+/** A backend ID and every listing of it (one per service that lists it, duplicates included). */
+interface BackendUse {
+  identity: string;
+  id: number;
+  family: IpFamily;
   addr: string;
+  bytes: Uint8Array;
   port: number;
   proto: number;
-  state: BackendState;
-  clusterId: number;
-  family: IpFamily;
+  listings: NormalBackend[];
 }
 
-/** One record per backend ID: the first listing wins, except the state (least available wins). */
-function collectBackends(services: NormalService[], ids: Ids): Map<number, BackendRecord> {
-  const records = new Map<number, BackendRecord>();
-  for (const s of services) {
-    for (const b of s.backends) {
-      const id = ids.backends.get(b.identity)!;
-      const known = records.get(id);
-      if (!known) records.set(id, { addr: b.addr, port: b.port, proto: s.proto, state: b.state, clusterId: b.clusterId, family: s.family });
-      else if (STATE_SEVERITY[b.state] > STATE_SEVERITY[known.state]) known.state = b.state;
-    }
+/** The backend map value: the least available state any listing gives, the lowest cluster ID. */
+function backendValue(use: BackendUse): BackendValue {
+  let severity = 0;
+  let clusterId = MAX_CLUSTER_ID;
+  for (const l of use.listings) {
+    severity = Math.max(severity, STATE_SEVERITY[l.state]);
+    clusterId = Math.min(clusterId, l.clusterId);
   }
-  return records;
+  const state = STATE_NUMBER[STATE_BY_SEVERITY[severity]];
+  return { addr: use.addr, bytes: use.bytes, port: use.port, proto: use.proto, state, clusterId };
 }
 
-function putServiceEntries(out: MapEntries, s: NormalService, ids: Ids): void {
-  const f = FAMILIES[s.family];
-  const revNatIndex = ids.services.get(serviceIdentity(s))!;
-  const layout = layoutSlots(s.backends.map((b) => ({ backendId: ids.backends.get(b.identity)!, state: b.state })));
+function compileFrontend(s: NormalService, revNat: number, backendIds: number[], previous: readonly number[]): FrontendValue {
+  const layout = layoutSlots(
+    s.backends.map((b, i) => ({ backendId: backendIds[i], state: b.state })),
+    previous,
+  );
   const remote = s.backends.some((b) => b.clusterId !== 0);
-  const svc = out[f.svc];
-  // the key differs per slot only in backend_slot: encode it once, then patch those two bytes
-  f.key.encode({ address: s.vip, dport: s.port, backend_slot: constants.CM_SERVICE_SLOT, proto: s.proto }, keyScratch);
-  const slotOffset = f.key.fields.backend_slot.offset;
-  const entry = (slot: number, backendId: number, count: number, flags: number) => {
-    keyScratch.writeUInt16LE(slot, slotOffset);
-    f.service.encode({ backend_id: backendId, count, rev_nat_index: revNatIndex, flags }, scratch);
-    svc.set(keyScratch.toString('latin1', 0, f.key.size), bytesOf(f.service.size));
+  return {
+    family: s.family,
+    vip: s.vipBytes,
+    port: s.port,
+    proto: s.proto,
+    hasHead: true,
+    count: layout.count,
+    revNat,
+    flags: remote ? constants.CM_SVC_FLAG_REMOTE_BACKENDS : constants.CM_SVC_FLAG_NONE,
+    slots: layout.slots,
+    odd: false,
   };
-  const flags = remote ? constants.CM_SVC_FLAG_REMOTE_BACKENDS : constants.CM_SVC_FLAG_NONE;
-  entry(constants.CM_SERVICE_SLOT, constants.CM_BACKEND_ID_NONE, layout.count, flags);
-  layout.slots.forEach((backendId, i) => entry(i + 1, backendId, 0, constants.CM_SVC_FLAG_NONE));
-  f.revNat.encode({ address: s.vip, port: s.port }, scratch);
-  out[f.rnat].set(u16Key(revNatIndex), bytesOf(f.revNat.size));
 }
 
-/** The map contents `services` mean (assigning IDs as needed). */
-export function desiredEntries(services: readonly DatapathService[], ids: Ids): MapEntries {
-  const normal = normalizeServices(services);
-  assignIds(normal, ids);
-  const out = emptyEntries();
-  for (const s of normal) putServiceEntries(out, s, ids);
-  for (const [id, b] of collectBackends(normal, ids)) {
-    const f = FAMILIES[b.family];
-    f.backend.encode({ address: b.addr, port: b.port, proto: b.proto, state: STATE_NUMBER[b.state], cluster_id: b.clusterId }, scratch);
-    out[f.be].set(u32Key(id), bytesOf(f.backend.size));
+// ---- what a plan touches ------------------------------------------------------------------------
+
+/** The entries a plan may change, each with what it should hold (null: nothing). */
+interface Touched {
+  frontends: Map<string, FrontendValue | null>;
+  backends: Map<number, BackendUse | null>;
+  revNats: Map<number, RevNatValue | null>;
+}
+
+interface Changes {
+  frontends: Map<string, FrontendValue | null>;
+  backends: Map<number, BackendValue | null>;
+  revNats: Map<number, RevNatValue | null>;
+}
+
+function nothingTouched(): Record<IpFamily, Touched> {
+  const family = (): Touched => ({ frontends: new Map(), backends: new Map(), revNats: new Map() });
+  return { 4: family(), 6: family() };
+}
+
+/** Every entry the maps hold, as unwanted: what the plan wants again overrides it. */
+function everythingTouched(mirror: MapState): Record<IpFamily, Touched> {
+  const touched = nothingTouched();
+  for (const family of FAMILIES) {
+    for (const identity of mirror[family].frontends.keys()) touched[family].frontends.set(identity, null);
+    for (const id of mirror[family].backends.keys()) touched[family].backends.set(id, null);
+    for (const id of mirror[family].revNats.keys()) touched[family].revNats.set(id, null);
   }
-  return out;
+  return touched;
 }
 
-// ---- diff -----------------------------------------------------------------------------------------
+// ---- diff ---------------------------------------------------------------------------------------
 
-export interface WriteStep {
-  map: ManagedMap;
-  op: 'update' | 'delete';
-  keys: string[];
-  /** for updates: the value of each key */
-  values: string[];
-}
-
-function slotOf(key: string, family: IpFamily): number {
-  const o = FAMILIES[family].key.fields.backend_slot.offset;
-  return key.charCodeAt(o) | (key.charCodeAt(o + 1) << 8);
-}
-
-function changed(current: EntryTable, desired: EntryTable): [string, string][] {
-  const out: [string, string][] = [];
-  for (const [k, v] of desired) if (current.get(k) !== v) out.push([k, v]);
-  return out;
-}
-
-function removed(current: EntryTable, desired: EntryTable): string[] {
-  const out: string[] = [];
-  for (const k of current.keys()) if (!desired.has(k)) out.push(k);
-  return out;
-}
-
-function updateStep(map: ManagedMap, entries: [string, string][]): WriteStep {
-  return { map, op: 'update', keys: entries.map((e) => e[0]), values: entries.map((e) => e[1]) };
-}
-
-/**
- * The fewest writes, ordered so a reader never meets a dangling reference: reverse NAT and
- * backends exist before a slot names them; slots are filled before slot 0 raises `count`;
- * slot 0 goes (or shrinks) before the slots behind it, and backends and reverse NAT go last.
- */
-export function diffEntries(current: MapEntries, desired: MapEntries): WriteStep[] {
-  const steps: WriteStep[] = [];
-  const deletes: WriteStep[] = [];
-  for (const family of [4, 6] as const) {
-    const f = FAMILIES[family];
-    const svcChanges = changed(current[f.svc], desired[f.svc]);
-    const isServiceSlot = (k: string) => slotOf(k, family) === constants.CM_SERVICE_SLOT;
-    steps.push(
-      updateStep(f.rnat, changed(current[f.rnat], desired[f.rnat])),
-      updateStep(f.be, changed(current[f.be], desired[f.be])),
-      updateStep(f.svc, svcChanges.filter(([k]) => !isServiceSlot(k))),
-      updateStep(f.svc, svcChanges.filter(([k]) => isServiceSlot(k))),
-    );
-    const svcGone = removed(current[f.svc], desired[f.svc]);
-    deletes.push(
-      { map: f.svc, op: 'delete', keys: [...svcGone.filter(isServiceSlot), ...svcGone.filter((k) => !isServiceSlot(k))], values: [] },
-      { map: f.be, op: 'delete', keys: removed(current[f.be], desired[f.be]), values: [] },
-      { map: f.rnat, op: 'delete', keys: removed(current[f.rnat], desired[f.rnat]), values: [] },
-    );
+function diffRevNats(changes: Map<number, RevNatValue | null>, have: Map<number, RevNatValue>, out: FamilyBuffers, family: IpFamily): void {
+  for (const [id, want] of changes) {
+    const old = have.get(id);
+    if (want && (!old || old.addr !== want.addr || old.port !== want.port)) addRevNatEntry(out.revNatUpdates, family, id, want);
+    else if (!want && old) addRevNatKey(out.revNatDeletes, id);
   }
-  return [...steps, ...deletes].filter((s) => s.keys.length > 0);
 }
 
-// ---- back to services -----------------------------------------------------------------------------
+function diffBackends(changes: Map<number, BackendValue | null>, have: Map<number, BackendValue>, out: FamilyBuffers, family: IpFamily): void {
+  for (const [id, want] of changes) {
+    const old = have.get(id);
+    const same = old && want && old.addr === want.addr && old.port === want.port && old.proto === want.proto && old.state === want.state && old.clusterId === want.clusterId;
+    if (want && !same) addBackendEntry(out.backendUpdates, family, id, want);
+    else if (!want && old) addBackendKey(out.backendDeletes, id);
+  }
+}
 
-/** What the maps say, as services (sorted by vip, port, protocol; backends in slot order). */
-export function entriesToServices(current: MapEntries): DatapathService[] {
-  const services: (DatapathService & { slots: Map<number, number>; count: number })[] = [];
-  for (const family of [4, 6] as const) {
-    const f = FAMILIES[family];
-    const byFrontend = new Map<string, (typeof services)[number]>();
-    for (const [k, v] of current[f.svc]) {
-      const key = f.key.decode(Buffer.from(k, 'latin1'));
-      const value = f.service.decode(Buffer.from(v, 'latin1'));
-      const frontend = `${key.address}|${key.dport}|${key.proto}`;
-      let s = byFrontend.get(frontend);
-      if (!s) {
-        s = { vip: key.address, port: key.dport, proto: protoName(key.proto), backends: [], slots: new Map(), count: 0 };
-        byFrontend.set(frontend, s);
-        services.push(s);
-      }
-      if (key.backend_slot === constants.CM_SERVICE_SLOT) s.count = value.count;
-      else s.slots.set(key.backend_slot, value.backend_id);
+function deleteSlotsFrom(old: FrontendValue, from: number, out: EntryBuffer): void {
+  for (let i = from; i < old.slots.length; i++) if (old.slots[i] !== ABSENT_SLOT) addServiceKey(out, old, i + 1);
+}
+
+function diffFrontend(want: FrontendValue | null, old: FrontendValue | undefined, out: FamilyBuffers): void {
+  if (!want) {
+    if (!old) return;
+    if (old.hasHead) addServiceKey(out.headDeletes, old, constants.CM_SERVICE_SLOT);
+    deleteSlotsFrom(old, 0, out.slotDeletes);
+    return;
+  }
+  // slot values carry the rev NAT index too, so a new index (or odd old slots) rewrites them all
+  const rewriteAll = !old || old.odd || !old.hasHead || old.revNat !== want.revNat;
+  for (let i = 0; i < want.slots.length; i++) {
+    if (rewriteAll || old.slots[i] !== want.slots[i]) addServiceEntry(out.slotUpdates, want, i + 1, want.slots[i], 0, constants.CM_SVC_FLAG_NONE);
+  }
+  if (old) deleteSlotsFrom(old, want.slots.length, out.slotDeletes);
+  if (rewriteAll || old.count !== want.count || old.flags !== want.flags) {
+    addServiceEntry(out.headUpdates, want, constants.CM_SERVICE_SLOT, constants.CM_BACKEND_ID_NONE, want.count, want.flags);
+  }
+}
+
+// ---- the planner --------------------------------------------------------------------------------
+
+export interface Plan {
+  /**
+   * Packed writes in the order that never lets a reader meet a dangling reference: reverse NAT
+   * and backends exist before a slot names them; slots are filled before slot 0 raises `count`;
+   * slot 0 goes before the slots behind it, and backends and reverse NAT go last. The buffers
+   * are the planner's own and hold until its next plan.
+   */
+  steps: EntryBuffer[];
+  updates: number;
+  deletes: number;
+  /** Call once every step is in the maps: the mirror then holds what they hold. */
+  commit(): void;
+}
+
+export class Planner {
+  private readonly byInputKey = new Map<string, CachedService>();
+  private readonly byIdentity = new Map<string, CachedService>();
+  private readonly uses = new Map<string, BackendUse>();
+  private readonly buffers = { 4: familyBuffers(4), 6: familyBuffers(6) };
+  private ids: Ids;
+  private generation = 0;
+  private sweep = true;
+  /** the services of the previous plan, in the order they were listed */
+  private listed: CachedService[] = [];
+
+  /** `mirror` is what the maps hold now; the planner keeps it current through commit(). */
+  constructor(private readonly mirror: MapState) {
+    this.ids = restoreIds(mirror);
+  }
+
+  get backendCount(): number {
+    return this.mirror[4].backends.size + this.mirror[6].backends.size;
+  }
+
+  /** The writes that make the maps mean `desired`. Bad input throws before anything changes. */
+  plan(desired: readonly DatapathService[]): Plan {
+    const { fresh, listed } = this.changedServices(desired);
+    try {
+      const touched = this.sweep ? everythingTouched(this.mirror) : nothingTouched();
+      if (listed.length - fresh.length < this.byInputKey.size) this.retire(fresh, touched);
+      this.admit(fresh, touched);
+      const changes = this.settleBackends(touched);
+      if (this.sweep) this.releaseUnwantedIds();
+      this.sweep = false;
+      this.listed = listed;
+      return this.diff(changes);
+    } catch (error) {
+      this.reset(); // e.g. out of IDs: nothing was written, so start over from the mirror
+      throw error;
     }
-    for (const s of byFrontend.values()) {
-      for (const slot of [...s.slots.keys()].sort((a, b) => a - b)) {
-        const raw = current[f.be].get(u32Key(s.slots.get(slot)!));
-        if (raw === undefined) continue;
-        const b = f.backend.decode(Buffer.from(raw, 'latin1'));
-        const state = slot <= s.count ? 'active' : stateName(b.state);
-        s.backends.push({ addr: b.address, port: b.port, state, clusterId: b.cluster_id });
+  }
+
+  /**
+   * Validates what is new or changed and finds listings twice; changes nothing but `seen`.
+   * A service is first looked for where it was in the previous list (callers keep their order),
+   * then by its frontend.
+   */
+  private changedServices(desired: readonly DatapathService[]): { fresh: CachedService[]; listed: CachedService[] } {
+    const generation = ++this.generation;
+    const fresh: CachedService[] = [];
+    const listed: CachedService[] = [];
+    for (let i = 0; i < desired.length; i++) {
+      const s = desired[i];
+      const hint = this.listed[i];
+      const cached = hint && sameFrontend(hint.normal.listed, s) ? hint : this.byInputKey.get(inputKeyOf(s));
+      if (cached && cached.seen !== generation && sameInput(cached.normal, s)) {
+        cached.seen = generation;
+        listed.push(cached);
+        continue;
       }
+      const entry = { inputKey: inputKeyOf(s), normal: normalizeService(s), seen: generation };
+      fresh.push(entry);
+      listed.push(entry);
+    }
+    const freshIdentities = new Set<string>();
+    for (const f of fresh) {
+      const identity = f.normal.identity;
+      if (freshIdentities.has(identity) || this.byIdentity.get(identity)?.seen === generation) {
+        const { vip, port, proto } = f.normal.listed;
+        throw new Error(`service ${vip}:${port}/${proto} is listed twice`);
+      }
+      freshIdentities.add(identity);
+    }
+    return { fresh, listed };
+  }
+
+  /** Drops the services not listed this time (or changed), their IDs and backend listings. */
+  private retire(fresh: CachedService[], touched: Record<IpFamily, Touched>): void {
+    const staying = new Set(fresh.map((f) => f.normal.identity));
+    for (const old of this.byInputKey.values()) {
+      if (old.seen === this.generation) continue;
+      const { identity, family, backends } = old.normal;
+      this.byInputKey.delete(old.inputKey);
+      if (this.byIdentity.get(identity) === old) this.byIdentity.delete(identity);
+      for (const listing of backends) this.unlist(listing, touched);
+      if (staying.has(identity)) continue;
+      touched[family].frontends.set(identity, null);
+      const revNat = this.ids.services.get(identity);
+      if (revNat !== undefined) touched[family].revNats.set(revNat, null);
+      this.ids.services.release(identity);
     }
   }
-  return services
-    .map(({ vip, port, proto, backends }) => ({ vip, port, proto, backends }))
-    .sort((a, b) => a.vip.localeCompare(b.vip) || a.port - b.port || a.proto.localeCompare(b.proto));
+
+  private unlist(listing: NormalBackend, touched: Record<IpFamily, Touched>): void {
+    const use = this.uses.get(listing.identity)!;
+    use.listings.splice(use.listings.indexOf(listing), 1);
+    touched[use.family].backends.set(use.id, use);
+  }
+
+  private list(listing: NormalBackend, s: NormalService, touched: Record<IpFamily, Touched>): number {
+    let use = this.uses.get(listing.identity);
+    if (!use) {
+      const id = this.ids.backends.acquire(listing.identity);
+      use = { identity: listing.identity, id, family: s.family, addr: listing.addr, bytes: listing.bytes, port: listing.port, proto: s.proto, listings: [] };
+      this.uses.set(listing.identity, use);
+    }
+    use.listings.push(listing);
+    touched[s.family].backends.set(use.id, use);
+    return use.id;
+  }
+
+  /** Gives the new and changed services IDs, backend listings and compiled entries. */
+  private admit(fresh: CachedService[], touched: Record<IpFamily, Touched>): void {
+    for (const f of fresh) {
+      const s = f.normal;
+      const revNat = this.ids.services.acquire(s.identity);
+      const backendIds = s.backends.map((b) => this.list(b, s, touched));
+      const previous = this.mirror[s.family].frontends.get(s.identity)?.slots ?? [];
+      f.frontend = compileFrontend(s, revNat, backendIds, previous);
+      this.byInputKey.set(f.inputKey, f);
+      this.byIdentity.set(s.identity, f);
+      touched[s.family].frontends.set(s.identity, f.frontend);
+      touched[s.family].revNats.set(revNat, { addr: s.vip, bytes: s.vipBytes, port: s.port });
+    }
+  }
+
+  /** After a sweep: IDs restored from the maps for things no longer wanted are free again. */
+  private releaseUnwantedIds(): void {
+    this.ids.services.retainOnly(new Set(this.byIdentity.keys()));
+    this.ids.backends.retainOnly(new Set(this.uses.keys()));
+  }
+
+  /** Backends that lost their last listing lose their ID; the rest get their (new) value. */
+  private settleBackends(touched: Record<IpFamily, Touched>): Record<IpFamily, Changes> {
+    const changes = {} as Record<IpFamily, Changes>;
+    for (const family of FAMILIES) {
+      const backends = new Map<number, BackendValue | null>();
+      for (const [id, use] of touched[family].backends) {
+        if (use && use.listings.length > 0) {
+          backends.set(id, backendValue(use));
+          continue;
+        }
+        if (use) {
+          this.uses.delete(use.identity);
+          this.ids.backends.release(use.identity);
+        }
+        backends.set(id, null);
+      }
+      changes[family] = { frontends: touched[family].frontends, revNats: touched[family].revNats, backends };
+    }
+    return changes;
+  }
+
+  private diff(changes: Record<IpFamily, Changes>): Plan {
+    for (const family of FAMILIES) {
+      const c = changes[family];
+      const out = this.buffers[family];
+      const have = this.mirror[family];
+      for (const b of Object.values(out)) b.count = 0;
+      diffRevNats(c.revNats, have.revNats, out, family);
+      diffBackends(c.backends, have.backends, out, family);
+      for (const [identity, want] of c.frontends) diffFrontend(want, have.frontends.get(identity), out);
+    }
+    const b4 = this.buffers[4];
+    const b6 = this.buffers[6];
+    const updates = [b4.revNatUpdates, b4.backendUpdates, b4.slotUpdates, b4.headUpdates, b6.revNatUpdates, b6.backendUpdates, b6.slotUpdates, b6.headUpdates];
+    const deletes = [b4.headDeletes, b4.slotDeletes, b4.backendDeletes, b4.revNatDeletes, b6.headDeletes, b6.slotDeletes, b6.backendDeletes, b6.revNatDeletes];
+    const total = (list: EntryBuffer[]) => list.reduce((n, b) => n + b.count, 0);
+    return {
+      steps: [...updates, ...deletes].filter((b) => b.count > 0),
+      updates: total(updates),
+      deletes: total(deletes),
+      commit: () => this.apply(changes),
+    };
+  }
+
+  private apply(changes: Record<IpFamily, Changes>): void {
+    for (const family of FAMILIES) {
+      const have = this.mirror[family];
+      const c = changes[family];
+      setOrDelete(have.frontends, c.frontends);
+      setOrDelete(have.backends, c.backends);
+      setOrDelete(have.revNats, c.revNats);
+    }
+  }
+
+  private reset(): void {
+    this.byInputKey.clear();
+    this.byIdentity.clear();
+    this.uses.clear();
+    this.listed = [];
+    this.ids = restoreIds(this.mirror);
+    this.sweep = true;
+  }
+}
+
+function setOrDelete<K, V>(table: Map<K, V>, changes: Map<K, V | null>): void {
+  for (const [k, v] of changes) {
+    if (v === null) table.delete(k);
+    else table.set(k, v);
+  }
 }

@@ -1,24 +1,42 @@
-/** Pure datapath decisions: slot layout, IDs, desired map contents, diffs (no kernel needed). */
-import { codecs } from '../../lib/datapath/codecs.js';
+/** Pure datapath decisions: slot layout, IDs, addresses, and the incremental planner (no kernel needed). */
+import { codecs, constants } from '../../lib/datapath/codecs.js';
+import type { EntryBuffer } from '../../lib/datapath/encode.js';
 import { IdAllocator } from '../../lib/datapath/ids.js';
-import { formatIp, parseIp } from '../../lib/datapath/ip.js';
-import { desiredEntries, diffEntries, emptyEntries, entriesToServices, restoreIds, type MapEntries, type WriteStep } from '../../lib/datapath/plan.js';
+import { canonicalIp, formatIp, parseIp } from '../../lib/datapath/ip.js';
+import { Planner } from '../../lib/datapath/plan.js';
 import { layoutSlots, type SlotCandidate } from '../../lib/datapath/slots.js';
+import { MANAGED_MAPS, decodeMaps, servicesOf, type ManagedMap, type MapState, type PackedEntries } from '../../lib/datapath/state.js';
 import type { DatapathBackend, DatapathService } from '../../lib/datapath/types.js';
+
+const a = (backendId: number): SlotCandidate => ({ backendId, state: 'active' });
+const q = (backendId: number): SlotCandidate => ({ backendId, state: 'quarantined' });
 
 describe('layoutSlots', () => {
   it.each<[string, SlotCandidate[], { count: number; slots: number[] }]>([
     ['no backends', [], { count: 0, slots: [] }],
-    ['all active, by ID', [{ backendId: 3, state: 'active' }, { backendId: 1, state: 'active' }], { count: 2, slots: [1, 3] }],
-    [
-      'active first, then the rest',
-      [{ backendId: 1, state: 'quarantined' }, { backendId: 2, state: 'active' }, { backendId: 3, state: 'terminating' }, { backendId: 4, state: 'active' }],
-      { count: 2, slots: [2, 4, 1, 3] },
-    ],
+    ['all active, by ID', [a(3), a(1)], { count: 2, slots: [1, 3] }],
+    ['active first, then the rest', [q(1), a(2), { backendId: 3, state: 'terminating' }, a(4)], { count: 2, slots: [2, 4, 1, 3] }],
     ['none active', [{ backendId: 5, state: 'maintenance' }, { backendId: 2, state: 'terminating' }], { count: 0, slots: [2, 5] }],
-    ['a duplicate keeps its first state', [{ backendId: 1, state: 'active' }, { backendId: 1, state: 'quarantined' }], { count: 1, slots: [1] }],
+    ['a duplicate keeps its first state', [a(1), q(1)], { count: 1, slots: [1] }],
   ])('%s', (_name, candidates, expected) => {
     expect(layoutSlots(candidates)).toEqual(expected);
+  });
+});
+
+describe('layoutSlots keeps the slots of backends that stay', () => {
+  it.each<[string, number[], SlotCandidate[], { count: number; slots: number[] }, number]>([
+    ['a replaced backend takes the freed slot', [1, 2, 3, 4], [a(2), a(3), a(4), a(5)], { count: 4, slots: [5, 2, 3, 4] }, 1],
+    ['a new backend appends', [1, 2], [a(1), a(2), a(3)], { count: 3, slots: [1, 2, 3] }, 1],
+    ['a removed backend\'s slot goes to the last one', [1, 2, 3, 4], [a(1), a(3), a(4)], { count: 3, slots: [1, 4, 3] }, 1],
+    ['a backend going inactive moves behind the active ones', [1, 2, 3], [q(1), a(2), a(3)], { count: 2, slots: [3, 2, 1] }, 2],
+    ['an inactive backend turning active moves in front', [2, 3, 1], [a(1), a(2), a(3)], { count: 3, slots: [2, 3, 1] }, 0],
+    ['two replaced at once fill the free slots by ID', [1, 2, 3, 4], [a(9), a(2), a(8), a(4)], { count: 4, slots: [8, 2, 9, 4] }, 2],
+    ['holes and unknown IDs in the previous layout are ignored', [-1, 7], [a(1), a(2)], { count: 2, slots: [1, 2] }, 2],
+    ['an unchanged layout stays as it is, not sorted', [4, 1, 3], [a(1), a(3), a(4)], { count: 3, slots: [4, 1, 3] }, 0],
+  ])('%s', (_name, previous, candidates, expected, movedSlots) => {
+    const layout = layoutSlots(candidates, previous);
+    expect(layout).toEqual(expected);
+    expect(layout.slots.filter((id, i) => previous[i] !== id).length).toBe(movedSlots);
   });
 });
 
@@ -32,95 +50,160 @@ describe('IdAllocator', () => {
     expect(ids.acquire('d')).toBe(1); // wrapped
     expect(ids.acquire('e')).toBe(2); // freed long ago
     expect(() => ids.acquire('f')).toThrow('out of test IDs: at most 4 can exist at once');
+    ids.release('c');
+    expect(ids.get('c')).toBeUndefined();
+    expect(ids.acquire('f')).toBe(4);
   });
 });
 
 describe('ip', () => {
   it.each([
     ['10.200.0.1', '10.200.0.1'],
+    ['0.0.0.0', '0.0.0.0'],
+    ['255.255.255.255', '255.255.255.255'],
     ['FD99:200:0:0::1', 'fd99:200::1'],
     ['fd99:0:0:1:0:0:0:1', 'fd99:0:0:1::1'],
     ['::ffff:10.0.0.1', '::ffff:a00:1'],
     ['::', '::'],
-  ])('%s is %s', (text, canonical) => expect(formatIp(parseIp(text, 'x').bytes)).toBe(canonical));
+  ])('%s is %s', (text, canonical) => {
+    expect(formatIp(parseIp(text, 'x').bytes)).toBe(canonical);
+    expect(canonicalIp(text, 'x').text).toBe(canonical);
+    expect(canonicalIp(text, 'x').bytes).toEqual(parseIp(text, 'x').bytes);
+  });
 
-  it('rejects non-addresses in one line', () => {
-    expect(() => parseIp('10.0.0.300', 'service vip')).toThrow('service vip: "10.0.0.300" is not an IPv4 or IPv6 address');
+  it.each(['10.0.0.300', '10.0.0', '1.2.3.4.5', '01.2.3.4', '1..2.3', '1.2.3.4 ', ''])('rejects "%s" in one line', (text) => {
+    expect(() => canonicalIp(text, 'service vip')).toThrow(`service vip: "${text}" is not an IPv4 or IPv6 address`);
   });
 });
+
+// ---- the planner against a fake kernel ------------------------------------------------------------
+
+/** The six maps as byte tables; applies packed steps as the kernel would and checks what a reader sees. */
+class FakeKernel {
+  readonly tables = Object.fromEntries(MANAGED_MAPS.map((m) => [m, new Map<string, string>()])) as Record<ManagedMap, Map<string, string>>;
+
+  apply(steps: EntryBuffer[]): void {
+    for (const step of steps) {
+      const table = this.tables[step.map];
+      for (let i = 0; i < step.count; i++) {
+        const key = step.keys.toString('latin1', i * step.keySize, (i + 1) * step.keySize);
+        if (step.op === 'update') table.set(key, step.values.toString('latin1', i * step.valueSize, (i + 1) * step.valueSize));
+        else if (!table.delete(key)) throw new Error(`${step.map}: delete of a key that is not there`);
+      }
+      this.assertNothingDangles();
+    }
+  }
+
+  dumps(): Record<ManagedMap, PackedEntries> {
+    const out = {} as Record<ManagedMap, PackedEntries>;
+    for (const m of MANAGED_MAPS) {
+      const entries = [...this.tables[m]];
+      out[m] = { keys: Buffer.from(entries.map((e) => e[0]).join(''), 'latin1'), values: Buffer.from(entries.map((e) => e[1]).join(''), 'latin1'), count: entries.length };
+    }
+    return out;
+  }
+
+  state(): MapState {
+    return decodeMaps(this.dumps());
+  }
+
+  /** Every slot 1..count of every service exists and names a backend that exists; its rev NAT exists. */
+  private assertNothingDangles(): void {
+    for (const [family, f] of [[4, { svc: 'cm_lb4_svc', be: 'cm_lb4_be', rnat: 'cm_lb4_rnat', key: codecs.lb4_key }], [6, { svc: 'cm_lb6_svc', be: 'cm_lb6_be', rnat: 'cm_lb6_rnat', key: codecs.lb6_key }]] as const) {
+      for (const [k, v] of this.tables[f.svc]) {
+        const key = f.key.decode(Buffer.from(k, 'latin1'));
+        if (key.backend_slot !== constants.CM_SERVICE_SLOT) continue;
+        const head = codecs.lb4_service.decode(Buffer.from(v, 'latin1'));
+        const rnatKey = Buffer.alloc(2);
+        rnatKey.writeUInt16LE(head.rev_nat_index);
+        if (!this.tables[f.rnat].has(rnatKey.toString('latin1'))) throw new Error(`IPv${family} ${key.address}: rev NAT ${head.rev_nat_index} missing`);
+        for (let slot = 1; slot <= head.count; slot++) {
+          const slotKey = f.key.encode({ ...key, backend_slot: slot }).toString('latin1');
+          const value = this.tables[f.svc].get(slotKey);
+          if (value === undefined) throw new Error(`IPv${family} ${key.address}: slot ${slot} of ${head.count} missing`);
+          if (!this.tables[f.be].has(Buffer.from(value, 'latin1').subarray(0, 4).toString('latin1'))) {
+            throw new Error(`IPv${family} ${key.address}: slot ${slot} names a missing backend`);
+          }
+        }
+      }
+    }
+  }
+}
 
 const backend = (addr: string, port: number, state: DatapathBackend['state'] = 'active', clusterId = 0): DatapathBackend => ({ addr, port, state, clusterId });
 const svc = (vip: string, backends: DatapathBackend[], proto: 'TCP' | 'UDP' = 'TCP', port = 80): DatapathService => ({ vip, port, proto, backends });
 
-/** Applies steps to a copy of `current`, as the kernel would. */
-function applied(current: MapEntries, steps: WriteStep[]): MapEntries {
-  const next = emptyEntries();
-  for (const [name, table] of Object.entries(current)) next[name as keyof MapEntries] = new Map(table);
-  for (const step of steps) {
-    if (step.op === 'update') step.keys.forEach((k, i) => next[step.map].set(k, step.values[i]));
-    else step.keys.forEach((k) => next[step.map].delete(k));
-  }
-  return next;
+function reconcile(planner: Planner, kernel: FakeKernel, desired: DatapathService[]) {
+  const plan = planner.plan(desired);
+  const steps = plan.steps.map((s) => `${s.op} ${s.map}`);
+  kernel.apply(plan.steps);
+  plan.commit();
+  return { updates: plan.updates, deletes: plan.deletes, steps };
 }
 
-function reconcile(current: MapEntries, desired: DatapathService[], ids = restoreIds(current)) {
-  const target = desiredEntries(desired, ids);
-  const steps = diffEntries(current, target);
-  return { steps, next: applied(current, steps), ids };
+/** A planner with `desired` applied to a fresh fake kernel. */
+function programmed(desired: DatapathService[]) {
+  const kernel = new FakeKernel();
+  const planner = new Planner(kernel.state());
+  const first = reconcile(planner, kernel, desired);
+  return { kernel, planner, first };
 }
 
-const count = (steps: WriteStep[], op: WriteStep['op']) => steps.filter((s) => s.op === op).reduce((n, s) => n + s.keys.length, 0);
+/** Services as they read back, with backends sorted by address (slot order is the layout's business). */
+const readBack = (kernel: FakeKernel) => servicesOf(kernel.state()).map((s) => ({ ...s, backends: [...s.backends].sort((x, y) => x.addr.localeCompare(y.addr) || x.port - y.port) }));
+const sortedInput = (desired: DatapathService[]) =>
+  readBackOrder(desired.map((s) => ({ ...s, vip: canonicalIp(s.vip, 'x').text, backends: [...s.backends].sort((x, y) => x.addr.localeCompare(y.addr) || x.port - y.port) })));
+const readBackOrder = (list: DatapathService[]) => list.sort((x, y) => x.vip.localeCompare(y.vip) || x.port - y.port || x.proto.localeCompare(y.proto));
 
-describe('desired entries and diffs', () => {
+const clone = (desired: DatapathService[]): DatapathService[] => JSON.parse(JSON.stringify(desired));
+
+describe('Planner', () => {
   const state = [
     svc('10.200.100.1', [backend('10.200.1.1', 8080), backend('10.200.1.2', 8080, 'quarantined', 2)]),
     svc('10.200.100.1', [backend('10.200.1.1', 8080)], 'UDP', 53),
     svc('fd99:200::100', [backend('fd99:200::1', 80)]),
   ];
 
-  it('writes each entry once from empty, then nothing for the same state', () => {
-    const { steps, next, ids } = reconcile(emptyEntries(), state);
+  it('writes each entry once from empty, then nothing for the same state, also after a restart', () => {
+    const { kernel, planner, first } = programmed(state);
     // rev NAT 3 + backends (10.200.1.1 tcp, .2 tcp, .1 udp, v6) 4 + slots (3 + 2 + 2)
-    expect([count(steps, 'update'), count(steps, 'delete')]).toEqual([14, 0]);
-    expect(reconcile(next, state, ids).steps).toEqual([]);
-    expect(reconcile(next, state).steps).toEqual([]); // with IDs restored from the maps alone
+    expect([first.updates, first.deletes]).toEqual([14, 0]);
+    expect(reconcile(planner, kernel, clone(state))).toMatchObject({ updates: 0, deletes: 0 });
+    expect(reconcile(new Planner(kernel.state()), kernel, clone(state))).toMatchObject({ updates: 0, deletes: 0 });
   });
 
   it('reads back what it wrote', () => {
-    const { next } = reconcile(emptyEntries(), state);
-    expect(entriesToServices(next)).toEqual([
+    const { kernel } = programmed(state);
+    expect(servicesOf(kernel.state())).toEqual([
       { vip: '10.200.100.1', port: 53, proto: 'UDP', backends: [backend('10.200.1.1', 8080)] },
       { vip: '10.200.100.1', port: 80, proto: 'TCP', backends: [backend('10.200.1.1', 8080), backend('10.200.1.2', 8080, 'quarantined', 2)] },
       { vip: 'fd99:200::100', port: 80, proto: 'TCP', backends: [backend('fd99:200::1', 80)] },
     ]);
   });
 
-  it('keeps IDs of surviving backends and orders writes so nothing dangles', () => {
-    const { next, ids } = reconcile(emptyEntries(), state);
-    const keptId = ids.backends.get('4|10.200.1.2|8080|6');
-    const changedState = [svc('10.200.100.1', [backend('10.200.1.2', 8080), backend('10.200.1.3', 8080)]), state[2]];
-    const { steps, next: after } = reconcile(next, changedState, ids);
-    expect(ids.backends.get('4|10.200.1.2|8080|6')).toBe(keptId);
-    expect(steps.map((s) => `${s.op} ${s.map}`)).toEqual([
+  it('orders writes so nothing dangles: creates first, slot 0 after its slots, deletes slot 0 first', () => {
+    const { kernel, planner } = programmed(state);
+    const changed = [svc('10.200.100.1', [backend('10.200.1.2', 8080), backend('10.200.1.3', 8080)]), state[2]];
+    const { steps } = reconcile(planner, kernel, changed);
+    expect(steps).toEqual([
       'update cm_lb4_be', // the new backend and .2's state (quarantined -> active)
       'update cm_lb4_svc', // slots 1..2
       'update cm_lb4_svc', // slot 0 (count 1 -> 2)
-      'delete cm_lb4_svc', // the UDP service (slot 0 first)
+      'delete cm_lb4_svc', // the UDP service's slot 0
+      'delete cm_lb4_svc', // the UDP service's slot 1
       'delete cm_lb4_be', // .1 (TCP and UDP)
       'delete cm_lb4_rnat', // the UDP service
     ]);
-    const udpGone = steps.find((s) => s.op === 'delete' && s.map === 'cm_lb4_svc')!;
-    expect(codecs.lb4_key.decode(Buffer.from(udpGone.keys[0], 'latin1')).backend_slot).toBe(0);
-    expect(entriesToServices(after).map((s) => s.backends.map((b) => b.addr))).toEqual([['10.200.1.2', '10.200.1.3'], ['fd99:200::1']]);
+    expect(readBack(kernel)).toEqual(sortedInput(changed));
   });
 
-  it('marks a backend with the least available state any service gives it', () => {
-    const { next } = reconcile(emptyEntries(), [
-      svc('10.200.100.1', [backend('10.200.1.1', 80, 'terminating')]),
-      svc('10.200.100.2', [backend('10.200.1.1', 80, 'quarantined')]),
+  it('marks a backend with the least available state and the lowest cluster ID any service gives it', () => {
+    const { kernel } = programmed([
+      svc('10.200.100.1', [backend('10.200.1.1', 80, 'terminating', 3)]),
+      svc('10.200.100.2', [backend('10.200.1.1', 80, 'quarantined', 2)]),
     ]);
-    const [value] = next.cm_lb4_be.values();
-    expect(codecs.lb4_backend.decode(Buffer.from(value, 'latin1')).state).toBe(2);
+    const [value] = kernel.tables.cm_lb4_be.values();
+    expect(codecs.lb4_backend.decode(Buffer.from(value, 'latin1'))).toMatchObject({ state: constants.CM_BACKEND_QUARANTINED, cluster_id: 2 });
   });
 
   it.each<[string, DatapathService[], string]>([
@@ -128,10 +211,87 @@ describe('desired entries and diffs', () => {
     ['mixed family', [svc('10.200.100.1', [backend('fd99:200::1', 80)])], 'service 10.200.100.1:80/TCP: backend fd99:200::1:80: address family differs from the vip\'s'],
     ['bad port', [svc('10.200.100.1', [backend('10.200.1.1', 0)])], 'service 10.200.100.1:80/TCP: backend 10.200.1.1:0: port 0 is not in 1..65535'],
     ['twice', [svc('10.200.100.1', []), svc('10.200.100.1', [])], 'service 10.200.100.1:80/TCP is listed twice'],
+    ['twice, spelled differently', [svc('fd99:200::200', []), svc('FD99:200::200', [])], 'service FD99:200::200:80/TCP is listed twice'],
     ['bad state', [svc('10.200.100.1', [backend('10.200.1.1', 80, 'gone' as 'active')])], 'service 10.200.100.1:80/TCP: backend 10.200.1.1:80: unknown state "gone"'],
-  ])('rejects %s in one line, before touching IDs', (_name, desired, message) => {
-    const ids = restoreIds(emptyEntries());
-    expect(() => desiredEntries(desired, ids)).toThrow(message);
-    expect([...ids.services.entries()]).toEqual([]);
+  ])('rejects %s in one line, changing nothing', (_name, bad, message) => {
+    const { kernel, planner } = programmed(state);
+    expect(() => planner.plan([...clone(state), ...bad])).toThrow(message);
+    expect(reconcile(planner, kernel, clone(state))).toMatchObject({ updates: 0, deletes: 0 });
+  });
+
+  it('rejects a service listed twice with the same input, cached or not', () => {
+    const { planner } = programmed(state);
+    expect(() => planner.plan([...clone(state), clone(state)[0]])).toThrow('service 10.200.100.1:80/TCP is listed twice');
+  });
+});
+
+describe('Planner: only what changed is written, slots stay put', () => {
+  const four = ['10.200.1.1', '10.200.1.2', '10.200.1.3', '10.200.1.4'].map((addr) => backend(addr, 8080));
+  const base = (): DatapathService[] => [
+    svc('10.200.100.1', four.map((b) => ({ ...b }))),
+    svc('10.200.100.2', [backend('10.200.2.1', 80)]),
+    svc('fd99:200::100', [backend('fd99:200::1', 80), backend('fd99:200::2', 80)]),
+  ];
+  const edit = (f: (d: DatapathService[]) => void) => () => {
+    const d = base();
+    f(d);
+    return d;
+  };
+
+  it.each<[string, () => DatapathService[], { updates: number; deletes: number }]>([
+    ['nothing', base, { updates: 0, deletes: 0 }],
+    ['the backends listed in another order', edit((d) => d[0].backends.reverse()), { updates: 0, deletes: 0 }],
+    ['the services listed in another order', edit((d) => d.reverse()), { updates: 0, deletes: 0 }],
+    ['the v6 vip spelled in upper case', edit((d) => (d[2].vip = 'FD99:200::100')), { updates: 0, deletes: 0 }],
+    // the new backend + the freed slot; the old backend goes
+    ['one backend replaced', edit((d) => (d[0].backends[0] = backend('10.200.1.5', 8080))), { updates: 2, deletes: 1 }],
+    ['one backend\'s port changed', edit((d) => (d[0].backends[1].port = 9090)), { updates: 2, deletes: 1 }],
+    // the backend's state + slot 0's count; it keeps its slot (the last)
+    ['the last backend quarantined', edit((d) => (d[0].backends[3].state = 'quarantined')), { updates: 2, deletes: 0 }],
+    // slot 0's count + the last backend moves into the freed slot; the last slot and the backend go
+    ['the first backend removed', edit((d) => d[0].backends.shift()), { updates: 2, deletes: 2 }],
+    ['a backend added', edit((d) => d[0].backends.push(backend('10.200.1.5', 8080))), { updates: 3, deletes: 0 }],
+    // the backend's cluster + slot 0's remote flag
+    ['a backend now remote', edit((d) => (d[1].backends[0].clusterId = 2)), { updates: 2, deletes: 0 }],
+    // slot 0 + 4 slots + 4 backends + rev NAT
+    ['a service removed', edit((d) => d.shift()), { updates: 0, deletes: 10 }],
+    ['a service added', edit((d) => d.push(svc('10.200.100.3', [backend('10.200.1.1', 8080)]))), { updates: 3, deletes: 0 }],
+    ['a v6 backend replaced', edit((d) => (d[2].backends[1] = backend('fd99:200::3', 80))), { updates: 2, deletes: 1 }],
+  ])('%s', (_name, next, expected) => {
+    const { kernel, planner } = programmed(base());
+    const desired = next();
+    expect(reconcile(planner, kernel, desired)).toMatchObject(expected);
+    expect(readBack(kernel)).toEqual(sortedInput(desired));
+    // the same again, and a restarted planner over the same maps, write nothing
+    expect(reconcile(planner, kernel, clone(desired))).toMatchObject({ updates: 0, deletes: 0 });
+    expect(reconcile(new Planner(kernel.state()), kernel, clone(desired))).toMatchObject({ updates: 0, deletes: 0 });
+  });
+
+  it('sees inputs changed in place after a reconcile (the cache keeps its own copy)', () => {
+    const desired = base();
+    const { kernel, planner } = programmed(desired);
+    desired[0].backends[0].port = 9090;
+    expect(reconcile(planner, kernel, desired)).toMatchObject({ updates: 2, deletes: 1 });
+    expect(readBack(kernel)).toEqual(sortedInput(desired));
+  });
+
+  it('a restarted planner removes what the maps hold but nobody wants, and repairs holes', () => {
+    const { kernel } = programmed([...base(), svc('10.200.100.9', [backend('10.200.9.1', 80), backend('10.200.9.2', 80)])]);
+    // a crash left slot 1 of the first service missing
+    const slot1 = codecs.lb4_key.encode({ address: '10.200.100.1', dport: 80, backend_slot: 1, proto: 6 }).toString('latin1');
+    const hole = new Map(kernel.tables.cm_lb4_svc);
+    hole.delete(slot1);
+    kernel.tables.cm_lb4_svc.clear();
+    for (const [k, v] of hole) kernel.tables.cm_lb4_svc.set(k, v);
+    // slot 0 + 2 slots + 2 backends + rev NAT of the unwanted service
+    expect(reconcile(new Planner(kernel.state()), kernel, base())).toMatchObject({ updates: 1, deletes: 6 });
+    expect(readBack(kernel)).toEqual(sortedInput(base()));
+  });
+
+  it('keeps its state after an ID shortage, replanning from the maps', () => {
+    const { kernel, planner } = programmed(base());
+    const many = Array.from({ length: 70_000 }, (_, i) => svc(`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, []));
+    expect(() => planner.plan([...base(), ...many])).toThrow('out of service IDs: at most 65535 can exist at once');
+    expect(reconcile(planner, kernel, base())).toMatchObject({ updates: 0, deletes: 0 });
   });
 });
