@@ -12,6 +12,7 @@ import { isGone, labStatus } from '../../lab/topology/status.js';
 import type { RequestRecord } from '../../lab/workloads/client.js';
 import { createService, deployEcho, runClient } from '../../lab/workloads/deployment.js';
 import { clusterOf } from '../../lab/workloads/timeline.js';
+import { acquireLabLock } from '../harness/lab-lock.js';
 import { type CliResult, ROOT, runCli } from './helpers.js';
 
 const DIST = join(ROOT, 'dist');
@@ -50,9 +51,18 @@ async function traffic(running: RunningLab, vip: string, seconds: number): Promi
   const cli = (...args: string[]) => runCli(['--kubeconfig', kubeconfig, ...args], 120_000);
   const statusOf = async (context: string) => JSON.parse(expectOk(await cli('status', '--context', context, '-o', 'json')).stdout);
   let running: RunningLab;
+  let releaseLabLock: () => void = () => {};
+
+  beforeAll(async () => {
+    releaseLabLock = await acquireLabLock();
+  }, 11 * 60_000);
 
   afterAll(async () => {
-    await labDown(PREFIX);
+    try {
+      await labDown(PREFIX);
+    } finally {
+      releaseLabLock();
+    }
   }, 60_000);
 
   test('up, connect, status, global service, traffic, disconnect, down', async () => {
