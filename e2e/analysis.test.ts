@@ -1,0 +1,105 @@
+/** The suite's pure parts: reading request records, agent metrics, the hostile records, the table. */
+import { metricByLabel } from './scenarios/agents.js';
+import { type Arrival, type TimedRecord, clientStart, failureBound, firstAnswerFrom, lastFailureMs, recoveryMs, timeRecords } from './scenarios/analysis.js';
+import { settledOn } from './scenarios/failover.js';
+import { hostileRecords } from './scenarios/hostile-peer.js';
+import { formatTable, resultOf } from './scenarios/result.js';
+
+/** records at 1000 + i*100 ms: 'e' east, 'w' west, 'x' failed */
+function timeline(pattern: string): TimedRecord[] {
+  return [...pattern].map((c, i) => ({
+    t: i * 100,
+    at: 1000 + i * 100,
+    answer: c === 'x' ? null : `${c === 'e' ? 'east' : 'west'}/echo-1`,
+    error: c === 'x' ? 'timeout' : null,
+    cluster: c === 'x' ? null : c === 'e' ? 'east' : 'west',
+  }));
+}
+
+describe('client clock', () => {
+  test('the start is the tightest bound any line gives, and records get send times on our clock', () => {
+    const arrivals: Arrival[] = [
+      { record: { t: 100, answer: 'east/echo-2', error: null }, arrivedAt: 5110 },
+      { record: { t: 0, answer: 'east/echo-1', error: null }, arrivedAt: 5003 },
+      { record: { t: 200, answer: null, error: 'timeout' }, arrivedAt: 5600 },
+    ];
+    expect(clientStart(arrivals)).toBe(5003);
+    expect(timeRecords(arrivals).map((r) => [r.at, r.cluster])).toEqual([[5003, 'east'], [5103, 'east'], [5203, null]]);
+    expect(clientStart([])).toBeUndefined();
+  });
+});
+
+describe('recovery figures', () => {
+  test.each([
+    ['eeeewwww', 1400, 0, 0],
+    ['eexxxwww', 1200, 300, 200],
+    ['eexxwxww', 1200, 400, 300],
+    ['eeeexxxx', 1400, undefined, 300],
+  ])('%s since %i: recovery %s ms, last failure %i ms', (pattern, since, recovery, lastFailure) => {
+    const records = timeline(pattern);
+    expect(recoveryMs(records, since)).toBe(recovery);
+    expect(lastFailureMs(records, since)).toBe(lastFailure);
+  });
+
+  test('first answer from a cluster, and the settled check', () => {
+    const records = timeline('eexxwwww');
+    expect(firstAnswerFrom(records, 'west', 1200)).toBe(200);
+    expect(firstAnswerFrom(records, 'east', 1300)).toBeUndefined();
+    expect(settledOn(records, 0, 'west', 4)).toBe(true);
+    expect(settledOn(records, 0, 'west', 5)).toBe(false);
+    expect(settledOn(timeline('ewew'), 0, null, 4)).toBe(true);
+    expect(settledOn(timeline('ewxw'), 0, null, 4)).toBe(false);
+  });
+
+  test('the failure bound is every request of the window plus one in flight at each end', () => {
+    expect(failureBound(20, 2000)).toBe(42);
+    expect(failureBound(10, 250)).toBe(5);
+  });
+});
+
+describe('agent metrics', () => {
+  const text = [
+    '# HELP clustermesh_agent_rejected_records_total Records rejected',
+    '# TYPE clustermesh_agent_rejected_records_total counter',
+    'clustermesh_agent_rejected_records_total{cluster="west",kind="service",reason="malformed"} 2',
+    'clustermesh_agent_rejected_records_total{cluster="west",kind="node",reason="key-mismatch"} 1',
+    'clustermesh_agent_rejected_records_total{cluster="south",kind="service",reason="malformed"} 4',
+    'clustermesh_agent_datapath_map_ops_total{op="update"} 7',
+  ].join('\n');
+  test('sums samples by the value of one label, ignoring other metrics and comments', () => {
+    expect(metricByLabel(text, 'clustermesh_agent_rejected_records_total', 'reason')).toEqual({ malformed: 6, 'key-mismatch': 1 });
+    expect(metricByLabel(text, 'clustermesh_agent_rejected_records_total', 'cluster')).toEqual({ west: 3, south: 4 });
+    expect(metricByLabel(text, 'clustermesh_agent_absent', 'reason')).toEqual({});
+  });
+});
+
+describe('hostile records', () => {
+  const records = hostileRecords({ name: 'west', id: 2 }, { name: 'east', id: 1, podIP: '10.101.1.11' });
+  test("all but one sit under the prefixes east's agents read from west", () => {
+    const read = records.filter((r) => r.read);
+    expect(read.length).toBe(records.length - 1);
+    for (const r of read) expect(r.key).toMatch(/^cilium\/state\/(services\/v1\/west\/|nodes\/v1\/west\/|identities\/v1\/id\/)/);
+    expect(records.find((r) => !r.read)!.key).toBe('cilium/state/services/v1/east/e2e/echo');
+  });
+  test('they claim east, carry a wrong ID, are garbage, or weigh 1 MiB', () => {
+    const values = records.map((r) => r.value);
+    expect(values.some((v) => v.length >= 1024 * 1024)).toBe(true);
+    expect(values.some((v) => /"cluster":"east"/.test(v))).toBe(true);
+    expect(values.some((v) => /"clusterID":200/.test(v))).toBe(true);
+    expect(values.filter((v) => { try { JSON.parse(v); return false; } catch { return true; } }).length).toBeGreaterThanOrEqual(2);
+    expect(records.some((r) => r.key === `cilium/state/identities/v1/id/${(1 << 16) | 4242}`)).toBe(true);
+  });
+});
+
+describe('scenario table', () => {
+  test('one aligned line per scenario', () => {
+    const table = formatTable([
+      resultOf('1', 'graceful failover', timeline('eeww'), { ms: 63, meaning: 'first answer from west' }),
+      resultOf('2', 'abrupt failover', timeline('exxw'), { ms: null, meaning: 'recovery' }),
+    ]);
+    const lines = table.split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[2]).toMatch(/^1\s+graceful failover\s+4\s+0\s+63 ms\s+first answer from west$/);
+    expect(lines[3]).toMatch(/^2\s+abrupt failover\s+4\s+2\s+-\s+recovery$/);
+  });
+});

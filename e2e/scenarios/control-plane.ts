@@ -1,0 +1,75 @@
+/**
+ * Scenario 4: west's control plane (etcd and clustermesh-apiserver) is killed for 20 s while east
+ * sends to west's backends (east's own were removed first). The agents keep the peer's last known
+ * backends (cache TTL), so no request fails; when west's control plane returns and the agents
+ * resync, nothing in the maps changes: no map write at all.
+ */
+import { removeBackends } from '../../lab/workloads/deployment.js';
+import { agentStatus, findFrontend, mapWrites } from './agents.js';
+import { answeredBy, requestCount } from './analysis.js';
+import { apiserverDaemon, etcdDaemon, killDaemon, startDaemon, type StoppedDaemon } from './daemons.js';
+import { FAILOVER_RATE, steadyTraffic } from './failover.js';
+import { type ScenarioResult, resultOf, withRestore } from './result.js';
+import { CONVERGE_TIMEOUT_MS, ECHO, type E2eEnv, LOCAL, REMOTE, SERVICE_PORT, echoBackends, restoreBaseline, workerNodes } from './suite.js';
+import { hold, waitFor } from './wait.js';
+
+export const OUTAGE_MS = 20_000;
+const RATE = FAILOVER_RATE / 2;
+/** reconnect after the outage: etcd start, the agents' backoff (≤ 5 s), resync */
+const RECONNECT_TIMEOUT_MS = 30_000;
+
+interface AgentSnapshot {
+  writes: number;
+  /** the echo frontend's backends and their states, as the agent programmed them */
+  frontend: string;
+}
+
+async function snapshot(env: E2eEnv, node: string): Promise<AgentSnapshot> {
+  const status = await agentStatus(env.running, node);
+  return { writes: mapWrites(status), frontend: JSON.stringify(findFrontend(status, env.vips[LOCAL], SERVICE_PORT)?.backends) };
+}
+
+async function peerReady(env: E2eEnv, node: string): Promise<boolean> {
+  return (await agentStatus(env.running, node)).remotes.find((r) => r.name === REMOTE)?.ready === true;
+}
+
+export async function peerControlPlaneDown(env: E2eEnv, rate = RATE): Promise<ScenarioResult> {
+  const stopped: StoppedDaemon[] = [];
+  const agents = workerNodes(env, LOCAL);
+  return withRestore(async () => {
+    await removeBackends(env.running, ECHO, env.backends[LOCAL], true);
+    env.backends[LOCAL] = [];
+    for (const node of agents)
+      await waitFor(`${node} to use only ${REMOTE}'s backends`, () => echoBackends(env, node, 'active'), (a) => !a[LOCAL] && a[REMOTE] === 2, CONVERGE_TIMEOUT_MS);
+    const traffic = await steadyTraffic(env, rate, { cluster: REMOTE, maxSeconds: 90 });
+    try {
+      const before = await Promise.all(agents.map((n) => snapshot(env, n)));
+      const downAt = Date.now();
+      stopped.push(await killDaemon(env.running, apiserverDaemon(REMOTE)), await killDaemon(env.running, etcdDaemon(REMOTE)));
+      await Promise.all(agents.map((n) => waitFor(`${n} to notice ${REMOTE}'s etcd is gone`, () => peerReady(env, n), (ready) => !ready, OUTAGE_MS)));
+      await hold(downAt + OUTAGE_MS - Date.now());
+      const upAt = Date.now();
+      for (const daemon of stopped.splice(0).reverse()) startDaemon(env.running, daemon);
+      await Promise.all(agents.map((n) => waitFor(`${n} to resync with ${REMOTE}`, () => peerReady(env, n), Boolean, RECONNECT_TIMEOUT_MS)));
+      const resyncedAt = Date.now();
+      await traffic.until('a second of traffic after the resync', (rs) => requestCount(rs, resyncedAt) >= rate, CONVERGE_TIMEOUT_MS);
+      const after = await Promise.all(agents.map((n) => snapshot(env, n)));
+      const records = await traffic.stop();
+      return resultOf('4', `peer control plane down ${OUTAGE_MS / 1000} s`, records, {
+        ms: resyncedAt - upAt,
+        meaning: `${REMOTE}'s etcd+apiserver restarted -> every ${LOCAL} agent resynced`,
+      }, {
+        rate,
+        answeredBy: answeredBy(records),
+        answeredDuringOutage: answeredBy(records, downAt, upAt),
+        mapWritesOutageAndResync: Object.fromEntries(agents.map((n, i) => [n, after[i].writes - before[i].writes])),
+        backendsUnchanged: agents.every((_, i) => after[i].frontend === before[i].frontend),
+      });
+    } finally {
+      await traffic.stop();
+    }
+  }, async () => {
+    for (const daemon of stopped.splice(0).reverse()) startDaemon(env.running, daemon);
+    await restoreBaseline(env);
+  });
+}
