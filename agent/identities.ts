@@ -3,7 +3,8 @@
  * belongs to, for the status API (`GET /identity?ip=…`) and the CLI.
  */
 import { maskPrefixLength } from '../lib/kvstore/codecs.js';
-import { cidrContainsIp, familyBits, ipFamily, parseIp, type Cidr } from '../lib/routes.js';
+import { cidrContainsIp, parseIpValue as parseIp, type Cidr } from '../lib/net/cidr.js';
+import { familyBits, ipFamily } from '../lib/net/ip.js';
 
 export interface IdentityView {
   name: string;

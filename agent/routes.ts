@@ -9,17 +9,9 @@ import { promisify } from 'node:util';
 import { maskPrefixLength } from '../lib/kvstore/codecs.js';
 import type { NodeRecord } from '../lib/kvstore/types.js';
 import type { Logger } from '../lib/log.js';
-import {
-  cidrContainsIp,
-  cidrsOverlap,
-  formatCidr,
-  ipFamily,
-  parseCidr,
-  routeArgs,
-  type Cidr,
-  type IpFamily,
-  type RouteOperation,
-} from '../lib/routes.js';
+import { cidrContainsIp, cidrsOverlap, formatCidr, parseCidr, type Cidr } from '../lib/net/cidr.js';
+import { ipFamily, type IpFamily } from '../lib/net/ip.js';
+import { routeArgs, type RouteOperation } from '../lib/routes.js';
 
 /** `proto 203` in `ip route`: unassigned in iproute2's rt_protos; marks the routes this agent owns. */
 export const AGENT_ROUTE_PROTO = 203;

@@ -7,7 +7,7 @@ import type { RequestRecord } from '../lab/workloads/client.js';
 import { type RunningLab, labDown } from '../lab/cluster/index.js';
 import { type Backend, type EchoSpec, createService, deployEcho, removeBackends, runClient } from '../lab/workloads/deployment.js';
 import { type DemoSummary, secondLine, summarise, switchTime } from '../lab/workloads/timeline.js';
-import { nthAddress, parseCidr } from '../lib/routes.js';
+import { nthAddress, parseCidr } from '../lib/net/cidr.js';
 import { errorMessage } from '../lib/errors.js';
 import { openCluster } from './kube.js';
 import { distDir, upAndWait } from './lab-up.js';

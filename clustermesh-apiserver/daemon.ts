@@ -8,6 +8,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { errorMessage } from '../lib/errors.js';
+import type { ResourceInformer } from '../lib/k8s/informer.js';
 import { encodeClusterConfig, encodeTimestamp } from '../lib/kvstore/codecs.js';
 import { classifyEtcdError, connectEtcd, type EtcdClientConfig } from '../lib/kvstore/etcd.js';
 import {
@@ -29,7 +30,7 @@ import type { HostPort } from './config.js';
 import { IdentityAllocator, parseExistingIdentities, type ClusterRef } from './convert/index.js';
 import { bootstrapEtcd } from './etcd-bootstrap.js';
 import { startHealthServer, type HealthServer } from './health.js';
-import { createInformers, type ClusterInformers, type ResourceInformer } from './informers.js';
+import { createInformers, type ClusterInformers } from './informers.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
 import { NodeReconciler } from './reconcile/nodes.js';
 import { PodReconciler } from './reconcile/pods.js';

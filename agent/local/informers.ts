@@ -3,22 +3,17 @@
  * Nodes): the I/O around view.ts. A failed watch is restarted with a capped backoff; the caches
  * keep their last content meanwhile, so an API server restart never empties the datapath.
  */
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  makeInformer,
-  type Informer,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type ObjectCache,
-  type V1EndpointSlice,
-  type V1Namespace,
-  type V1Node,
-  type V1Service,
+import type {
+  KubeConfig,
+  KubernetesObject,
+  V1EndpointSlice,
+  V1Namespace,
+  V1Node,
+  V1Service,
 } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
+import { ResourceInformer } from '../../lib/k8s/informer.js';
+import { clusterResources, type ResourceSource } from '../../lib/k8s/resources.js';
 import type { Logger } from '../../lib/log.js';
 import type { LocalService } from '../merge/types.js';
 import { annotationProblem, buildLocalServices, localPodCidrs } from './view.js';
@@ -39,17 +34,15 @@ export interface LocalInformersOptions {
   retryDelayMs?: number;
 }
 
-const MCS = { group: 'multicluster.x-k8s.io', version: 'v1alpha1', plural: 'serviceexports' };
 const MAX_RETRY_DELAY_MS = 30_000;
 
 type Resource = 'services' | 'endpointslices' | 'namespaces' | 'serviceexports' | 'nodes';
 
 interface Watched<T extends KubernetesObject> {
   resource: Resource;
-  informer: Informer<T> & ObjectCache<T>;
-  synced: boolean;
-  retryDelayMs: number;
-  timer?: NodeJS.Timeout;
+  informer: ResourceInformer<T>;
+  /** the ServiceExport CRD is not served: nothing is exported that way (looked for again later) */
+  absent: boolean;
 }
 
 function statusCode(err: unknown): number | undefined {
@@ -69,21 +62,12 @@ export class LocalInformers implements LocalViewSource {
   private stopped = false;
 
   constructor(private readonly options: LocalInformersOptions) {
-    const kc = options.kubeConfig;
-    const core = kc.makeApiClient(CoreV1Api);
-    const discovery = kc.makeApiClient(DiscoveryV1Api);
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    this.serviceWatch = this.watched('services', '/api/v1/services', () => core.listServiceForAllNamespaces({}));
-    this.slices = this.watched('endpointslices', '/apis/discovery.k8s.io/v1/endpointslices', () =>
-      discovery.listEndpointSliceForAllNamespaces({}),
-    );
-    this.namespaces = this.watched('namespaces', '/api/v1/namespaces', () => core.listNamespace({}));
-    this.nodes = this.watched('nodes', '/api/v1/nodes', () => core.listNode({}));
-    this.exports = this.watched(
-      'serviceexports',
-      `/apis/${MCS.group}/${MCS.version}/${MCS.plural}`,
-      () => custom.listClusterCustomObject(MCS) as Promise<KubernetesListObject<KubernetesObject>>,
-    );
+    const resources = clusterResources(options.kubeConfig);
+    this.serviceWatch = this.watched('services', resources.services);
+    this.slices = this.watched('endpointslices', resources.endpointSlices);
+    this.namespaces = this.watched('namespaces', resources.namespaces);
+    this.nodes = this.watched('nodes', resources.nodes);
+    this.exports = this.watched('serviceexports', resources.serviceExports);
     this.rejected = new Counter({
       name: 'clustermesh_agent_local_rejected_objects_total',
       help: 'Local Services/Namespaces with a malformed clustermesh annotation (treated as not global)',
@@ -102,18 +86,17 @@ export class LocalInformers implements LocalViewSource {
 
   /** Resolves once every informer has listed once (or, for ServiceExports, found the CRD absent). */
   async start(): Promise<void> {
-    await Promise.all(this.all().map((w) => this.startOne(w)));
+    await Promise.all(this.all().map((w) => w.informer.start()));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const w of this.all()) clearTimeout(w.timer);
     await Promise.all(this.all().map((w) => w.informer.stop()));
     this.listeners.clear();
   }
 
   synced(): boolean {
-    return this.all().every((w) => w.synced);
+    return this.all().every((w) => w.informer.isSynced || w.absent);
   }
 
   services(): LocalService[] {
@@ -140,61 +123,42 @@ export class LocalInformers implements LocalViewSource {
     return [this.serviceWatch, this.slices, this.namespaces, this.exports, this.nodes] as Watched<KubernetesObject>[];
   }
 
-  private watched<T extends KubernetesObject>(
-    resource: Resource,
-    path: string,
-    list: () => Promise<KubernetesListObject<T>>,
-  ): Watched<T> {
-    const informer = makeInformer<T>(this.options.kubeConfig, path, list);
-    const w: Watched<T> = { resource, informer, synced: false, retryDelayMs: this.initialDelay() };
-    informer.on('change', () => this.changed());
-    informer.on('error', (err) => this.failed(w as unknown as Watched<KubernetesObject>, err));
+  private watched<T extends KubernetesObject>(resource: Resource, source: ResourceSource<T>): Watched<T> {
+    const w: Watched<T> = {
+      resource,
+      absent: false,
+      informer: new ResourceInformer<T>({
+        ...source,
+        kubeConfig: this.options.kubeConfig,
+        backoff: { minMs: this.options.retryDelayMs ?? 500, maxMs: MAX_RETRY_DELAY_MS },
+        onError: (err, { delayMs }) => this.failed(w as unknown as Watched<KubernetesObject>, err, delayMs),
+      }),
+    };
+    w.informer.onChange(() => this.changed());
+    void w.informer.synced.then(() => this.markSynced(w as unknown as Watched<KubernetesObject>));
     return w;
   }
 
-  private initialDelay(): number {
-    return this.options.retryDelayMs ?? 500;
-  }
-
-  private async startOne(w: Watched<KubernetesObject>): Promise<void> {
-    try {
-      await w.informer.start();
-      // start() resolves after the list (the watch then runs on); a failed list reports through 'error'.
-      if (w.timer === undefined && !this.stopped) this.markSynced(w);
-    } catch (err) {
-      this.failed(w, err);
-    }
-  }
-
   private markSynced(w: Watched<KubernetesObject>): void {
-    w.retryDelayMs = this.initialDelay();
-    if (w.synced) return;
-    w.synced = true;
+    if (this.stopped) return;
     this.options.log.info({ resource: w.resource }, 'local informer synced');
     this.changed();
   }
 
-  private failed(w: Watched<KubernetesObject>, err: unknown): void {
-    if (this.stopped || w.timer !== undefined) return;
-    const absentCrd = w.resource === 'serviceexports' && statusCode(err) === 404;
-    if (absentCrd) {
-      // No MCS CRD in this cluster: nothing is exported that way; look again later.
-      if (!w.synced) this.options.log.info('no ServiceExport resource in this cluster: MCS exports ignored');
-      w.synced = true;
+  /** Logs and counts a failed list/watch; returns the restart delay when it is not the backoff's. */
+  private failed(w: Watched<KubernetesObject>, err: unknown, retryInMs: number): number | undefined {
+    if (w.resource === 'serviceexports' && statusCode(err) === 404) {
+      if (!w.absent) this.options.log.info('no ServiceExport resource in this cluster: MCS exports ignored');
+      w.absent = true;
       this.changed();
-    } else {
-      this.watchErrors.inc({ resource: w.resource });
-      this.options.log.warn({ resource: w.resource, err: String(err), retryInMs: w.retryDelayMs }, 'local list/watch failed');
+      return MAX_RETRY_DELAY_MS;
     }
-    const delay = absentCrd ? MAX_RETRY_DELAY_MS : w.retryDelayMs;
-    w.retryDelayMs = Math.min(w.retryDelayMs * 2, MAX_RETRY_DELAY_MS);
-    w.timer = setTimeout(() => {
-      w.timer = undefined;
-      void this.startOne(w);
-    }, delay);
+    this.watchErrors.inc({ resource: w.resource });
+    this.options.log.warn({ resource: w.resource, err: String(err), retryInMs }, 'local list/watch failed');
+    return undefined;
   }
 
-  private checkAnnotations(kind: 'Service' | 'Namespace', informer: Informer<KubernetesObject>): void {
+  private checkAnnotations(kind: 'Service' | 'Namespace', informer: ResourceInformer<KubernetesObject>): void {
     const check = (obj: KubernetesObject): void => {
       const problem = annotationProblem(kind, obj.metadata?.annotations);
       if (problem === null) return;
@@ -204,8 +168,7 @@ export class LocalInformers implements LocalViewSource {
         `${kind} annotation rejected: treated as not global`,
       );
     };
-    informer.on('add', check);
-    informer.on('update', check);
+    informer.on({ upsert: check });
   }
 
   private changed(): void {

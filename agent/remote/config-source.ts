@@ -6,8 +6,10 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
-import { CoreV1Api, ListWatch, Watch, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
 import { UserError, errorMessage } from '../../lib/errors.js';
+import { ResourceInformer } from '../../lib/k8s/informer.js';
+import { namedSecret } from '../../lib/k8s/resources.js';
 import type { Logger } from '../../lib/log.js';
 import {
   entryResolver,
@@ -164,16 +166,11 @@ export function secretEntries(secret: V1Secret | undefined): Map<string, string>
 
 /**
  * List+watch of the one Secret (field selector on its name), restarted with backoff after any
- * error: client-node's ListWatch stops on errors and does not restart by itself. An absent Secret
- * is an empty set of peers.
+ * error. An absent Secret is an empty set of peers.
  */
 export class SecretPeerSource implements PeerConfigSource {
-  private listWatch: ListWatch<V1Secret> | null = null;
+  private informer: ResourceInformer<V1Secret> | null = null;
   private delivery: SetDelivery | null = null;
-  private listed = false;
-  private failures = 0;
-  private restartTimer: NodeJS.Timeout | null = null;
-  private stopped = false;
 
   constructor(private readonly opts: SecretPeerSourceOptions) {}
 
@@ -182,59 +179,33 @@ export class SecretPeerSource implements PeerConfigSource {
   }
 
   async start(onSet: (set: PeerConfigSet) => void): Promise<void> {
-    const { kubeConfig, namespace } = this.opts;
+    const { kubeConfig, namespace, log } = this.opts;
     this.delivery = new SetDelivery(onSet);
-    const core = kubeConfig.makeApiClient(CoreV1Api);
-    const fieldSelector = `metadata.name=${this.secretName}`;
-    const list = async () => {
-      const result = await core.listNamespacedSecret({ namespace, fieldSelector });
-      this.listed = true;
-      this.failures = 0;
-      return result;
-    };
-    const path = `/api/v1/namespaces/${namespace}/secrets`;
-    this.listWatch = new ListWatch(path, new Watch(kubeConfig), list, false, undefined, fieldSelector);
-    for (const verb of ['add', 'update', 'delete'] as const) this.listWatch.on(verb, () => this.read());
-    this.listWatch.on('error', (err: unknown) => this.restartAfter(err));
-    await this.run();
+    const secret = `${namespace}/${this.secretName}`;
+    this.informer = new ResourceInformer<V1Secret>({
+      ...namedSecret(kubeConfig, namespace, this.secretName),
+      kubeConfig,
+      backoff: { minMs: this.opts.restartMinMs, maxMs: this.opts.restartMaxMs ?? 10_000, jitter: true },
+      onError: (err, { delayMs }) =>
+        log.warn(
+          { secret },
+          `reading the peers Secret failed (${errorMessage(err)}); retrying in ${Math.round(delayMs)} ms`,
+        ),
+    });
+    this.informer.onChange(() => this.read());
+    void this.informer.synced.then(() => this.read());
+    await this.informer.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    await this.listWatch?.stop();
+    await this.informer?.stop();
     this.delivery = null;
   }
 
-  private async run(): Promise<void> {
-    try {
-      await this.listWatch!.start();
-      this.read();
-    } catch (err) {
-      this.restartAfter(err);
-    }
-  }
-
   private read(): void {
-    if (!this.listed || !this.delivery) return;
-    const entries = secretEntries(this.listWatch!.get(this.secretName, this.opts.namespace));
+    if (!this.informer?.isSynced || !this.delivery) return;
+    const entries = secretEntries(this.informer.get(this.secretName, this.opts.namespace));
     const origin = `Secret ${this.opts.namespace}/${this.secretName}`;
     this.delivery.deliver(parsePeerConfigSet(entries, entryResolver(entries, origin)));
-  }
-
-  private restartAfter(err: unknown): void {
-    if (this.stopped || this.restartTimer) return;
-    this.failures++;
-    const min = this.opts.restartMinMs ?? 200;
-    const delayMs =
-      Math.min(min * 2 ** (this.failures - 1), this.opts.restartMaxMs ?? 10_000) * (0.5 + Math.random() / 2);
-    this.opts.log.warn(
-      { secret: `${this.opts.namespace}/${this.secretName}` },
-      `reading the peers Secret failed (${errorMessage(err)}); retrying in ${Math.round(delayMs)} ms`,
-    );
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = null;
-      void this.run();
-    }, delayMs);
   }
 }

@@ -1,6 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { IPCacheEntry, NamedPort } from '../../lib/kvstore/types.js';
-import { canonicalIP } from './ip.js';
+import { canonicalWireIp } from './ip.js';
 import { podNeedsIdentity } from './labels.js';
 import { reject, type Rejection } from './rejection.js';
 import { toL4Protocol } from './ports.js';
@@ -48,7 +48,7 @@ export function podToIPCacheEntries(pod: V1Pod, identity: number, hostIP?: strin
       rejections: [reject('Pod', pod, 'has no IP yet (status.podIPs is empty); skipped until it has one')],
     };
   const rawHostIP = hostIP ?? pod.status?.hostIP;
-  const HostIP = rawHostIP === undefined ? null : canonicalIP(rawHostIP);
+  const HostIP = rawHostIP === undefined ? null : canonicalWireIp(rawHostIP);
   if (HostIP === null) {
     return {
       entries: [],
@@ -65,7 +65,7 @@ export function podToIPCacheEntries(pod: V1Pod, identity: number, hostIP?: strin
   const entries: IPCacheEntry[] = [];
   const NamedPorts = namedPorts(pod);
   for (const ip of ips) {
-    const IP = canonicalIP(ip);
+    const IP = canonicalWireIp(ip);
     if (IP === null) {
       rejections.push(
         reject('Pod', pod, `status.podIPs: ${JSON.stringify(ip)} is not an IP address; skipped`),

@@ -1,7 +1,7 @@
 import type { V1Node } from '@kubernetes/client-node';
 import type { NodeAddress, NodeRecord } from '../../lib/kvstore/types.js';
 import type { ClusterRef } from './cluster.js';
-import { canonicalIP, parseCIDR, type IPNetJSON, type ParsedCIDR } from './ip.js';
+import { canonicalWireIp, parseCIDR, type IPNetJSON, type ParsedCIDR } from './ip.js';
 import { reject, type Rejection } from './rejection.js';
 
 export interface NodeConversion {
@@ -16,7 +16,7 @@ function nodeAddresses(node: V1Node, rejections: Rejection[]): NodeAddress[] {
   const addresses: NodeAddress[] = [];
   for (const address of node.status?.addresses ?? []) {
     if (!EXPORTED_ADDRESS_TYPES.has(address.type)) continue;
-    const ip = canonicalIP(address.address);
+    const ip = canonicalWireIp(address.address);
     if (ip === null) {
       rejections.push(
         reject(

@@ -1,8 +1,9 @@
 import type { V1Endpoint, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { parseServicePolicy, shouldExport } from '../../lib/k8s/annotations.js';
 import type { ClusterService, PortConfiguration, PortMap } from '../../lib/kvstore/types.js';
+import { formatIp } from '../../lib/net/ip.js';
 import type { ClusterRef } from './cluster.js';
-import { formatIP, parseIP } from './ip.js';
+import { canonicalWireIp, parseWireIp } from './ip.js';
 import { toL4Protocol } from './ports.js';
 import { reject, type Rejection } from './rejection.js';
 
@@ -36,8 +37,8 @@ function frontendIPs(svc: V1Service, rejections: Rejection[]): string[] {
   const ips: string[] = [];
   for (const text of listed) {
     if (text.toLowerCase() === 'none') continue;
-    const ip = parseIP(text);
-    if (ip) ips.push(formatIP(ip));
+    const ip = canonicalWireIp(text);
+    if (ip) ips.push(ip);
     else
       rejections.push(
         reject('Service', svc, `spec.clusterIPs: ${JSON.stringify(text)} is not an IP address; skipped`),
@@ -106,7 +107,7 @@ function addSliceBackends(
   slice.endpoints.forEach((endpoint, i) => {
     if (!isReadyOrServing(endpoint)) return;
     endpoint.addresses.forEach((text, j) => {
-      const ip = parseIP(text);
+      const ip = parseWireIp(text);
       const where = `endpoints[${i}].addresses[${j}]`;
       if (!ip) {
         rejections.push(
@@ -121,8 +122,8 @@ function addSliceBackends(
           ),
         );
       } else {
-        const backendPorts = backends.get(formatIP(ip)) ?? new Map<string, PortConfiguration>();
-        backends.set(formatIP(ip), backendPorts);
+        const backendPorts = backends.get(formatIp(ip.bytes)) ?? new Map<string, PortConfiguration>();
+        backends.set(formatIp(ip.bytes), backendPorts);
         for (const [name, port] of ports) if (!backendPorts.has(name)) backendPorts.set(name, port);
       }
     });

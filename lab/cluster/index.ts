@@ -16,7 +16,7 @@ import type { CertifiedKey } from '../../lib/pki.js';
 import { Lab, down as topologyDown } from '../topology/apply.js';
 import { STATE_DIR } from '../topology/host.js';
 import { type ClusterPlan, DEFAULT_LAB_SPEC, type LabPlan, type NodePlan, planLab } from '../topology/plan.js';
-import { nthAddress, parseCidr } from '../../lib/routes.js';
+import { nthAddress, parseCidr } from '../../lib/net/cidr.js';
 import { labApi } from './api.js';
 import { BPFFS, LAB_PORTS, labPaths } from './paths.js';
 import { type LabProcess, startProcess, stopProcesses, waitReady } from './processes.js';

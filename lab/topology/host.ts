@@ -17,7 +17,7 @@ import {
 import { join } from 'node:path';
 import { PROC_MOUNTS, cgroupPids, parseCgroup2Mount } from '../../lib/cgroup.js';
 import { UserError } from '../../lib/errors.js';
-import { parseAddressOrCidr } from '../../lib/routes.js';
+import { parseAddressOrCidr } from '../../lib/net/cidr.js';
 import type { LabPlan } from './plan.js';
 
 export const NETNS_DIR = '/var/run/netns';

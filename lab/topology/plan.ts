@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import { UserError } from '../../lib/errors.js';
 import {
   type Cidr,
-  type RouteSpec,
   cidrContainsIp,
   cidrSize,
   cidrsOverlap,
@@ -15,7 +14,8 @@ import {
   nthSubnet,
   parseAddressOrCidr,
   parseCidr,
-} from '../../lib/routes.js';
+} from '../../lib/net/cidr.js';
+import type { RouteSpec } from '../../lib/routes.js';
 
 export interface ClusterSpec {
   name: string;

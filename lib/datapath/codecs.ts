@@ -3,7 +3,8 @@
  * numbers: test/datapath/layout.test.ts and native/check-layout.ts compare each size and offset
  * with what the addon compiled from the header, so the two cannot drift.
  */
-import { canonicalIp, formatIp } from './ip.js';
+import { formatIp } from '../net/ip.js';
+import { canonicalIp } from './ip.js';
 import type { BackendState } from './types.js';
 import type { L4Protocol } from '../kvstore/types.js';
 

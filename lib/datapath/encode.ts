@@ -4,7 +4,7 @@
  * is never written, and the buffers start zeroed, so it stays zero.
  */
 import { BACKEND_ID_SIZE, REV_NAT_INDEX_SIZE, codecs } from './codecs.js';
-import type { IpFamily } from './ip.js';
+import type { IpFamily } from '../net/ip.js';
 import { FAMILY_MAPS, type BackendValue, type FrontendValue, type ManagedMap, type RevNatValue } from './state.js';
 
 const INITIAL_ENTRIES = 64;

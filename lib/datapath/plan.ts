@@ -20,7 +20,8 @@ import {
   type EntryBuffer,
   type FamilyBuffers,
 } from './encode.js';
-import { canonicalIp, type IpFamily } from './ip.js';
+import type { IpFamily } from '../net/ip.js';
+import { canonicalIp } from './ip.js';
 import { layoutSlots } from './slots.js';
 import {
   ABSENT_SLOT,

@@ -6,7 +6,8 @@
  */
 import { codecs, constants, protoName, stateName } from './codecs.js';
 import { IdAllocator } from './ids.js';
-import { canonicalIp, formatIp, type IpFamily } from './ip.js';
+import { formatIp, type IpFamily } from '../net/ip.js';
+import { canonicalIp } from './ip.js';
 import type { DatapathService } from './types.js';
 
 export const MANAGED_MAPS = ['cm_lb4_svc', 'cm_lb4_be', 'cm_lb4_rnat', 'cm_lb6_svc', 'cm_lb6_be', 'cm_lb6_rnat'] as const;

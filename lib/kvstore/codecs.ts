@@ -3,7 +3,7 @@
  * map keys sorted) so that equal records give equal bytes and unchanged writes can be skipped.
  * Decoders validate strictly and return a precise reason: which key, which field, why.
  */
-import { isIP } from 'node:net';
+import { ipFamily, isIpAddress } from '../net/ip.js';
 import type {
   ClusterConfig,
   ClusterService,
@@ -58,8 +58,6 @@ export function clusterIDProblem(id: unknown): string | null {
 
 export const isDNSLabel = (s: string): boolean => s.length <= 63 && DNS_LABEL_RE.test(s);
 export const isDNSSubdomain = (s: string): boolean => s.length <= 253 && s.split('.').every(isDNSLabel);
-/** An IPv4 or IPv6 address without zone. */
-export const isIPAddress = (s: string): boolean => isIP(s) !== 0 && !s.includes('%');
 
 /** The cluster ID carried in a numeric identity's high bits. */
 export const identityClusterID = (id: number): number => id >>> IDENTITY_CLUSTER_SHIFT;
@@ -113,7 +111,7 @@ function integer(v: unknown, path: string, min: number, max: number): number {
 
 function ipAddress(v: unknown, path: string): string {
   const s = str(v, path);
-  if (!isIPAddress(s)) fail(path, `${JSON.stringify(s)} is not an IP address`);
+  if (!isIpAddress(s)) fail(path, `${JSON.stringify(s)} is not an IP address`);
   return s;
 }
 
@@ -173,7 +171,7 @@ function namedPorts(v: unknown, path: string): NamedPort[] {
 
 function addressPortMap(v: unknown, path: string): Record<string, PortMap> {
   return sortedMap(object(v, path), (ports, address) => {
-    if (!isIPAddress(address)) fail(index(path, address), 'is not an IP address');
+    if (!isIpAddress(address)) fail(index(path, address), 'is not an IP address');
     return portMap(ports, index(path, address));
   });
 }
@@ -200,7 +198,7 @@ export function maskFromPrefixLength(prefixLength: number, family: 4 | 6): strin
 function mask(v: unknown, path: string, address: string): string {
   const s = str(v, path);
   const length = maskPrefixLength(s);
-  const family = isIP(address);
+  const family = ipFamily(address);
   if (length === null) fail(path, `${JSON.stringify(s)} is not a base64 network mask`);
   if (Buffer.from(s, 'base64').length !== (family === 4 ? 4 : 16))
     fail(path, `mask does not match the IPv${family} address`);
@@ -372,8 +370,8 @@ export function decodeNode(key: string, bytes: RecordBytes, opts: DecodeOptions 
     const obj = object(parseJson(text), '');
     const v4 = cidr(obj.IPv4AllocCIDR, 'IPv4AllocCIDR');
     const v6 = cidr(obj.IPv6AllocCIDR, 'IPv6AllocCIDR');
-    if (v4 && isIP(v4.IP) !== 4) fail('IPv4AllocCIDR.IP', 'is not an IPv4 address');
-    if (v6 && isIP(v6.IP) !== 6) fail('IPv6AllocCIDR.IP', 'is not an IPv6 address');
+    if (v4 && ipFamily(v4.IP) !== 4) fail('IPv4AllocCIDR.IP', 'is not an IPv4 address');
+    if (v6 && ipFamily(v6.IP) !== 6) fail('IPv6AllocCIDR.IP', 'is not an IPv6 address');
     return {
       Name: dnsSubdomain(field(obj, 'Name', ''), 'Name'),
       Cluster: clusterName(field(obj, 'Cluster', ''), 'Cluster'),

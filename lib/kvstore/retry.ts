@@ -1,6 +1,8 @@
 /** The one retry policy of the kvstore stores: exponential backoff, forever, until aborted. */
 import { setMaxListeners } from 'node:events';
 import pRetry, { type FailedAttemptError } from 'p-retry';
+import type { Logger } from 'pino';
+import { classifyEtcdError } from './etcd.js';
 
 export interface BackoffOptions {
   minTimeoutMs?: number;
@@ -38,4 +40,36 @@ export function createStopController(): AbortController {
   const controller = new AbortController();
   setMaxListeners(0, controller.signal);
   return controller;
+}
+
+/** What a store shares with its etcd retries: the stop switch, where to count and report failures. */
+export interface EtcdRetryContext {
+  signal: AbortSignal;
+  /** `errors` counts every failed attempt */
+  counters: { errors: number };
+  backoff?: BackoffOptions;
+  logger?: Logger;
+  /** endpoints, only to word error messages */
+  endpoints?: string[];
+}
+
+/**
+ * An etcd op of a store, retried until it succeeds or the store stops. Each failed attempt is
+ * counted and logged at warn with the classifier's one-line reason, `fields` saying which op.
+ */
+export function retryEtcdOp<T>(
+  context: EtcdRetryContext,
+  fields: Record<string, unknown>,
+  attempt: () => Promise<T>,
+): Promise<T> {
+  return retryUntilAborted(
+    attempt,
+    context.signal,
+    (err) => {
+      context.counters.errors++;
+      const failure = classifyEtcdError(err, context.endpoints ?? []);
+      context.logger?.warn({ ...fields, attempt: err.attemptNumber, kind: failure.kind }, failure.message);
+    },
+    context.backoff,
+  );
 }

@@ -12,8 +12,8 @@
 import { Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { encodeTimestamp } from './codecs.js';
-import { classifyEtcdError } from './etcd.js';
-import { createStopController, retryUntilAborted, type BackoffOptions } from './retry.js';
+import { Latch } from './latch.js';
+import { createStopController, retryEtcdOp, type BackoffOptions } from './retry.js';
 
 export interface SyncStoreOptions {
   client: Etcd3;
@@ -56,12 +56,12 @@ export class SyncStore {
   private awaitingInitial: Set<string> | null = null;
   private started = false;
   private initialSyncMarked = false;
-  private canaryWritten = false;
   private readonly abort = createStopController();
   private readonly maxInFlight: number;
   private lease: Lease | null = null;
   private readonly idleWaiters: Array<() => void> = [];
-  private readonly syncedWaiters: Array<() => void> = [];
+  /** open once the canary is written */
+  private readonly canaryWritten = new Latch();
 
   constructor(private readonly opts: SyncStoreOptions) {
     if (!opts.prefix.endsWith('/')) throw new Error(`SyncStore prefix "${opts.prefix}" must end with "/"`);
@@ -110,13 +110,11 @@ export class SyncStore {
 
   /** True once the canary is written (or, without a canary key, once the initial sync is done). */
   get synced(): boolean {
-    return this.canaryWritten;
+    return this.canaryWritten.isOpen;
   }
 
   whenSynced(): Promise<void> {
-    return this.canaryWritten
-      ? Promise.resolve()
-      : new Promise((resolve) => this.syncedWaiters.push(resolve));
+    return this.canaryWritten.wait();
   }
 
   /** Ops waiting or being written. */
@@ -220,34 +218,18 @@ export class SyncStore {
   }
 
   private maybeWriteCanary(): void {
-    if (this.canaryWritten || !this.awaitingInitial || this.awaitingInitial.size > 0) return;
+    if (this.canaryWritten.isOpen || !this.awaitingInitial || this.awaitingInitial.size > 0) return;
     const canaryKey = this.opts.canaryKey;
-    if (!canaryKey) return this.markSynced();
+    if (!canaryKey) return this.canaryWritten.release();
     this.retry(canaryKey, () => this.put(canaryKey, Buffer.from(encodeTimestamp()))).then(
-      () => this.markSynced(),
+      () => this.canaryWritten.release(),
       () => undefined, // aborted by stop()
     );
   }
 
-  private markSynced(): void {
-    this.canaryWritten = true;
-    this.syncedWaiters.splice(0).forEach((resolve) => resolve());
-  }
-
-  private retry<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    return retryUntilAborted(
-      attempt,
-      this.abort.signal,
-      (err) => {
-        this.counters.errors++;
-        const failure = classifyEtcdError(err, this.opts.endpoints ?? []);
-        this.opts.logger?.warn(
-          { key: what, attempt: err.attemptNumber, kind: failure.kind },
-          failure.message,
-        );
-      },
-      this.opts.backoff,
-    );
+  private retry<T>(key: string, attempt: () => Promise<T>): Promise<T> {
+    const { backoff, logger, endpoints } = this.opts;
+    return retryEtcdOp({ signal: this.abort.signal, counters: this.counters, backoff, logger, endpoints }, { key }, attempt);
   }
 
   /** Keys under a lost lease are gone from etcd: forget them and write everything again. */
@@ -262,8 +244,8 @@ export class SyncStore {
       this.lease = this.newLease();
       this.inEtcd.clear();
       for (const [key, value] of this.desired) this.enqueue(key, { type: 'upsert', value });
-      if (this.canaryWritten && this.opts.canaryKey) {
-        this.canaryWritten = false;
+      if (this.canaryWritten.isOpen && this.opts.canaryKey) {
+        this.canaryWritten.reset();
         this.awaitingInitial = new Set(this.desired.keys());
         this.maybeWriteCanary();
       }

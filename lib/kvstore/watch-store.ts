@@ -14,7 +14,8 @@ import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Decoded } from './codecs.js';
 import { classifyEtcdError } from './etcd.js';
-import { createStopController, retryUntilAborted, type BackoffOptions } from './retry.js';
+import { Latch } from './latch.js';
+import { createStopController, retryEtcdOp, type BackoffOptions } from './retry.js';
 
 export type WatchEvent<T> = { type: 'upsert'; key: string; value: T } | { type: 'delete'; key: string };
 
@@ -57,9 +58,8 @@ export class WatchStore<T> {
   private readonly abort = createStopController();
   private listed = false;
   private canarySeen: boolean;
-  private isSynced = false;
+  private readonly syncedLatch = new Latch();
   private running: Promise<void> | null = null;
-  private readonly syncedWaiters: Array<() => void> = [];
   private readonly watchers = new Set<Watcher>();
   private wakeWatchLoop: (() => void) | null = null;
 
@@ -72,11 +72,11 @@ export class WatchStore<T> {
   }
 
   get synced(): boolean {
-    return this.isSynced;
+    return this.syncedLatch.isOpen;
   }
 
   whenSynced(): Promise<void> {
-    return this.isSynced ? Promise.resolve() : new Promise((resolve) => this.syncedWaiters.push(resolve));
+    return this.syncedLatch.wait();
   }
 
   /** The current valid value of a key. */
@@ -214,25 +214,14 @@ export class WatchStore<T> {
   }
 
   private checkSynced(): void {
-    if (this.isSynced || !this.listed || !this.canarySeen) return;
-    this.isSynced = true;
+    if (this.syncedLatch.isOpen || !this.listed || !this.canarySeen) return;
+    // waiters resume later (promise jobs), so onSynced still runs before them
+    this.syncedLatch.release();
     this.opts.onSynced?.();
-    this.syncedWaiters.splice(0).forEach((resolve) => resolve());
   }
 
   private retry<R>(what: string, attempt: () => Promise<R>): Promise<R> {
-    return retryUntilAborted(
-      attempt,
-      this.abort.signal,
-      (err) => {
-        this.counters.errors++;
-        const failure = classifyEtcdError(err, this.opts.endpoints ?? []);
-        this.opts.logger?.warn(
-          { prefix: this.opts.prefix, what, attempt: err.attemptNumber },
-          failure.message,
-        );
-      },
-      this.opts.backoff,
-    );
+    const { prefix, backoff, logger, endpoints } = this.opts;
+    return retryEtcdOp({ signal: this.abort.signal, counters: this.counters, backoff, logger, endpoints }, { prefix, what }, attempt);
   }
 }

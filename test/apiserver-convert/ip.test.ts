@@ -1,6 +1,6 @@
-import { canonicalIP, parseCIDR } from '../../clustermesh-apiserver/convert/ip.js';
+import { canonicalWireIp, parseCIDR } from '../../clustermesh-apiserver/convert/ip.js';
 
-describe('canonicalIP (Go net.IP text form)', () => {
+describe('canonicalWireIp (Go net.IP text form)', () => {
   it.each([
     ['10.1.2.3', '10.1.2.3'],
     ['0.0.0.0', '0.0.0.0'],
@@ -13,7 +13,7 @@ describe('canonicalIP (Go net.IP text form)', () => {
     ['f00d:0:0:0:a0f:0:0:0', 'f00d::a0f:0:0:0'], // first run on a tie
     ['64:ff9b::10.1.2.3', '64:ff9b::a01:203'],
   ])('%s → %s', (input, expected) => {
-    expect(canonicalIP(input)).toBe(expected);
+    expect(canonicalWireIp(input)).toBe(expected);
   });
 
   it.each([
@@ -30,7 +30,7 @@ describe('canonicalIP (Go net.IP text form)', () => {
     ':1::2',
     '1:2:3:4:5:6:7',
   ])('rejects %j', (input) => {
-    expect(canonicalIP(input)).toBeNull();
+    expect(canonicalWireIp(input)).toBeNull();
   });
 });
 

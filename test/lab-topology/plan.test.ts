@@ -1,5 +1,5 @@
 import { UserError } from '../../lib/errors.js';
-import { parseCidr, cidrsOverlap, cidrContainsIp } from '../../lib/routes.js';
+import { parseCidr, cidrsOverlap, cidrContainsIp } from '../../lib/net/cidr.js';
 import {
   DEFAULT_LAB_SPEC,
   type LabSpec,

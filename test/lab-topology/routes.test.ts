@@ -1,14 +1,6 @@
 import { UserError } from '../../lib/errors.js';
-import {
-  type RouteOperation,
-  type RouteSpec,
-  cidrsOverlap,
-  formatCidr,
-  nthAddress,
-  nthSubnet,
-  parseCidr,
-  routeArgs,
-} from '../../lib/routes.js';
+import { cidrsOverlap, formatCidr, nthAddress, nthSubnet, parseCidr } from '../../lib/net/cidr.js';
+import { type RouteOperation, type RouteSpec, routeArgs } from '../../lib/routes.js';
 
 describe('CIDR arithmetic', () => {
   const canonical: Array<[string, string]> = [

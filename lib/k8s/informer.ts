@@ -1,0 +1,131 @@
+/**
+ * A client-node informer (list + watch + cache) with what client-node leaves out: restarts after
+ * an error (its ListWatch stops on one and never restarts by itself), with capped exponential
+ * backoff, and a `synced` promise. The cache keeps its last content while restarting, so an API
+ * server restart never empties what the daemons built from it.
+ */
+import {
+  ListWatch,
+  Watch,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+
+export type ListFn<T extends KubernetesObject> = () => Promise<KubernetesListObject<T>>;
+
+export interface InformerHandlers<T> {
+  /** add or update: the cache already holds `obj` */
+  upsert(obj: T): void;
+  /** the cache no longer holds `obj` */
+  delete?(obj: T): void;
+}
+
+export interface RestartBackoff {
+  /** the first delay (default 200 ms); it doubles with each failure in a row */
+  minMs?: number;
+  /** the largest delay (default 30 s) */
+  maxMs?: number;
+  /** each delay times a random 0.5..1, so that many restarting clients spread out */
+  jitter?: boolean;
+}
+
+export interface ResourceInformerOptions<T extends KubernetesObject> {
+  kubeConfig: KubeConfig;
+  /** the collection's API path, e.g. `/api/v1/services` */
+  path: string;
+  list: ListFn<T>;
+  /** for the watch; `list` must apply the same one */
+  fieldSelector?: string;
+  backoff?: RestartBackoff;
+  /**
+   * Told of each failed list or watch (to log or count it) before the restart is scheduled
+   * `delayMs` later; returning a number schedules it that much later instead.
+   */
+  onError(err: unknown, restart: { attempt: number; delayMs: number }): number | void;
+}
+
+export class ResourceInformer<T extends KubernetesObject> {
+  private readonly listWatch: ListWatch<T>;
+  private listedAndWatching = false;
+  private stopped = false;
+  /** failed attempts since the last start that listed (if needed) and got its watch going */
+  private failures = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private resolveSynced!: () => void;
+  /** resolves once the first list is in the cache, its add events were delivered and the watch runs */
+  readonly synced = new Promise<void>((resolve) => (this.resolveSynced = resolve));
+
+  constructor(private readonly opts: ResourceInformerOptions<T>) {
+    // What makeInformer builds, plus the field selector makeInformer cannot pass.
+    this.listWatch = new ListWatch(opts.path, new Watch(opts.kubeConfig), opts.list, false, undefined, opts.fieldSelector);
+    this.listWatch.on('error', (err: unknown) => this.restartAfterError(err));
+  }
+
+  /** `synced` has resolved */
+  get isSynced(): boolean {
+    return this.listedAndWatching;
+  }
+
+  on(handlers: InformerHandlers<T>): void {
+    this.listWatch.on('add', handlers.upsert);
+    this.listWatch.on('update', handlers.upsert);
+    if (handlers.delete) this.listWatch.on('delete', handlers.delete);
+  }
+
+  /** `listener` runs after every add, update and delete. */
+  onChange(listener: (obj: T) => void): void {
+    this.listWatch.on('change', listener);
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.listWatch.get(name, namespace);
+  }
+
+  list(namespace?: string): readonly T[] {
+    return this.listWatch.list(namespace);
+  }
+
+  /** Resolves after the first attempt: synced, or failed with a restart scheduled. */
+  start(): Promise<void> {
+    return this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.listWatch.stop();
+  }
+
+  private async run(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      // Resolves once listed and watching; a failed list is reported through 'error' instead.
+      await this.listWatch.start();
+    } catch (err) {
+      this.restartAfterError(err);
+      return;
+    }
+    if (this.restartTimer || this.stopped) return;
+    this.failures = 0;
+    this.listedAndWatching = true;
+    this.resolveSynced();
+  }
+
+  private restartAfterError(err: unknown): void {
+    if (this.stopped || this.restartTimer) return;
+    this.failures++;
+    const backoffMs = this.backoffMs();
+    const delayMs = this.opts.onError(err, { attempt: this.failures, delayMs: backoffMs }) ?? backoffMs;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      void this.run();
+    }, delayMs);
+  }
+
+  private backoffMs(): number {
+    const { minMs = 200, maxMs = 30_000, jitter = false } = this.opts.backoff ?? {};
+    const delayMs = Math.min(minMs * 2 ** (this.failures - 1), maxMs);
+    return jitter ? delayMs * (0.5 + Math.random() / 2) : delayMs;
+  }
+}
