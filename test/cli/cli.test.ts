@@ -214,7 +214,7 @@ describe('service', () => {
     servers.east.store.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: 'default' }, spec: { ports: [{ port: 80 }] } });
   });
 
-  const annotations = () => (servers.east.store.get({ apiVersion: 'v1', kind: 'Service' }, 'default', 'echo').metadata.annotations ?? {}) as Record<string, string>;
+  const annotations = () => (servers.east.store.get({ apiVersion: 'v1', kind: 'Service' }, 'default', 'echo').metadata?.annotations ?? {}) as Record<string, string>;
 
   test('global with options, then local', async () => {
     const result = await cli('service', 'global', 'default/echo', '--context', 'east', '--affinity', 'local', '--min-healthy-local', '2', '--shared=false');
