@@ -6,6 +6,7 @@
  *  2. Full sync: the built daemon joins 16 peers × 2,000 global services × 4 backends: time until
  *     its maps hold everything, and its RSS then.
  * Everything listens on loopback; backends are loopback addresses nobody connects to.
+ * Smaller runs: BENCH_AGENT_CHANGES=200 BENCH_AGENT_PEERS=4 BENCH_AGENT_SERVICES=500.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,22 +29,14 @@ import { createTestCgroup } from '../test/harness/cgroup.js';
 import { waitFor } from '../test/harness/netns.js';
 import { AgentProcess } from '../test/agent/agent-process.js';
 import { PeerCluster } from '../test/agent/peer.js';
+import { type BenchResult, type Distribution, distribution, envInt, figure, runStandalone } from './report.js';
 
-const CHANGES = 1000;
-const PEERS = 16;
-const SERVICES = 2000;
+const CHANGES = envInt('BENCH_AGENT_CHANGES', 1000);
+const PEERS = envInt('BENCH_AGENT_PEERS', 16);
+const SERVICES = envInt('BENCH_AGENT_SERVICES', 2000);
 const BACKENDS = 4;
 const PORT = 8080;
 const silent = pino({ level: 'silent' });
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-function summary(samples: number[]): { p50: number; p99: number; max: number } {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] };
-}
 
 function clusterServiceOf(cluster: string, id: number, name: string, backends: string[]): ClusterService {
   return {
@@ -214,24 +207,48 @@ async function fullSync(workDir: string): Promise<{ seconds: number; rss: number
   }
 }
 
-async function main(): Promise<void> {
+type FullSync = Awaited<ReturnType<typeof fullSync>>;
+
+function results(agent: Distribution, baseline: Distribution, sync: FullSync): BenchResult {
+  const f = (n: number) => n.toFixed(2);
+  return {
+    name: 'agent',
+    tables: [
+      {
+        title: 'Agent propagation: ClusterService put in the peer etcd → map written',
+        notes: [`${agent.n} sequential changes, ms; baseline: a raw etcd watch in the same process seeing the same put`],
+        columns: ['path', 'p50', 'p99', 'max'],
+        rows: [
+          ['raw etcd watch (baseline)', f(baseline.p50), f(baseline.p99), f(baseline.max)],
+          ['agent: watch → validate → merge → map write', f(agent.p50), f(agent.p99), f(agent.max)],
+        ],
+      },
+      {
+        title: `Agent full sync: joining ${PEERS} peers × ${SERVICES} global services × ${BACKENDS} backends`,
+        notes: ['the built daemon as a process, from spawn until its metrics count every frontend and backend in the maps'],
+        columns: ['frontends', 'backends', 'time to synced maps (s)', 'agent RSS (MiB)', 'agent peak RSS (MiB)'],
+        rows: [[sync.services, sync.backends, sync.seconds.toFixed(2), sync.rss.toFixed(0), sync.peak.toFixed(0)]],
+      },
+    ],
+    figures: [
+      figure('agent.propagation.p50', 'peer etcd put → agent map write, p50', agent.p50, 'ms', { what: 'raw etcd watch, p50', value: baseline.p50 }),
+      figure('agent.propagation.p99', 'peer etcd put → agent map write, p99', agent.p99, 'ms', { what: 'raw etcd watch, p99', value: baseline.p99 }),
+      figure('agent.fullsync.seconds', `full sync of ${sync.backends} backends from ${PEERS} peers`, sync.seconds, 's'),
+      figure('agent.fullsync.peak-rss', 'agent peak RSS after that sync', sync.peak, 'MiB'),
+    ],
+  };
+}
+
+/** Runs the agent benchmarks (root, bpffs mounted): propagation, then the full sync. */
+export async function runAgentBench(): Promise<BenchResult> {
   const workDir = mkdtempSync(join(tmpdir(), 'cm-bench-agent-'));
   try {
     const p = await propagation(workDir);
-    const a = summary(p.agent);
-    const b = summary(p.baseline);
-    const f = (n: number) => n.toFixed(2);
-    console.log(`\nPropagation: ClusterService put in the peer etcd → map written (${CHANGES} changes, ms)\n`);
-    console.log('| path | p50 | p99 | max |\n|---|---|---|---|');
-    console.log(`| raw etcd watch (baseline) | ${f(b.p50)} | ${f(b.p99)} | ${f(b.max)} |`);
-    console.log(`| agent: watch → validate → merge → map write | ${f(a.p50)} | ${f(a.p99)} | ${f(a.max)} |`);
-    const s = await fullSync(workDir);
-    console.log(`\nFull sync: the agent joins ${PEERS} peers × ${SERVICES} global services × ${BACKENDS} backends\n`);
-    console.log('| frontends | backends | time to synced maps (s) | agent RSS (MiB) | agent peak RSS (MiB) |\n|---|---|---|---|---|');
-    console.log(`| ${s.services} | ${s.backends} | ${s.seconds.toFixed(2)} | ${s.rss.toFixed(0)} | ${s.peak.toFixed(0)} |`);
+    const sync = await fullSync(workDir);
+    return results(distribution(p.agent), distribution(p.baseline), sync);
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
 }
 
-await main();
+runStandalone(import.meta.url, runAgentBench);

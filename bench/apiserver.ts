@@ -7,10 +7,11 @@
  *   plain etcd client, as records/s; the ratio says what the pipeline costs or saves;
  * - change-to-etcd latency: one EndpointSlice update at a time, until a watch on etcd sees the key.
  * Run: npx tsc -p tsconfig.json && node dist/bench/apiserver.js
+ * Smaller runs: BENCH_APISERVER_SERVICES=1000 BENCH_APISERVER_PODS=500.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -20,10 +21,11 @@ import { startKubeApiServer, type KubeApiServer } from '../lab/kube-apiserver/se
 import { createEtcdClient } from '../lib/kvstore/etcd.js';
 import { serviceKey } from '../lib/kvstore/keys.js';
 import { EtcdHarness, freePort } from '../test/harness/etcd.js';
+import { type BenchResult, distribution, envInt, figure, runStandalone } from './report.js';
 
-const SERVICES = 10_000;
+const SERVICES = envInt('BENCH_APISERVER_SERVICES', 10_000);
 const ENDPOINTS_PER_SERVICE = 10;
-const PODS = 5_000;
+const PODS = envInt('BENCH_APISERVER_PODS', 5_000);
 const LABEL_SETS = 50;
 const NODES = 20;
 const NAMESPACES = 10;
@@ -189,10 +191,8 @@ async function changeLatencies(client: Etcd3, kube: KubeApiServer): Promise<numb
   return latencies;
 }
 
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-
-async function main(): Promise<void> {
+/** Runs the clustermesh-apiserver benchmark: initial sync vs sequential puts, then change latency. */
+export async function runApiserverBench(): Promise<BenchResult> {
   const etcd = await EtcdHarness.start();
   const kube = await startKubeApiServer({ historyWindow: 100_000 });
   const dir = await mkdtemp(join(tmpdir(), 'clustermesh-bench-apiserver-'));
@@ -220,29 +220,43 @@ async function main(): Promise<void> {
     const records = await readRecords(client);
     const recordCount = Object.keys(records).length;
     const baselineSeconds = await baselinePuts(client, records);
-    const latencies = (await changeLatencies(client, kube)).sort((a, b) => a - b);
+    const latency = distribution(await changeLatencies(client, kube));
 
     const daemonRate = recordCount / syncSeconds;
     const baselineRate = recordCount / baselineSeconds;
-    console.log(
-      `clustermesh-apiserver benchmark — node ${process.version}, ${cpus().length} cores, etcd ${etcd.endpoint}`,
-    );
-    console.log(
-      `cluster: ${SERVICES} global services × ${ENDPOINTS_PER_SERVICE} endpoints, ${PODS} pods (${LABEL_SETS} label sets), ${NODES} nodes; seeded in ${seedMs.toFixed(0)} ms`,
-    );
-    console.log('');
-    console.log('| measure | value |');
-    console.log('|---|---|');
-    console.log(`| records published (services + nodes + identities + ipcache) | ${recordCount} |`);
-    console.log(`| initial sync, spawn → /readyz (all canaries) | ${syncSeconds.toFixed(2)} s |`);
-    console.log(`| initial sync throughput | ${daemonRate.toFixed(0)} records/s |`);
-    console.log(
-      `| baseline: sequential etcd puts of the same records | ${baselineSeconds.toFixed(2)} s, ${baselineRate.toFixed(0)} records/s |`,
-    );
-    console.log(`| daemon / baseline throughput | ${(daemonRate / baselineRate).toFixed(2)}× |`);
-    console.log(
-      `| EndpointSlice change → etcd (${latencies.length} sequential updates) | p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1]!.toFixed(1)} ms |`,
-    );
+    const ms = (n: number) => `${n.toFixed(1)} ms`;
+    return {
+      name: 'apiserver',
+      tables: [
+        {
+          title: 'clustermesh-apiserver: initial sync and EndpointSlice change → etcd',
+          notes: [
+            `cluster: ${SERVICES} global services × ${ENDPOINTS_PER_SERVICE} endpoints, ${PODS} pods (${LABEL_SETS} label sets), ${NODES} nodes; seeded in ${seedMs.toFixed(0)} ms;`,
+            'the built daemon as a process, real etcd with TLS and client-cert auth, the lab Kubernetes API server',
+          ],
+          columns: ['measure', 'value'],
+          rows: [
+            ['records published (services + nodes + identities + ipcache)', recordCount],
+            ['initial sync, spawn → /readyz (all canaries)', `${syncSeconds.toFixed(2)} s`],
+            ['initial sync throughput', `${daemonRate.toFixed(0)} records/s`],
+            ['baseline: sequential etcd puts of the same records', `${baselineSeconds.toFixed(2)} s, ${baselineRate.toFixed(0)} records/s`],
+            ['daemon / baseline throughput', `${(daemonRate / baselineRate).toFixed(2)}×`],
+            [
+              `EndpointSlice change → etcd (${latency.n} sequential updates)`,
+              `p50 ${ms(latency.p50)}, p99 ${ms(latency.p99)}, max ${ms(latency.max)}`,
+            ],
+          ],
+        },
+      ],
+      figures: [
+        figure('apiserver.sync', `initial sync of ${recordCount} records (spawn → ready)`, daemonRate, 'records/s', {
+          what: 'the same records put one after another with a plain etcd client',
+          value: baselineRate,
+        }),
+        figure('apiserver.change.p50', 'EndpointSlice change → etcd, p50', latency.p50, 'ms'),
+        figure('apiserver.change.p99', 'EndpointSlice change → etcd, p99', latency.p99, 'ms'),
+      ],
+    };
   } finally {
     if (daemon && daemon.exitCode === null) {
       const exited = new Promise((resolve) => daemon!.once('exit', resolve));
@@ -257,4 +271,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+runStandalone(import.meta.url, runApiserverBench);

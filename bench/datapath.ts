@@ -6,6 +6,8 @@
  * reconcile the same state again and to apply a 1% change, batched vs one syscall per entry, each
  * with the time spent inside the map-write syscalls alone (the floor the kernel sets).
  * Run: npx tsc -p tsconfig.json && node dist/bench/datapath.js   (root; bpffs mounted)
+ * Smaller runs: BENCH_DATAPATH_SIZES=1,1000 BENCH_DATAPATH_CONNECTS=500 (the largest size is the one
+ * programmed).
  */
 import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -13,9 +15,10 @@ import { Datapath, type DatapathService, type ReconcileStats } from '../lib/data
 import { loadNative, type NativeAddon } from '../native/index.js';
 import { createTestCgroup, type TestCgroup } from '../test/harness/cgroup.js';
 import { TestNetns } from '../test/harness/netns.js';
+import { type BenchResult, type Figure, type Table, envInt, envInts, figure, percentile, runStandalone } from './report.js';
 
-const SIZES = [1, 1_000, 10_000, 30_000];
-const CONNECTS = 2_000;
+const SIZES = envInts('BENCH_DATAPATH_SIZES', [1, 1_000, 10_000, 30_000]);
+const CONNECTS = envInt('BENCH_DATAPATH_CONNECTS', 2_000);
 const WARMUP = 200;
 const BACKENDS_PER_SERVICE = 4;
 const VIP_PORT = 80;
@@ -91,10 +94,6 @@ interface Measurement {
   perSecond: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
 async function runClient(ns: TestNetns, host: string, port: number, cgroupDir?: string): Promise<Measurement> {
   const child = ns.spawn(process.execPath, ['-e', CLIENT, host, String(port), String(CONNECTS), String(WARMUP)], { cgroupDir });
   let out = '';
@@ -102,8 +101,7 @@ async function runClient(ns: TestNetns, host: string, port: number, cgroupDir?: 
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   if (code !== 0) throw new Error(`benchmark client to ${host} failed (exit ${code})`);
   const { lat, seconds } = JSON.parse(out) as { lat: number[]; seconds: number };
-  const sorted = lat.sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), perSecond: CONNECTS / seconds };
+  return { p50: percentile(lat, 50), p99: percentile(lat, 99), perSecond: CONNECTS / seconds };
 }
 
 async function startServer(ns: TestNetns): Promise<number> {
@@ -126,12 +124,19 @@ interface World {
   dp?: Datapath;
 }
 
-async function latencyTable(world: World): Promise<string[]> {
+interface LatencyRow {
+  size: number;
+  direct: Measurement;
+  hook: Measurement;
+  ipt: Measurement;
+}
+
+async function measureLatencies(world: World): Promise<LatencyRow[]> {
   const hookPort = await startServer(world.hookNs);
   const iptPort = await startServer(world.iptNs);
   world.dp = await Datapath.open({ pinDir: world.pinDir });
   world.dp.attach(world.cgroup.dir);
-  const rows: string[] = [];
+  const rows: LatencyRow[] = [];
   for (const size of SIZES) {
     const vip = vipOf(measuredIndex(size));
     world.dp.reconcile(services(size, hookPort));
@@ -139,10 +144,7 @@ async function latencyTable(world: World): Promise<string[]> {
     const direct = await runClient(world.hookNs, BACKEND_ADDR, hookPort, world.cgroup.dir);
     const hook = await runClient(world.hookNs, vip, VIP_PORT, world.cgroup.dir);
     const ipt = await runClient(world.iptNs, vip, VIP_PORT);
-    const f = (m: Measurement) => `${m.p50.toFixed(0).padStart(5)} / ${m.p99.toFixed(0).padStart(5)} / ${m.perSecond.toFixed(0).padStart(6)}`;
-    rows.push(
-      `| ${String(size).padStart(6)} | ${f(direct)} | ${f(hook)} | ${f(ipt)} | ${(hook.p50 / direct.p50).toFixed(2)} | ${(hook.p50 / ipt.p50).toFixed(2)} | ${(hook.p99 / ipt.p99).toFixed(2)} |`,
-    );
+    rows.push({ size, direct, hook, ipt });
     process.stderr.write(`bench: ${size} services measured\n`);
   }
   world.dp.close();
@@ -150,13 +152,52 @@ async function latencyTable(world: World): Promise<string[]> {
   return rows;
 }
 
+function latencyTable(rows: LatencyRow[], iptablesVersion: string): Table {
+  const f = (m: Measurement) => `${m.p50.toFixed(0)} / ${m.p99.toFixed(0)} / ${m.perSecond.toFixed(0)}`;
+  return {
+    title: 'connect() to a VIP: socket-LB hook vs direct vs iptables DNAT',
+    notes: [
+      `connect()+close, ${CONNECTS} sequential connects per cell (after ${WARMUP} warm-up) from one Node client;`,
+      `latency in µs (p50 / p99 / connects per s); measured VIP = the middle service of the list; iptables: ${iptablesVersion}`,
+    ],
+    columns: ['services', 'direct to backend', 'socket-LB hook', 'iptables DNAT', 'hook/direct p50', 'hook/iptables p50', 'hook/iptables p99'],
+    rows: rows.map(({ size, direct, hook, ipt }) => [
+      size,
+      f(direct),
+      f(hook),
+      f(ipt),
+      (hook.p50 / direct.p50).toFixed(2),
+      (hook.p50 / ipt.p50).toFixed(2),
+      (hook.p99 / ipt.p99).toFixed(2),
+    ]),
+  };
+}
+
+const servicesText = (n: number) => `${n} service${n === 1 ? '' : 's'}`;
+
+function latencyFigures(rows: LatencyRow[]): Figure[] {
+  const first = rows[0];
+  const last = rows[rows.length - 1];
+  return [
+    ...rows.map(({ size, hook, ipt }) =>
+      figure(`datapath.connect.${size}`, `connect() p50 through the hook, ${servicesText(size)}`, hook.p50, 'µs', { what: 'iptables DNAT p50, same size', value: ipt.p50 }),
+    ),
+    {
+      ...figure('datapath.connect.hook-growth', `hook connect() p50 at ${servicesText(last.size)}`, last.hook.p50, 'µs', { what: `the hook at ${servicesText(first.size)}`, value: first.hook.p50 }),
+      size: last.size,
+    },
+    figure('datapath.connect.iptables-growth', `iptables connect() p50 at ${servicesText(last.size)}`, last.ipt.p50, 'µs', { what: `iptables at ${servicesText(first.size)}`, value: first.ipt.p50 }),
+  ];
+}
+
 const WRITE_CALLS = ['mapUpdateBatch', 'mapDeleteBatch', 'mapUpdate', 'mapDelete'] as const;
 
-/** Wraps the addon's map-write calls to add up the time spent in them (the syscalls). */
-function timeMapWrites(native: NativeAddon): { takeMs(): number } {
+/** Wraps the addon's map-write calls to add up the time spent in them (the syscalls) until `restore`. */
+function timeMapWrites(native: NativeAddon): { takeMs(): number; restore(): void } {
   let spentMs = 0;
-  for (const name of WRITE_CALLS) {
-    const call = native[name] as (...args: unknown[]) => unknown;
+  const originals = WRITE_CALLS.map((name) => [name, native[name]] as const);
+  for (const [name, original] of originals) {
+    const call = original as (...args: unknown[]) => unknown;
     (native as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
       const started = performance.now();
       try {
@@ -172,10 +213,11 @@ function timeMapWrites(native: NativeAddon): { takeMs(): number } {
       spentMs = 0;
       return ms;
     },
+    restore() {
+      for (const [name, original] of originals) (native as unknown as Record<string, unknown>)[name] = original;
+    },
   };
 }
-
-const mapWrites = timeMapWrites(loadNative());
 
 const REPEATS = 6;
 
@@ -184,7 +226,9 @@ interface Measured {
   syscallMs: number;
 }
 
-function measure(dp: Datapath, desired: DatapathService[]): Measured {
+type MapWrites = ReturnType<typeof timeMapWrites>;
+
+function measure(dp: Datapath, mapWrites: MapWrites, desired: DatapathService[]): Measured {
   mapWrites.takeMs();
   const stats = dp.reconcile(desired);
   return { stats, syscallMs: mapWrites.takeMs() };
@@ -195,69 +239,88 @@ function median(runs: Measured[]): Measured {
   return [...runs].sort((x, y) => x.stats.durationMs - y.stats.durationMs)[Math.floor(runs.length / 2)];
 }
 
-function cell({ stats, syscallMs }: Measured): string {
-  return `${stats.durationMs.toFixed(1).padStart(7)} ms / ${syscallMs.toFixed(1).padStart(6)} ms (${stats.updates} upd, ${stats.deletes} del)`;
+interface ProgrammingRow {
+  batch: boolean;
+  full: Measured;
+  same: Measured;
+  delta: Measured;
+  firstDeltaMs: number;
 }
 
-async function programmingRow(pinDir: string, batch: boolean): Promise<string> {
+async function measureProgramming(pinDir: string, mapWrites: MapWrites, batch: boolean): Promise<ProgrammingRow> {
   const dp = await Datapath.open({ pinDir, batch });
   try {
     const size = SIZES[SIZES.length - 1];
     // inputs are built before each call: reconcile's own time is what is measured
     const base = services(size, 0);
-    const full = measure(dp, base);
+    const full = measure(dp, mapWrites, base);
     // 1%: every 100th service has one backend replaced (another port); reverting is a 1% change too
     const replaced = services(size, 0, 1);
     const changed = services(size, 0).map((s, i) => (i % 100 === 0 ? replaced[i] : s));
     const same: Measured[] = [];
     const delta: Measured[] = [];
     for (let i = 0; i < REPEATS; i++) {
-      same.push(measure(dp, i % 2 === 0 ? services(size, 0) : base));
-      delta.push(measure(dp, changed), measure(dp, base));
+      same.push(measure(dp, mapWrites, i % 2 === 0 ? services(size, 0) : base));
+      delta.push(measure(dp, mapWrites, changed), measure(dp, mapWrites, base));
     }
-    return `| ${batch ? 'batched ' : 'single  '} | ${cell(full)} | ${cell(median(same))} | ${cell(median(delta))} | ${delta[0].stats.durationMs.toFixed(1)} ms |`;
+    return { batch, full, same: median(same), delta: median(delta), firstDeltaMs: delta[0].stats.durationMs };
   } finally {
     dp.close();
     Datapath.destroy(pinDir);
   }
 }
 
-async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('the datapath benchmark needs root (BPF, namespaces, iptables)');
+function programmingTable(rows: ProgrammingRow[]): Table {
+  const size = SIZES[SIZES.length - 1];
+  const cell = ({ stats, syscallMs }: Measured) => `${stats.durationMs.toFixed(1)} ms / ${syscallMs.toFixed(1)} ms (${stats.updates} upd, ${stats.deletes} del)`;
+  return {
+    title: `Programming ${size} services × ${BACKENDS_PER_SERVICE} backends: batched vs one syscall per entry`,
+    notes: [
+      'Datapath.reconcile, diff included: total / inside the map-write syscalls alone;',
+      `"same state" and "1% change" are medians of ${REPEATS} and ${2 * REPEATS} runs`,
+    ],
+    columns: ['writes', 'from empty', 'same state again', `1% change (1 backend replaced in ${Math.ceil(size / 100)} services)`, 'first 1% change'],
+    rows: rows.map((r) => [r.batch ? 'batched' : 'single', cell(r.full), cell(r.same), cell(r.delta), `${r.firstDeltaMs.toFixed(1)} ms`]),
+  };
+}
+
+function programmingFigures(batched: ProgrammingRow, single: ProgrammingRow): Figure[] {
+  const size = SIZES[SIZES.length - 1];
+  const vs = (what: string, value: number) => ({ what: `one syscall per entry, ${what}`, value });
+  return [
+    { ...figure('datapath.program.full', `full sync of ${size} × ${BACKENDS_PER_SERVICE} into empty maps, batched`, batched.full.stats.durationMs, 'ms', vs('same', single.full.stats.durationMs)), size },
+    figure('datapath.program.same', `reconcile of the same ${size} services again, batched (median)`, batched.same.stats.durationMs, 'ms', vs('same', single.same.stats.durationMs)),
+    figure('datapath.program.delta', `1% change of ${size} services, batched (median)`, batched.delta.stats.durationMs, 'ms', vs('same', single.delta.stats.durationMs)),
+  ];
+}
+
+/** Runs the datapath benchmark (root, bpffs mounted): connect latency, then programming. */
+export async function runDatapathBench(): Promise<BenchResult> {
+  if (process.getuid?.() !== 0) throw new Error('the datapath benchmark needs root (BPF, namespaces, iptables): run it as root');
   const world: World = {
     hookNs: TestNetns.create('cm-bench-hook'),
     iptNs: TestNetns.create('cm-bench-ipt'),
     cgroup: createTestCgroup('cm-bench'),
     pinDir: `/sys/fs/bpf/cm-bench-${process.pid}`,
   };
+  const mapWrites = timeMapWrites(loadNative());
   try {
     prepareNetns(world.hookNs);
     prepareNetns(world.iptNs);
     // DNAT in nat/OUTPUT runs after the first route lookup, so the VIPs need a route there
     world.iptNs.ip('route', 'add', VIP_ROUTE, 'dev', 'lo');
 
-    const latency = await latencyTable(world);
-    const programming = [await programmingRow(`${world.pinDir}-batch`, true), await programmingRow(`${world.pinDir}-single`, false)];
+    const latency = await measureLatencies(world);
+    const batched = await measureProgramming(`${world.pinDir}-batch`, mapWrites, true);
+    const single = await measureProgramming(`${world.pinDir}-single`, mapWrites, false);
     const ipt = execFileSync('iptables', ['--version'], { encoding: 'utf8' }).trim();
-    process.stdout.write(
-      [
-        `connect()+close, ${CONNECTS} sequential connects per cell (after ${WARMUP} warm-up) from one Node client;`,
-        `latency in µs (p50 / p99 / connects per s); measured VIP = the middle service of the list; iptables: ${ipt}`,
-        '',
-        '| services | direct to backend | socket-LB hook | iptables DNAT | hook/direct p50 | hook/iptables p50 | hook/iptables p99 |',
-        '|---:|---:|---:|---:|---:|---:|---:|',
-        ...latency,
-        '',
-        `programming ${SIZES[SIZES.length - 1]} services x ${BACKENDS_PER_SERVICE} backends (Datapath.reconcile, diff included):`,
-        `total / inside the map-write syscalls alone; "same state" and "1% change" are medians of ${REPEATS} and ${2 * REPEATS} runs`,
-        '',
-        '| writes | from empty | same state again | 1% change (1 backend replaced in 300 services) | first 1% change |',
-        '|---|---:|---:|---:|---:|',
-        ...programming,
-        '',
-      ].join('\n'),
-    );
+    return {
+      name: 'datapath',
+      tables: [latencyTable(latency, ipt), programmingTable([batched, single])],
+      figures: [...latencyFigures(latency), ...programmingFigures(batched, single)],
+    };
   } finally {
+    mapWrites.restore();
     world.dp?.close();
     Datapath.destroy(world.pinDir, world.cgroup.dir);
     await world.hookNs.destroy();
@@ -266,7 +329,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: Error) => {
-  process.stderr.write(`bench:datapath: ${error.message}\n`);
-  process.exitCode = 1;
-});
+runStandalone(import.meta.url, runDatapathBench);

@@ -7,13 +7,22 @@ import { type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { UserError } from '../../lib/errors.js';
 import { labApi } from '../cluster/api.js';
 import type { RunningLab } from '../cluster/index.js';
+import { LAB_PORTS } from '../cluster/paths.js';
 import { startProcess, stopProcesses, waitReady } from '../cluster/processes.js';
 import { type NodePlan, podAddresses } from '../topology/plan.js';
 import type { RequestRecord } from './client.js';
+
+interface ServiceStatus {
+  frontends: { backends: { addr: string; state: string }[] }[];
+}
+
+const DRAIN_GRACE_MS = 5_000;
+const DRAIN_POLL_MS = 20;
 
 export interface EchoSpec {
   namespace: string;
@@ -112,11 +121,40 @@ export async function removeBackends(running: RunningLab, spec: EchoSpec, backen
   const api = labApi(running.kubeconfig, cluster);
   if (graceful) {
     await api.put(endpointSlice(spec, []));
+    await drainFromAgents(running, backends);
     await stopProcesses(running.plan.prefix, backends.map((b) => `${cluster}-${b.pod}`));
   }
   await Promise.all(backends.map((b) => running.lab.removePod(b.node, b.pod)));
   if (graceful)
     for (const b of backends) await api.remove({ apiVersion: 'v1', kind: 'Pod', metadata: { name: b.pod, namespace: spec.namespace } });
+}
+
+/**
+ * The lab's preStop hook: a graceful pod keeps serving until no agent of the mesh still offers it
+ * as an active backend (the EndpointSlice update takes a few ms to reach every map), as a real
+ * deployment does with a preStop delay. Bounded like a termination grace period.
+ */
+async function drainFromAgents(running: RunningLab, backends: Backend[]): Promise<void> {
+  const leaving = new Set(backends.map((b) => b.ipv4));
+  const agents = running.plan.nodes.filter((n) => n.role === 'worker');
+  const deadline = Date.now() + DRAIN_GRACE_MS;
+  while (Date.now() < deadline) {
+    const offered = await Promise.all(agents.map((node) => offersAny(node, leaving)));
+    if (!offered.includes(true)) return;
+    await delay(DRAIN_POLL_MS);
+  }
+}
+
+async function offersAny(node: NodePlan, addrs: Set<string>): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${node.ipv4}:${LAB_PORTS.agentStatus}/status`, { signal: AbortSignal.timeout(1000) });
+    const status = (await res.json()) as { services?: ServiceStatus[] };
+    return (status.services ?? []).some((svc) =>
+      svc.frontends.some((f) => f.backends.some((b) => b.state === 'active' && addrs.has(b.addr))),
+    );
+  } catch {
+    return false; // an agent that does not answer cannot be waited for
+  }
 }
 
 function podObject(spec: EchoSpec, pod: string, node: NodePlan, ip: string): KubernetesObject {
