@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client';
 import type { Datapath } from '../lib/datapath/index.js';
 import type { Logger } from '../lib/log.js';
 import { Controller, type HealthSource, type RemoteViewSource, type RouteSink } from './controller.js';
+import type { IpcacheSink } from './identities.js';
 import type { LocalViewSource } from './local/informers.js';
 import type { ServiceExplanation } from './merge/index.js';
 import { AgentMetrics } from './metrics.js';
@@ -24,6 +25,8 @@ export interface AgentParts {
   health: HealthSource & { close(): void };
   datapath: Pick<Datapath, 'reconcile' | 'dump' | 'close'>;
   routes?: RouteSink;
+  /** the remote ipcache LPM maps (main.ts: the Datapath); absent: in memory only */
+  ipcache?: IpcacheSink;
   peerCacheTtlMs: number;
   metrics: Registry;
   log: Logger;
@@ -94,6 +97,7 @@ export class Agent {
       health: p.health,
       datapath: p.datapath,
       routes: p.routes,
+      ipcache: p.ipcache,
       peerCacheTtlMs: p.peerCacheTtlMs,
       metrics,
       log: p.log,

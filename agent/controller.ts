@@ -3,15 +3,19 @@
  * a health transition, a peer cache TTL running out — schedules one reconcile; bursts coalesce
  * and two passes never overlap. A pass merges, hands the probe list to the health checker, makes
  * the datapath equal to the result (differential), syncs the pod routes and records metrics.
+ * Passes are paced by their own cost and by peers still syncing (pass-pacing.ts); the
+ * per-service explanations of the status API are merged only when asked for.
  */
+import { performance } from 'node:perf_hooks';
 import type { ReconcileStats } from '../lib/datapath/index.js';
 import type { DatapathService } from '../lib/datapath/types.js';
 import type { Logger } from '../lib/log.js';
 import type { HealthStatus, HealthTarget } from './health/index.js';
-import { IdentityIndex } from './identities.js';
+import { IdentityIndex, type IpcacheSink } from './identities.js';
 import type { LocalViewSource } from './local/informers.js';
-import { mergeServices, type RemoteCluster, type ServiceExplanation } from './merge/index.js';
+import { mergeServices, type MergeInput, type RemoteCluster, type ServiceExplanation } from './merge/index.js';
 import type { AgentMetrics, PeerCounts, PeerStatusLike } from './metrics.js';
+import { nextPassAtMs, peersStillSyncing, type LastPass } from './pass-pacing.js';
 import { keptPeers, withRestoredBackends, type PeerDecision, type PeerView } from './peers.js';
 import { planRoutes, type RoutePlan, type RouteStatus } from './routes.js';
 
@@ -19,7 +23,7 @@ import { planRoutes, type RoutePlan, type RouteStatus } from './routes.js';
 export interface RemoteViewSource {
   onChange(listener: () => void): () => void;
   views(): PeerView[];
-  status(): (PeerStatusLike & { id: number | null; synced: { services: boolean } })[];
+  status(): (PeerStatusLike & { id: number | null; connected: boolean; synced: { services: boolean } })[];
 }
 
 export interface HealthSource {
@@ -45,6 +49,8 @@ export interface ControllerOptions {
   datapath: DatapathSink;
   /** absent: no pod routes (e.g. the cluster's CNI already routes between clusters) */
   routes?: RouteSink;
+  /** absent: the remote ipcache is kept in memory only (no LPM maps) */
+  ipcache?: IpcacheSink;
   peerCacheTtlMs: number;
   metrics: AgentMetrics;
   log: Logger;
@@ -70,10 +76,15 @@ export class Controller {
   private dirty = false;
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | undefined;
+  /** when the armed timer fires (performance.now()) */
+  private timerDueMs = Infinity;
+  private lastPass: LastPass | null = null;
   private recheckTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private firstPassDone = false;
-  private explanations: ServiceExplanation[] = [];
+  /** what the last pass merged, to explain it on demand */
+  private lastMerge: MergeInput | null = null;
+  private explanations: ServiceExplanation[] | null = null;
   private peerDecisions: PeerDecision[] = [];
   private routeStatus: RouteStatus = { installed: [], problems: [] };
   private identities = new IdentityIndex([]);
@@ -111,7 +122,13 @@ export class Controller {
     while (this.running || this.dirty) await (this.running ?? new Promise((r) => setImmediate(r)));
   }
 
+  /**
+   * The last pass's merge, explained: merged again on the first call after a pass (with the
+   * health statuses of now), since at mesh scale the explanations would be most of what each
+   * pass allocates and keeps, for a status API that is rarely read.
+   */
   services(): readonly ServiceExplanation[] {
+    if (this.explanations === null) this.explanations = this.lastMerge ? mergeServices(this.lastMerge).explanations : [];
     return this.explanations;
   }
 
@@ -147,26 +164,40 @@ export class Controller {
   schedule(): void {
     if (this.stopped) return;
     this.dirty = true;
-    if (this.running || this.timer) return;
-    // One macrotask of delay gathers a burst (an informer's initial list, a peer's full sync).
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.drain().finally(() => (this.running = null));
-    }, 0);
+    if (!this.running) this.armPass(); // else the running pass arms the next one when it ends
   }
 
-  private async drain(): Promise<void> {
-    while (this.dirty && !this.stopped) {
-      this.dirty = false;
-      try {
-        await this.pass();
-        this.o.metrics.reconciles.inc({ result: 'ok' });
-      } catch (err) {
-        this.o.metrics.reconciles.inc({ result: 'error' });
-        this.o.log.error({ err: String(err) }, 'reconcile failed; retrying');
-        this.retryLater();
-      }
+  /** Arms the pass timer for when pacing allows, or sooner than it is armed now. */
+  private armPass(): void {
+    const nowMs = performance.now();
+    const dueMs = nextPassAtMs(this.lastPass, peersStillSyncing(this.o.remotes.status()), nowMs);
+    if (this.timer && this.timerDueMs <= dueMs) return;
+    clearTimeout(this.timer);
+    this.timerDueMs = dueMs;
+    // At least one macrotask of delay gathers a burst (an informer's initial list, a peer's full sync).
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerDueMs = Infinity;
+      this.running = this.runPass().finally(() => {
+        this.running = null;
+        if (this.dirty && !this.stopped) this.armPass();
+      });
+    }, dueMs - nowMs);
+  }
+
+  private async runPass(): Promise<void> {
+    if (!this.dirty || this.stopped) return;
+    this.dirty = false;
+    const startMs = performance.now();
+    try {
+      await this.pass();
+      this.o.metrics.reconciles.inc({ result: 'ok' });
+    } catch (err) {
+      this.o.metrics.reconciles.inc({ result: 'error' });
+      this.o.log.error({ err: String(err) }, 'reconcile failed; retrying');
+      this.retryLater();
     }
+    this.lastPass = { startMs, durationMs: performance.now() - startMs };
   }
 
   private retryLater(): void {
@@ -180,21 +211,24 @@ export class Controller {
     const nowMs = this.now();
     const peers = keptPeers(this.o.remotes.views(), this.o.peerCacheTtlMs, nowMs);
     const remote = new Map<string, RemoteCluster>(peers.kept.map((v) => [v.name, { id: v.id, services: v.services }]));
-    const result = mergeServices({
+    const input: MergeInput = {
       localCluster: this.o.localCluster,
       localServices: this.o.local.services(),
       remote,
       health: (clusterId, addr, port) => this.o.health.status({ clusterId, addr, port }),
-    });
+    };
+    const result = mergeServices({ ...input, explain: false });
     this.o.health.setTargets(result.probeTargets);
     const restoreIds = this.restoredClusterIds(nowMs);
     const desired = withRestoredBackends(result.desired, this.restored, restoreIds);
     const stats = this.o.datapath.reconcile(desired);
     this.record(stats);
-    this.explanations = result.explanations;
+    this.lastMerge = input;
+    this.explanations = null;
     this.peerDecisions = peers.decisions;
     this.identities = new IdentityIndex(peers.kept);
-    this.o.metrics.globalServices.set(result.explanations.filter((e) => e.programmed).length);
+    this.o.ipcache?.reconcileIpcache(this.identities.ipcacheEntries());
+    this.o.metrics.globalServices.set(result.programmed);
     this.armRecheck(peers.recheckAtMs, restoreIds.size > 0 ? this.startedAtMs + this.o.peerCacheTtlMs : undefined);
     if (!this.firstPassDone) {
       this.firstPassDone = true;

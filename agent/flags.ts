@@ -93,6 +93,7 @@ export function agentCommand(): Command {
     .addOption(parsed('--health-failure-threshold <n>', 'failed probes before quarantine', positiveInteger, String(h.failureThreshold)))
     .addOption(parsed('--health-success-threshold <n>', 'good probes before a quarantined backend returns', positiveInteger, String(h.successThreshold)))
     .addOption(parsed('--health-max-probes <n>', 'concurrent probes at most', positiveInteger, String(h.maxConcurrentProbes)))
+    .addOption(parsed('--health-max-probe-rate <n>', 'probe starts per second at most (more backends: longer intervals)', positiveInteger, String(h.maxProbesPerSecond)))
     .option('--no-routes', 'do not install routes to remote pod CIDRs (the CNI routes between clusters)');
 }
 
@@ -114,6 +115,7 @@ interface RawFlags {
   healthFailureThreshold: number;
   healthSuccessThreshold: number;
   healthMaxProbes: number;
+  healthMaxProbeRate: number;
   routes: boolean;
 }
 
@@ -137,6 +139,7 @@ export function configFromFlags(flags: RawFlags): AgentConfig {
       failureThreshold: flags.healthFailureThreshold,
       successThreshold: flags.healthSuccessThreshold,
       maxConcurrentProbes: flags.healthMaxProbes,
+      maxProbesPerSecond: flags.healthMaxProbeRate,
     },
     routes: flags.routes,
   };

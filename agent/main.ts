@@ -36,6 +36,7 @@ async function run(config: AgentConfig, log: Logger): Promise<Agent> {
     remotes: createRemoteClusters({ config, kubeConfig, cluster, log: log.child({ component: 'remote' }), metrics }),
     health: config.healthChecks ? new HealthChecker(config.health) : NO_HEALTH_CHECKS,
     datapath,
+    ipcache: datapath,
     routes: config.routes ? new RouteManager({ log: log.child({ component: 'routes' }) }) : undefined,
     peerCacheTtlMs: config.peerCacheTtlMs,
     metrics,

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { UserError } from '../lib/errors.js';
 import { metricsExposition } from '../lib/metrics.js';
+import { isIpAddress } from '../lib/net/ip.js';
 import type { IdentityRecord } from './identities.js';
 
 export interface HostPort {
@@ -90,6 +91,7 @@ export function serveStatus(addr: HostPort, s: StatusEndpoints): Promise<Listeni
     '/identity': (url) => {
       const ip = url.searchParams.get('ip');
       if (!ip) return json(400, { error: 'pass ?ip=ADDRESS' });
+      if (!isIpAddress(ip)) return json(400, { error: `"${ip}" is not an IPv4 or IPv6 address` });
       const record = s.identity(ip);
       return record ? json(200, record) : json(404, { error: `no remote cluster claims ${ip}` });
     },

@@ -41,6 +41,9 @@
 #define CM_BACKEND_MAP_MAX_ENTRIES 262144
 #define CM_REV_NAT_MAP_MAX_ENTRIES 65536 /* rev_nat_index is a __u16 */
 #define CM_SOCK_MAP_MAX_ENTRIES    65536 /* LRU: per-socket reverse NAT and UDP stickiness */
+/* Per family: every pod, node and CIDR entry the remote clusters publish (Cilium's ipcache
+ * holds 512k; ours only the remote clusters' share of it). */
+#define CM_IPCACHE_MAP_MAX_ENTRIES 262144
 
 /* ---- IPv4 -------------------------------------------------------------------------------- */
 
@@ -170,6 +173,28 @@ struct lb6_affinity_key {
 	__u8 pad[5];
 };
 
+/* ---- remote ipcache (cm_ipcache4 / cm_ipcache6): address -> identity, cluster ----------- */
+
+/* LPM trie keys: the kernel's struct bpf_lpm_trie_key layout, a prefix length in bits followed
+ * by the address (host bits zero, so equal prefixes are equal bytes). A lookup with prefixlen
+ * 32 (or 128) returns the longest stored prefix containing the address. */
+struct ipcache4_key {
+	__u32 prefixlen;
+	__be32 address;
+};
+
+struct ipcache6_key {
+	__u32 prefixlen;
+	union v6addr address;
+};
+
+/* Value of both families. */
+struct ipcache_value {
+	__u32 identity;   /* the security identity the remote cluster allocated */
+	__u16 cluster_id; /* never 0: only remote clusters are imported */
+	__u8 pad[2];
+};
+
 /* Sizes the programs, the addon and the TS codecs all agree on (checked at compile time here and
  * at test time against lib/datapath/codecs.ts). C++ spells _Static_assert as static_assert. */
 #ifdef __cplusplus
@@ -190,5 +215,8 @@ _Static_assert(sizeof(struct lb6_reverse_nat) == 20, "lb6_reverse_nat");
 _Static_assert(sizeof(struct lb6_sock_rnat_key) == 32, "lb6_sock_rnat_key");
 _Static_assert(sizeof(struct lb6_sock_rnat_value) == 20, "lb6_sock_rnat_value");
 _Static_assert(sizeof(struct lb6_affinity_key) == 32, "lb6_affinity_key");
+_Static_assert(sizeof(struct ipcache4_key) == 8, "ipcache4_key");
+_Static_assert(sizeof(struct ipcache6_key) == 20, "ipcache6_key");
+_Static_assert(sizeof(struct ipcache_value) == 8, "ipcache_value");
 
 #endif /* CLUSTERMESH_H */

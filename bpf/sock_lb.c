@@ -104,6 +104,27 @@ struct {
 	PIN_BY_NAME;
 } cm_lb6_affin SEC(".maps");
 
+/* Remote ipcache: written by the agent, read by `clustermesh identity` through the agent. No
+ * program looks them up yet (the datapath enforces no policy); libbpf creates and pins every map
+ * the object declares, referenced or not. LPM tries require BPF_F_NO_PREALLOC. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct ipcache4_key);
+	__type(value, struct ipcache_value);
+	__uint(max_entries, CM_IPCACHE_MAP_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	PIN_BY_NAME;
+} cm_ipcache4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct ipcache6_key);
+	__type(value, struct ipcache_value);
+	__uint(max_entries, CM_IPCACHE_MAP_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	PIN_BY_NAME;
+} cm_ipcache6 SEC(".maps");
+
 /* ---- small helpers ------------------------------------------------------------------------- */
 
 /* Only TCP and UDP are balanced; anything else is left alone. */

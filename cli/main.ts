@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { UserError, errorMessage } from '../lib/errors.js';
 import { readCaFile } from './ca.js';
 import { connectClusters, disconnectClusters } from './connect.js';
+import { formatIdentity, identityJson, lookupIdentity, parseIdentityIp } from './identity.js';
 import {
   applyObjects,
   bootstrapCluster,
@@ -111,6 +112,18 @@ function buildProgram(): Command {
         : await gatherStatus(cluster, namespace);
       console.log(opts.output === 'json' ? JSON.stringify(report, null, 2) : formatStatus(report));
       if (opts.wait && !report.ready) process.exitCode = EXIT.notReady;
+    });
+
+  program
+    .command('identity <ip>')
+    .description('which cluster of the mesh, namespace/pod and labels an address belongs to (asks the agents of --context)')
+    .option('--context <name>', 'kubeconfig context whose agents are asked (default: current)')
+    .addOption(new Option('-o, --output <format>', 'text or json').argParser(parseOutput).default('text'))
+    .action(async (text: string, opts, command: Command) => {
+      const ip = parseIdentityIp(text);
+      const { kubeconfig, namespace } = globals(command);
+      const answer = await lookupIdentity(openCluster(kubeconfig, opts.context), namespace, ip);
+      console.log(opts.output === 'json' ? JSON.stringify(identityJson(answer), null, 2) : formatIdentity(answer));
     });
 
   const service = program.command('service').description('make a Service global or local');

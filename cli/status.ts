@@ -12,7 +12,7 @@ import { type Cluster, listObjects, readConfigMapData, readObject, readSecretDat
 
 export const AGENT_LABEL = 'app.kubernetes.io/name=clustermesh-agent';
 const DEFAULT_STATUS_PORT = 9878;
-const PROBE_TIMEOUT_MS = 2000;
+export const PROBE_TIMEOUT_MS = 2000;
 
 /** What an agent's `GET /status` answers (the fields status reads). */
 export interface AgentStatus {
@@ -167,12 +167,30 @@ type Pod = KubernetesObject & {
 };
 
 /** Where an agent pod's status API is: its node's address and the port of its --status-addr. */
-export function agentStatusUrl(pod: Pod, fallbackPort: number): string | undefined {
+export function agentStatusBaseUrl(pod: Pod, fallbackPort: number): string | undefined {
   const host = pod.status?.hostIP ?? pod.status?.podIP;
   if (!host) return undefined;
   const arg = pod.spec?.containers?.flatMap((c) => c.args ?? []).find((a) => a.startsWith('--status-addr='));
   const port = arg ? Number(arg.slice(arg.lastIndexOf(':') + 1)) : fallbackPort;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}/status`;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+export interface AgentEndpoint {
+  node: string;
+  /** the status API (`http://host:port`); absent while the pod has no address */
+  baseUrl?: string;
+}
+
+/** The agents of a cluster: the DaemonSet's pods, the status port from clustermesh-config. */
+export async function findAgents(cluster: Cluster, namespace: string, config: Record<string, string>): Promise<AgentEndpoint[]> {
+  const pods = await listObjects<Pod>(cluster, 'v1', 'Pod', namespace, AGENT_LABEL);
+  const statusPort = Number(config['agent-status-port'] ?? DEFAULT_STATUS_PORT);
+  return pods.map((pod) => ({ node: pod.spec?.nodeName ?? pod.metadata?.name ?? '?', baseUrl: agentStatusBaseUrl(pod, statusPort) }));
+}
+
+/** Why a fetch failed, in one word where Node gives one (ECONNREFUSED, ETIMEDOUT, …). */
+export function fetchFailure(err: unknown): string {
+  return (err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err);
 }
 
 async function probeAgent(node: string, url: string): Promise<AgentProbe> {
@@ -181,8 +199,7 @@ async function probeAgent(node: string, url: string): Promise<AgentProbe> {
     if (!res.ok) return { node, url, error: `HTTP ${res.status}` };
     return { node, url, status: (await res.json()) as AgentStatus };
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code;
-    return { node, url, error: cause ?? errorMessage(err) };
+    return { node, url, error: fetchFailure(err) };
   }
 }
 
@@ -192,7 +209,7 @@ async function apiserverReadiness(cluster: Cluster, namespace: string, healthUrl
       const res = await fetch(`${healthUrl.replace(/\/$/, '')}/readyz`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
       return { ready: res.ok, detail: res.ok ? 'ready' : `/readyz answered HTTP ${res.status}` };
     } catch (err) {
-      return { ready: false, detail: `/readyz at ${healthUrl}: ${(err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err)}` };
+      return { ready: false, detail: `/readyz at ${healthUrl}: ${fetchFailure(err)}` };
     }
   }
   type Deployment = KubernetesObject & { status?: { readyReplicas?: number; replicas?: number } };
@@ -232,14 +249,10 @@ export async function gatherStatus(cluster: Cluster, namespace: string): Promise
     });
   }
   const remotes = (await readSecretData(cluster, namespace, REMOTES_SECRET)) ?? {};
-  const pods = await listObjects<Pod>(cluster, 'v1', 'Pod', namespace, AGENT_LABEL);
-  const statusPort = Number(config['agent-status-port'] ?? DEFAULT_STATUS_PORT);
   const agents = await Promise.all(
-    pods.map((pod) => {
-      const node = pod.spec?.nodeName ?? pod.metadata?.name ?? '?';
-      const url = agentStatusUrl(pod, statusPort);
-      return url ? probeAgent(node, url) : Promise.resolve({ node, url: '(no address yet)', error: 'the pod has no host IP yet' });
-    }),
+    (await findAgents(cluster, namespace, config)).map(({ node, baseUrl }) =>
+      baseUrl ? probeAgent(node, `${baseUrl}/status`) : Promise.resolve({ node, url: '(no address yet)', error: 'the pod has no host IP yet' }),
+    ),
   );
   return summarise({
     context: cluster.context,

@@ -9,7 +9,7 @@ import type { ClusterService } from '../../lib/kvstore/types.js';
 import type { BackendState, DatapathBackend, DatapathService } from '../../lib/datapath/types.js';
 import type { ServicePolicy } from '../../lib/k8s/annotations.js';
 import { targetKey, type HealthTarget } from '../health/types.js';
-import { selectBackends, type Candidate, type Selected } from './select.js';
+import { selectBackends, type Candidate, type Selected, type Selection } from './select.js';
 import type {
   BackendExplanation,
   FrontendExplanation,
@@ -171,6 +171,37 @@ function byBackendOrder(a: { clusterId: number; addr: string; port: number }, b:
   return a.clusterId - b.clusterId || compare(a.addr, b.addr) || a.port - b.port;
 }
 
+interface MergedFrontend {
+  service: DatapathService;
+  /** null when the input did not ask for explanations */
+  explanation: FrontendExplanation | null;
+  targets: HealthTarget[];
+}
+
+function explainFrontend(
+  vip: string,
+  port: ServicePort,
+  selection: Selection,
+  skipped: BackendExplanation[],
+): FrontendExplanation {
+  const explained: BackendExplanation[] = selection.backends.map(({ candidate: c, state, reason }) => ({
+    cluster: c.cluster,
+    clusterId: c.clusterId,
+    addr: c.addr,
+    port: c.port,
+    state,
+    reason,
+  }));
+  return {
+    vip,
+    port: port.port,
+    proto: port.protocol,
+    portName: port.name,
+    decision: selection.decision,
+    backends: [...explained, ...skipped].sort(byBackendOrder),
+  };
+}
+
 function mergeFrontend(
   input: MergeInput,
   svc: LocalService,
@@ -178,7 +209,7 @@ function mergeFrontend(
   remotes: RemoteEntry[],
   vip: string,
   port: ServicePort,
-): { service: DatapathService; explanation: FrontendExplanation; targets: HealthTarget[] } {
+): MergedFrontend {
   const found: Candidates = { usable: [], skipped: [] };
   localCandidates(input, svc, vip, port, found);
   remoteCandidates(input, remotes, vip, port, found);
@@ -193,24 +224,9 @@ function mergeFrontend(
       clusterId: c.clusterId,
     }))
     .sort(byBackendOrder);
-  const explained: BackendExplanation[] = selection.backends.map(({ candidate: c, state, reason }) => ({
-    cluster: c.cluster,
-    clusterId: c.clusterId,
-    addr: c.addr,
-    port: c.port,
-    state,
-    reason,
-  }));
   return {
     service: { vip, port: port.port, proto: port.protocol, backends },
-    explanation: {
-      vip,
-      port: port.port,
-      proto: port.protocol,
-      portName: port.name,
-      decision: selection.decision,
-      backends: [...explained, ...skipped].sort(byBackendOrder),
-    },
+    explanation: input.explain === false ? null : explainFrontend(vip, port, selection, skipped),
     targets: usable
       .filter((c) => !c.terminating)
       .map(({ clusterId, addr, port: p }) => ({ clusterId, addr, port: p })),
@@ -230,26 +246,30 @@ function notProgrammed(service: string, reason: string, warnings: string[] = [])
 
 export function mergeServices(input: MergeInput): MergeResult {
   const remoteIndex = indexRemoteServices(input);
+  const explain = input.explain !== false;
   const desired: DatapathService[] = [];
   const explanations: ServiceExplanation[] = [];
   const targets = new Map<string, HealthTarget>();
+  let programmed = 0;
+  const unprogrammed = (explanation: () => ServiceExplanation): void => {
+    if (explain) explanations.push(explanation());
+  };
 
   for (const svc of input.localServices) {
     const name = serviceKey(svc.namespace, svc.name);
     if (!svc.policy.ok) {
-      explanations.push(notProgrammed(name, `annotation error, treated as not global: ${svc.policy.error}`));
+      const { error } = svc.policy;
+      unprogrammed(() => notProgrammed(name, `annotation error, treated as not global: ${error}`));
       continue;
     }
     const { value: policy, warnings } = svc.policy;
     if (!policy.global) {
-      explanations.push(notProgrammed(name, 'not global: left to the cluster’s own load balancer', warnings));
+      unprogrammed(() => notProgrammed(name, 'not global: left to the cluster’s own load balancer', warnings));
       continue;
     }
     const vips = svc.clusterIPs.filter((ip) => isIP(ip) !== 0);
     if (vips.length === 0) {
-      explanations.push(
-        notProgrammed(name, 'global but has no ClusterIP (headless): nothing to program', warnings),
-      );
+      unprogrammed(() => notProgrammed(name, 'global but has no ClusterIP (headless): nothing to program', warnings));
       continue;
     }
     const remotes = (remoteIndex.get(name) ?? []).map((entry) => ({
@@ -262,10 +282,12 @@ export function mergeServices(input: MergeInput): MergeResult {
       for (const port of svc.ports) {
         const merged = mergeFrontend(input, svc, policy, usableRemotes, vip, port);
         desired.push(merged.service);
-        frontends.push(merged.explanation);
+        if (merged.explanation) frontends.push(merged.explanation);
         for (const t of merged.targets) targets.set(targetKey(t), t);
       }
     }
+    programmed++;
+    if (!explain) continue;
     explanations.push({
       service: name,
       programmed: true,
@@ -278,5 +300,5 @@ export function mergeServices(input: MergeInput): MergeResult {
 
   desired.sort((a, b) => compare(a.vip, b.vip) || a.port - b.port || compare(a.proto, b.proto));
   explanations.sort((a, b) => compare(a.service, b.service));
-  return { desired, explanations, probeTargets: [...targets.values()].sort(byBackendOrder) };
+  return { desired, explanations, programmed, probeTargets: [...targets.values()].sort(byBackendOrder) };
 }

@@ -44,6 +44,11 @@ export interface MergeInput {
   /** cluster name → its services (already validated on import, DESIGN §3) */
   remote: ReadonlyMap<string, RemoteCluster>;
   health: HealthLookup;
+  /**
+   * false: leave `explanations` empty. The agent's loop only needs the desired state and probe
+   * list; at mesh scale the explanations are most of what a merge allocates (default true).
+   */
+  explain?: boolean;
 }
 
 export interface BackendExplanation {
@@ -83,7 +88,10 @@ export interface ServiceExplanation {
 
 export interface MergeResult {
   desired: DatapathService[];
+  /** empty when the input said `explain: false` */
   explanations: ServiceExplanation[];
+  /** local Services programmed (global, with a ClusterIP), counted with or without explanations */
+  programmed: number;
   /** every candidate backend of a programmed service, used or standby: what the health checker should probe */
   probeTargets: HealthTarget[];
 }

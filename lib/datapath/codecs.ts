@@ -143,6 +143,9 @@ export const codecs = {
   lb6_affinity_key: defineStruct('lb6_affinity_key', 32, {
     cookie: [0, 'u64'], address: [8, 'ipv6'], dport: [24, 'be16'], proto: [26, 'u8'], pad: [27, 'pad', 5],
   }),
+  ipcache4_key: defineStruct('ipcache4_key', 8, { prefixlen: [0, 'u32'], address: [4, 'ipv4'] }),
+  ipcache6_key: defineStruct('ipcache6_key', 20, { prefixlen: [0, 'u32'], address: [4, 'ipv6'] }),
+  ipcache_value: defineStruct('ipcache_value', 8, { identity: [0, 'u32'], cluster_id: [4, 'u16'], pad: [6, 'pad', 2] }),
 };
 
 /** Keys that are bare integers in the header (backend_id: __u32, rev_nat_index: __u16). */
@@ -165,6 +168,7 @@ export const constants = {
   CM_BACKEND_MAP_MAX_ENTRIES: 262144,
   CM_REV_NAT_MAP_MAX_ENTRIES: 65536,
   CM_SOCK_MAP_MAX_ENTRIES: 65536,
+  CM_IPCACHE_MAP_MAX_ENTRIES: 262144,
 } as const;
 
 export const PROTO_NUMBER: Record<L4Protocol, number> = { TCP: constants.CM_PROTO_TCP, UDP: constants.CM_PROTO_UDP };

@@ -10,15 +10,17 @@ import { performance } from 'node:perf_hooks';
 import { loadNative, packageRoot, type LoadedObject, type NativeAddon } from '../../native/index.js';
 import { PROGRAM_HOOKS, ourPrograms, planAttach, type ProgramName } from './attach.js';
 import type { EntryBuffer } from './encode.js';
+import { IPCACHE_MAPS, IpcacheWriter, type IpcacheEntry, type IpcacheStats, type IpcacheValue } from './ipcache.js';
 import { Planner } from './plan.js';
 import { MANAGED_MAPS, decodeMaps, servicesOf, type ManagedMap, type MapState, type PackedEntries } from './state.js';
 import type { DatapathService } from './types.js';
 
 export type { DatapathBackend, DatapathService, BackendState } from './types.js';
+export type { IpcacheEntry, IpcacheStats, IpcacheValue } from './ipcache.js';
 
 /** Maps the programs own (per-socket state); pinned too, never written by reconcile. */
 const SOCKET_MAPS = ['cm_lb4_sk_rnat', 'cm_lb4_affin', 'cm_lb6_sk_rnat', 'cm_lb6_affin'] as const;
-const PINNED_MAPS = [...MANAGED_MAPS, ...SOCKET_MAPS];
+const PINNED_MAPS = [...MANAGED_MAPS, ...SOCKET_MAPS, ...IPCACHE_MAPS];
 
 export interface DatapathOptions {
   /** a directory on bpffs, one per agent, e.g. /sys/fs/bpf/clustermesh/<node> */
@@ -54,6 +56,7 @@ function detachOurs(native: NativeAddon, cgroupDir: string): void {
 
 export class Datapath {
   private planner: Planner;
+  private readonly ipcache: IpcacheWriter;
   private closed = false;
 
   private constructor(
@@ -62,6 +65,7 @@ export class Datapath {
     private readonly batch: boolean,
   ) {
     this.planner = new Planner(this.readMaps());
+    this.ipcache = new IpcacheWriter(native, { cm_ipcache4: loaded.maps.cm_ipcache4, cm_ipcache6: loaded.maps.cm_ipcache6 }, batch);
   }
 
   static async open(options: DatapathOptions): Promise<Datapath> {
@@ -124,6 +128,24 @@ export class Datapath {
   dump(): DatapathService[] {
     this.assertOpen();
     return servicesOf(this.readMaps());
+  }
+
+  /** Makes the remote ipcache maps (address → identity, cluster) equal to `desired`, differentially. */
+  reconcileIpcache(desired: readonly IpcacheEntry[]): IpcacheStats {
+    this.assertOpen();
+    return this.ipcache.reconcile(desired);
+  }
+
+  /** The remote ipcache entries the maps hold now. */
+  dumpIpcache(): IpcacheEntry[] {
+    this.assertOpen();
+    return this.ipcache.dump();
+  }
+
+  /** The kernel's longest-prefix match of an address in the remote ipcache; null when none. */
+  lookupIpcache(ip: string): IpcacheValue | null {
+    this.assertOpen();
+    return this.ipcache.lookup(ip);
   }
 
   /** Releases fds; the pinned maps and the cgroup attachments stay, and so does the datapath. */

@@ -61,6 +61,9 @@ Napi::Value Layouts(const Napi::CallbackInfo &info) {
          FIELD(lb6_sock_rnat_value, rev_nat_index));
   STRUCT(lb6_affinity_key, FIELD(lb6_affinity_key, cookie); FIELD(lb6_affinity_key, address);
          FIELD(lb6_affinity_key, dport); FIELD(lb6_affinity_key, proto); FIELD(lb6_affinity_key, pad));
+  STRUCT(ipcache4_key, FIELD(ipcache4_key, prefixlen); FIELD(ipcache4_key, address));
+  STRUCT(ipcache6_key, FIELD(ipcache6_key, prefixlen); FIELD(ipcache6_key, address));
+  STRUCT(ipcache_value, FIELD(ipcache_value, identity); FIELD(ipcache_value, cluster_id); FIELD(ipcache_value, pad));
   return result;
 }
 
@@ -82,6 +85,7 @@ Napi::Value Constants(const Napi::CallbackInfo &info) {
   CONSTANT(CM_BACKEND_MAP_MAX_ENTRIES);
   CONSTANT(CM_REV_NAT_MAP_MAX_ENTRIES);
   CONSTANT(CM_SOCK_MAP_MAX_ENTRIES);
+  CONSTANT(CM_IPCACHE_MAP_MAX_ENTRIES);
   // The kernel's attach points of our programs, so a process without the object can detach them.
   CONSTANT(BPF_CGROUP_INET4_CONNECT);
   CONSTANT(BPF_CGROUP_INET6_CONNECT);

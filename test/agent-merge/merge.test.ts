@@ -470,3 +470,18 @@ it('is deterministic: the order of the inputs does not change the output', () =>
   expect(b).toEqual(a);
   expect(a.desired.map((s) => s.vip)).toEqual([VIP4, '10.111.0.20'].sort());
 });
+
+it('without explanations merges the same desired state, probe list and programmed count', () => {
+  const services = [
+    localService(GLOBAL, [ready(L1)]),
+    localService({}, [ready('10.101.2.9')], { name: 'plain', clusterIPs: ['10.111.0.20'] }),
+  ];
+  const west = clusterService('west', { [W1]: httpBackend(), [W2]: httpBackend() });
+  const explained = mergeServices(input(services, remotes(west), { [W2]: 'unhealthy' }));
+  const lean = mergeServices({ ...input(services, remotes(west), { [W2]: 'unhealthy' }), explain: false });
+  expect(lean.explanations).toEqual([]);
+  expect(lean.desired).toEqual(explained.desired);
+  expect(lean.probeTargets).toEqual(explained.probeTargets);
+  expect(explained.programmed).toBe(explained.explanations.filter((e) => e.programmed).length);
+  expect(lean.programmed).toBe(1);
+});

@@ -156,3 +156,28 @@ describe('after a restart', () => {
     expect(backendsOf()).toEqual(['0:10.101.1.5:8080:active']);
   });
 });
+
+describe('while a peer is still in its initial sync', () => {
+  const macrotask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  it('holds changes back, then merges them all in one pass as soon as the peer has synced', async () => {
+    rig = controllerRig();
+    rig.local.set([localService('echo', VIP, GLOBAL, ['10.101.1.5'])]);
+    rig.controller.start();
+    await settle();
+    const before = rig.datapath.calls;
+    // Connected and listing: status says not synced yet.
+    rig.remotes.peers = [peer('west', 2, [clusterService('west', 2, 'echo', ['10.102.1.5'])])];
+    rig.local.set([localService('echo', VIP, GLOBAL, ['10.101.1.5', '10.101.1.6'])]);
+    await macrotask();
+    await macrotask();
+    rig.local.set([localService('echo', VIP, GLOBAL, ['10.101.1.6'])]);
+    await macrotask();
+    expect(rig.datapath.calls).toBe(before);
+
+    rig.remotes.set(rig.remotes.peers); // synced
+    await settle();
+    expect(rig.datapath.calls).toBe(before + 1);
+    expect(backendsOf()).toEqual(['0:10.101.1.6:8080:active', '2:10.102.1.5:8080:active']);
+  });
+});

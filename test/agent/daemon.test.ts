@@ -119,6 +119,16 @@ afterAll(async () => {
   if (failures.length > 0) throw failures[0];
 });
 
+/** The agent's LPM map, read through the pins as another process would. */
+async function lookupPinnedIpcache(ip: string) {
+  const dp = await Datapath.open({ pinDir });
+  try {
+    return dp.lookupIpcache(ip);
+  } finally {
+    dp.close();
+  }
+}
+
 it('programs west’s backends on the local ClusterIP; a client in the cgroup reaches them', async () => {
   agent = await startAgent();
   await waitForEcho([`2:${ADDR_A}:active`, `2:${ADDR_B}:active`], 'west’s backends in the maps');
@@ -135,6 +145,7 @@ it('programs west’s backends on the local ClusterIP; a client in the cgroup re
   expect(status.services.find((s) => s.name === 'plain')?.programmed).toBe(false);
   const identity = await agent.get(`/identity?ip=${ADDR_A}`);
   expect(JSON.parse(identity.body)).toMatchObject({ cluster: 'west', pod: 'echo-a', labels: IDENTITY_LABELS });
+  expect(await lookupPinnedIpcache(ADDR_A)).toEqual({ identity: JSON.parse(identity.body).identity, clusterId: 2 });
   expect((await agent.get(`/identity?ip=${ADDR_B}`)).status).toBe(404);
   expect((await agent.get('/metrics', agent.healthUrl)).body).toMatch(/clustermesh_agent_remote_cluster_ready\{[^}]*cluster="west"[^}]*\} 1/);
 });

@@ -54,6 +54,7 @@ export class FakeRemotes implements RemoteViewSource {
       name: p.name,
       id: p.id,
       ready: p.link.state === 'connected',
+      connected: p.link.state === 'connected',
       failures: 0,
       lastFailure: null,
       rejected: 0,

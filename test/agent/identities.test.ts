@@ -38,6 +38,28 @@ describe('IdentityIndex', () => {
     expect(index.lookup('10.103.0.1')).toBeNull();
     expect(index.lookup('not-an-ip')).toBeNull();
   });
+
+  it('lists the entries for the LPM maps: canonical networks with identity and cluster', () => {
+    expect(index.ipcacheEntries()).toEqual([
+      { cidr: '10.102.1.5/32', identity: 0x20001, clusterId: 2 },
+      { cidr: 'fd99:102::5/128', identity: 0x20001, clusterId: 2 },
+      { cidr: '10.102.0.0/16', identity: 0x20002, clusterId: 2 },
+    ]);
+  });
+
+  it('masks host bits off and gives a prefix two clusters claim to the lower cluster ID, whatever the view order', () => {
+    const view = (name: string, id: number, ip: string) => ({
+      name,
+      id,
+      identities: new Map<number, string>(),
+      ipcache: [{ IP: ip, Mask: maskFromPrefixLength(24, 4), HostIP: '', ID: id << 16, K8sNamespace: '', K8sPodName: '' }],
+    });
+    for (const views of [[view('north', 3, '10.50.0.9'), view('west', 2, '10.50.0.0')], [view('west', 2, '10.50.0.0'), view('north', 3, '10.50.0.9')]]) {
+      const both = new IdentityIndex(views);
+      expect(both.ipcacheEntries()).toEqual([{ cidr: '10.50.0.0/24', identity: 2 << 16, clusterId: 2 }]);
+      expect(both.lookup('10.50.0.77')).toMatchObject({ prefix: '10.50.0.0/24', cluster: 'west' });
+    }
+  });
 });
 
 describe('the agent command line', () => {

@@ -48,6 +48,13 @@ describe('codecs', () => {
     expect(bytes.readUInt16LE(20)).toBe(7);
   });
 
+  it('lay LPM trie keys out as the kernel reads them: prefix length in host order, then the address', () => {
+    expect([...codecs.ipcache4_key.encode({ prefixlen: 24, address: '10.102.1.0' })]).toEqual([24, 0, 0, 0, 10, 102, 1, 0]);
+    const key6 = codecs.ipcache6_key.encode({ prefixlen: 48, address: 'fd99:102::' });
+    expect([...key6.subarray(0, 8)]).toEqual([48, 0, 0, 0, 0xfd, 0x99, 0x01, 0x02]);
+    expect(codecs.ipcache_value.decode(codecs.ipcache_value.encode({ identity: 0x20001, cluster_id: 2 }))).toEqual({ identity: 0x20001, cluster_id: 2 });
+  });
+
   it('zeroes padding so equal structs are equal bytes', () => {
     const dirty = Buffer.alloc(12, 0xff);
     codecs.lb4_key.encode({ address: '10.200.0.1', dport: 80, backend_slot: 1, proto: 17 }, dirty);
