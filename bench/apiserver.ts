@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Etcd3 } from 'etcd3';
-import { ADMIN_USER } from '../clustermesh-apiserver/etcd-bootstrap.js';
+import { ADMIN_USER } from '../lib/kvstore/users.js';
 import { startKubeApiServer, type KubeApiServer } from '../lab/kube-apiserver/server.js';
 import { createEtcdClient } from '../lib/kvstore/etcd.js';
 import { serviceKey } from '../lib/kvstore/keys.js';

@@ -4,7 +4,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { remoteUserName } from '../clustermesh-apiserver/etcd-bootstrap.js';
+import { remoteUserName } from '../lib/kvstore/users.js';
 import { UserError } from '../lib/errors.js';
 import { type CertifiedKey, certificateCommonName, issueClientCert, verifyCertificate } from '../lib/pki.js';
 import {

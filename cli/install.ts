@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { ADMIN_USER } from '../clustermesh-apiserver/etcd-bootstrap.js';
+import { ADMIN_USER } from '../lib/kvstore/users.js';
 import { UserError, errorMessage } from '../lib/errors.js';
 import { clusterIDProblem, clusterNameProblem } from '../lib/kvstore/codecs.js';
 import { type CertifiedKey, createCA, issueClientCert, issueServerCert } from '../lib/pki.js';

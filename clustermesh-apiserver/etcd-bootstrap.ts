@@ -14,14 +14,12 @@ import {
   type IPermissionRequest,
 } from 'etcd3';
 import { HEARTBEAT_KEY, STATE_PREFIX, clusterConfigKey, syncedClusterPrefix } from '../lib/kvstore/keys.js';
+import { ADMIN_USER, remoteUserName } from '../lib/kvstore/users.js';
 
 export const ROOT_USER = 'root';
 export const ROOT_ROLE = 'root';
-export const ADMIN_USER = 'admin';
 /** One role for every peer: what a peer may read depends only on this cluster. */
 export const REMOTE_ROLE = 'remote';
-
-export const remoteUserName = (peer: string): string => `remote-${peer}`;
 
 /** Read-only access to what this cluster publishes, and nothing else. */
 export function remoteReadGrants(self: string): IPermissionRequest[] {

@@ -5,6 +5,7 @@
  */
 import { BACKEND_ID_SIZE, REV_NAT_INDEX_SIZE, codecs } from './codecs.js';
 import type { IpFamily } from '../net/ip.js';
+import { canonicalIp } from './ip.js';
 import { FAMILY_MAPS, type BackendValue, type FrontendValue, type ManagedMap, type RevNatValue } from './state.js';
 
 const INITIAL_ENTRIES = 64;
@@ -100,7 +101,7 @@ export function addBackendKey(out: EntryBuffer, id: number): number {
 export function addBackendEntry(out: EntryBuffer, family: IpFamily, id: number, b: BackendValue): void {
   const at = addBackendKey(out, id) * out.valueSize;
   const o = LAYOUT[family].backend;
-  putBytes(out.values, at + o.address, b.bytes);
+  putBytes(out.values, at + o.address, canonicalIp(b.addr, 'backend address').bytes);
   out.values.writeUInt16BE(b.port, at + o.port);
   out.values[at + o.proto] = b.proto;
   out.values[at + o.state] = b.state;

@@ -4,15 +4,15 @@
  * moves forward (wrapping), so a just-freed ID is not handed to someone else while sockets or
  * slots may still refer to it.
  */
-export class IdAllocator {
-  private readonly byIdentity = new Map<string, number>();
+export class IdAllocator<K = string> {
+  private readonly byIdentity = new Map<K, number>();
   private readonly used = new Set<number>();
   private cursor: number;
 
   constructor(
     private readonly what: string,
     private readonly maxId: number,
-    restored: Iterable<[identity: string, id: number]> = [],
+    restored: Iterable<[identity: K, id: number]> = [],
   ) {
     let highest = 0;
     for (const [identity, id] of restored) {
@@ -24,12 +24,12 @@ export class IdAllocator {
     this.cursor = highest;
   }
 
-  get(identity: string): number | undefined {
+  get(identity: K): number | undefined {
     return this.byIdentity.get(identity);
   }
 
   /** The identity's ID, allocating one if it has none. */
-  acquire(identity: string): number {
+  acquire(identity: K): number {
     const existing = this.byIdentity.get(identity);
     if (existing !== undefined) return existing;
     if (this.used.size >= this.maxId) throw new Error(`out of ${this.what} IDs: at most ${this.maxId} can exist at once`);
@@ -41,19 +41,19 @@ export class IdAllocator {
   }
 
   /** Frees the identity's ID (if it has one). */
-  release(identity: string): void {
+  release(identity: K): void {
     const id = this.byIdentity.get(identity);
     if (id === undefined) return;
     this.byIdentity.delete(identity);
     this.used.delete(id);
   }
 
-  /** Frees every identity not in `wanted`. */
-  retainOnly(wanted: ReadonlySet<string>): void {
+  /** Frees every identity not in `wanted` (a set, or a map keyed by identity: no copy needed). */
+  retainOnly(wanted: { has(identity: K): boolean }): void {
     for (const identity of this.byIdentity.keys()) if (!wanted.has(identity)) this.release(identity);
   }
 
-  entries(): IterableIterator<[string, number]> {
+  entries(): IterableIterator<[K, number]> {
     return this.byIdentity.entries();
   }
 }

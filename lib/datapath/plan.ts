@@ -26,7 +26,8 @@ import { layoutSlots } from './slots.js';
 import {
   ABSENT_SLOT,
   FAMILIES,
-  backendIdentity,
+  type BackendKey,
+  backendKey,
   restoreIds,
   serviceIdentity,
   type BackendValue,
@@ -47,15 +48,15 @@ const STATE_BY_SEVERITY = (Object.keys(STATE_SEVERITY) as BackendState[]).sort((
 
 // ---- validation ---------------------------------------------------------------------------------
 
+/** One listing of a backend; its address bytes are encoded only when the backend is written. */
 export interface NormalBackend {
   /** as listed (compared with the next input) */
   listedAddr: string;
   addr: string;
-  bytes: Uint8Array;
   port: number;
   state: BackendState;
   clusterId: number;
-  identity: string;
+  key: BackendKey;
 }
 
 export interface NormalService {
@@ -91,8 +92,7 @@ export function normalizeService(service: DatapathService): NormalService {
     if (!Number.isInteger(b.clusterId) || b.clusterId < 0 || b.clusterId > MAX_CLUSTER_ID) {
       throw new Error(`${at}: clusterId ${b.clusterId} is not in 0..${MAX_CLUSTER_ID}`);
     }
-    const identity = backendIdentity(vip.family, addr.text, b.port, proto);
-    return { listedAddr: b.addr, addr: addr.text, bytes: addr.bytes, port: b.port, state: b.state, clusterId: b.clusterId, identity };
+    return { listedAddr: b.addr, addr: addr.text, port: b.port, state: b.state, clusterId: b.clusterId, key: backendKey(addr, b.port, proto) };
   });
   const identity = serviceIdentity(vip.family, vip.text, service.port, proto);
   return { listed: { vip: service.vip, port: service.port, proto: service.proto }, family: vip.family, vip: vip.text, vipBytes: vip.bytes, port: service.port, proto, backends, identity };
@@ -128,13 +128,12 @@ export function sameInput(cached: NormalService, input: DatapathService): boolea
 
 /** A backend ID and every listing of it (one per service that lists it, duplicates included). */
 interface BackendUse {
-  identity: string;
+  key: BackendKey;
   id: number;
   family: IpFamily;
-  addr: string;
-  bytes: Uint8Array;
-  port: number;
-  proto: number;
+  /** its backend map value; never changed in place, so the mirror shares it once committed */
+  value: BackendValue;
+  /** created with its first listing: a literal of one element, not an empty array grown by push (17 slots) */
   listings: NormalBackend[];
 }
 
@@ -147,7 +146,8 @@ function backendValue(use: BackendUse): BackendValue {
     clusterId = Math.min(clusterId, l.clusterId);
   }
   const state = STATE_NUMBER[STATE_BY_SEVERITY[severity]];
-  return { addr: use.addr, bytes: use.bytes, port: use.port, proto: use.proto, state, clusterId };
+  if (use.value.state !== state || use.value.clusterId !== clusterId) use.value = { ...use.value, state, clusterId };
+  return use.value;
 }
 
 function compileFrontend(s: NormalService, revNat: number, backendIds: number[], previous: readonly number[]): FrontendValue {
@@ -261,7 +261,7 @@ export interface Plan {
 export class Planner {
   private readonly byInputKey = new Map<string, CachedService>();
   private readonly byIdentity = new Map<string, CachedService>();
-  private readonly uses = new Map<string, BackendUse>();
+  private readonly uses = new Map<BackendKey, BackendUse>();
   private readonly buffers = { 4: familyBuffers(4), 6: familyBuffers(6) };
   private ids: Ids;
   private generation = 0;
@@ -348,19 +348,20 @@ export class Planner {
   }
 
   private unlist(listing: NormalBackend, touched: Record<IpFamily, Touched>): void {
-    const use = this.uses.get(listing.identity)!;
+    const use = this.uses.get(listing.key)!;
     use.listings.splice(use.listings.indexOf(listing), 1);
     touched[use.family].backends.set(use.id, use);
   }
 
   private list(listing: NormalBackend, s: NormalService, touched: Record<IpFamily, Touched>): number {
-    let use = this.uses.get(listing.identity);
-    if (!use) {
-      const id = this.ids.backends.acquire(listing.identity);
-      use = { identity: listing.identity, id, family: s.family, addr: listing.addr, bytes: listing.bytes, port: listing.port, proto: s.proto, listings: [] };
-      this.uses.set(listing.identity, use);
+    let use = this.uses.get(listing.key);
+    if (use) use.listings.push(listing);
+    else {
+      const id = this.ids.backends.acquire(listing.key);
+      const value = { addr: listing.addr, port: listing.port, proto: s.proto, state: STATE_NUMBER[listing.state], clusterId: listing.clusterId };
+      use = { key: listing.key, id, family: s.family, value, listings: [listing] };
+      this.uses.set(listing.key, use);
     }
-    use.listings.push(listing);
     touched[s.family].backends.set(use.id, use);
     return use.id;
   }
@@ -383,7 +384,7 @@ export class Planner {
   /** After a sweep: IDs restored from the maps for things no longer wanted are free again. */
   private releaseUnwantedIds(): void {
     this.ids.services.retainOnly(new Set(this.byIdentity.keys()));
-    this.ids.backends.retainOnly(new Set(this.uses.keys()));
+    this.ids.backends.retainOnly(this.uses);
   }
 
   /** Backends that lost their last listing lose their ID; the rest get their (new) value. */
@@ -397,8 +398,8 @@ export class Planner {
           continue;
         }
         if (use) {
-          this.uses.delete(use.identity);
-          this.ids.backends.release(use.identity);
+          this.uses.delete(use.key);
+          this.ids.backends.release(use.key);
         }
         backends.set(id, null);
       }

@@ -7,7 +7,7 @@
 import { codecs, constants, protoName, stateName } from './codecs.js';
 import { IdAllocator } from './ids.js';
 import { formatIp, type IpFamily } from '../net/ip.js';
-import { canonicalIp } from './ip.js';
+import { canonicalIp, type CanonicalIp } from './ip.js';
 import type { DatapathService } from './types.js';
 
 export const MANAGED_MAPS = ['cm_lb4_svc', 'cm_lb4_be', 'cm_lb4_rnat', 'cm_lb6_svc', 'cm_lb6_be', 'cm_lb6_rnat'] as const;
@@ -42,9 +42,9 @@ export interface FrontendValue {
   odd: boolean;
 }
 
+/** Address bytes are not kept: they are encoded from `addr` only when the entry is written. */
 export interface BackendValue {
   addr: string;
-  bytes: Uint8Array;
   port: number;
   proto: number;
   state: number;
@@ -77,8 +77,21 @@ export function serviceIdentity(family: IpFamily, vip: string, port: number, pro
   return `${family}|${vip}|${port}|${proto}`;
 }
 
-export function backendIdentity(family: IpFamily, addr: string, port: number, proto: number): string {
-  return `${family}|${addr}|${port}|${proto}`;
+/**
+ * A backend's identity as a map key. IPv4 TCP/UDP backends (nearly all of them) get a number,
+ * address·2^17 + port·2 + (UDP ? 1 : 0) < 2^49, which keys maps far cheaper than a string;
+ * the rest keep a string, which never equals a number.
+ */
+export type BackendKey = number | string;
+
+const IPV4_PROTO_BIT: Record<number, number> = { [constants.CM_PROTO_TCP]: 0, [constants.CM_PROTO_UDP]: 1 };
+
+export function backendKey(addr: CanonicalIp, port: number, proto: number): BackendKey {
+  const protoBit = IPV4_PROTO_BIT[proto];
+  if (addr.family !== 4 || protoBit === undefined) return `${addr.family}|${addr.text}|${port}|${proto}`;
+  const b = addr.bytes;
+  const address = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+  return address * 131072 + port * 2 + protoBit;
 }
 
 // ---- read back from the kernel ----------------------------------------------------------------
@@ -129,7 +142,7 @@ function decodeBackends(family: IpFamily, dump: PackedEntries): Map<number, Back
   for (let i = 0; i < dump.count; i++) {
     const b = f.backend.decode(dump.values, i * f.backend.size);
     const id = dump.keys.readUInt32LE(i * 4);
-    out.set(id, { addr: b.address, bytes: canonicalIp(b.address, 'map value').bytes, port: b.port, proto: b.proto, state: b.state, clusterId: b.cluster_id });
+    out.set(id, { addr: b.address, port: b.port, proto: b.proto, state: b.state, clusterId: b.cluster_id });
   }
   return out;
 }
@@ -161,22 +174,22 @@ export function decodeMaps(dumps: Record<ManagedMap, PackedEntries>): MapState {
 // ---- IDs ---------------------------------------------------------------------------------------
 
 export interface Ids {
-  services: IdAllocator;
-  backends: IdAllocator;
+  services: IdAllocator<string>;
+  backends: IdAllocator<BackendKey>;
 }
 
 /** The IDs the maps already hold: a restarted agent keeps them. */
 export function restoreIds(state: MapState): Ids {
   const services: [string, number][] = [];
-  const backends: [string, number][] = [];
+  const backends: [BackendKey, number][] = [];
   for (const family of FAMILIES) {
     for (const [identity, fe] of state[family].frontends) if (fe.hasHead) services.push([identity, fe.revNat]);
-    for (const [id, b] of state[family].backends) backends.push([backendIdentity(family, b.addr, b.port, b.proto), id]);
+    for (const [id, b] of state[family].backends) backends.push([backendKey(canonicalIp(b.addr, 'map value'), b.port, b.proto), id]);
   }
-  const byId = (a: [string, number], b: [string, number]) => a[1] - b[1];
+  const byId = (a: [unknown, number], b: [unknown, number]) => a[1] - b[1];
   return {
-    services: new IdAllocator('service', MAX_SERVICE_ID, services.sort(byId)),
-    backends: new IdAllocator('backend', MAX_BACKEND_ID, backends.sort(byId)),
+    services: new IdAllocator<string>('service', MAX_SERVICE_ID, services.sort(byId)),
+    backends: new IdAllocator<BackendKey>('backend', MAX_BACKEND_ID, backends.sort(byId)),
   };
 }
 

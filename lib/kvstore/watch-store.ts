@@ -47,6 +47,7 @@ export interface WatchStoreCounters {
 }
 
 interface Known<T> {
+  /** a copy: the bytes the watch or list response handed us are a slice that pins the whole response */
   raw: Buffer;
   /** undefined when the current bytes were rejected. */
   value: T | undefined;
@@ -143,14 +144,15 @@ export class WatchStore<T> {
     const previous = this.known.get(key);
     if (previous && previous.raw.equals(raw)) return;
     const decoded = this.opts.decode(key, raw);
+    const kept = Buffer.from(raw);
     if (!decoded.ok) {
       this.counters.rejected++;
       this.opts.onReject?.(key, decoded.reason);
-      this.known.set(key, { raw, value: undefined });
+      this.known.set(key, { raw: kept, value: undefined });
       if (previous?.value !== undefined) this.emit({ type: 'delete', key });
       return;
     }
-    this.known.set(key, { raw, value: decoded.value });
+    this.known.set(key, { raw: kept, value: decoded.value });
     this.emit({ type: 'upsert', key, value: decoded.value });
   }
 

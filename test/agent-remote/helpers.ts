@@ -3,12 +3,8 @@ import type { Etcd3 } from 'etcd3';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import {
-  ADMIN_USER,
-  addRemoteUser,
-  bootstrapEtcd,
-  remoteUserName,
-} from '../../clustermesh-apiserver/etcd-bootstrap.js';
+import { addRemoteUser, bootstrapEtcd } from '../../clustermesh-apiserver/etcd-bootstrap.js';
+import { ADMIN_USER, remoteUserName } from '../../lib/kvstore/users.js';
 import {
   CLUSTER_LABEL,
   IDENTITY_CLUSTER_SHIFT,

@@ -6,7 +6,7 @@ import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Etcd3 } from 'etcd3';
 import { pino, type Logger } from 'pino';
 import { ApiserverDaemon, type DaemonOptions } from '../../clustermesh-apiserver/daemon.js';
-import { ADMIN_USER } from '../../clustermesh-apiserver/etcd-bootstrap.js';
+import { ADMIN_USER } from '../../lib/kvstore/users.js';
 import { startKubeApiServer, type KubeApiServer } from '../../lab/kube-apiserver/server.js';
 import { createEtcdClient } from '../../lib/kvstore/etcd.js';
 import { EtcdHarness } from '../harness/etcd.js';

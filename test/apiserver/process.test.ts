@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ADMIN_USER } from '../../clustermesh-apiserver/etcd-bootstrap.js';
+import { ADMIN_USER } from '../../lib/kvstore/users.js';
 import { freePort } from '../harness/etcd.js';
 import { createAll, goldenCluster } from './cluster-fixtures.js';
 import { startEnv, stopEnv, waitFor, type TestEnv } from './helpers.js';

@@ -6,7 +6,7 @@ import { canonicalIp } from '../../lib/datapath/ip.js';
 import { formatIp, requireIp } from '../../lib/net/ip.js';
 import { Planner } from '../../lib/datapath/plan.js';
 import { layoutSlots, type SlotCandidate } from '../../lib/datapath/slots.js';
-import { MANAGED_MAPS, decodeMaps, servicesOf, type ManagedMap, type MapState, type PackedEntries } from '../../lib/datapath/state.js';
+import { MANAGED_MAPS, backendKey, decodeMaps, servicesOf, type ManagedMap, type MapState, type PackedEntries } from '../../lib/datapath/state.js';
 import type { DatapathBackend, DatapathService } from '../../lib/datapath/types.js';
 
 const a = (backendId: number): SlotCandidate => ({ backendId, state: 'active' });
@@ -54,6 +54,23 @@ describe('IdAllocator', () => {
     ids.release('c');
     expect(ids.get('c')).toBeUndefined();
     expect(ids.acquire('f')).toBe(4);
+  });
+});
+
+describe('backendKey', () => {
+  const key = (addr: string, port: number, proto: number) => backendKey(canonicalIp(addr, 'x'), port, proto);
+
+  it('gives every IPv4 TCP/UDP address, port and protocol its own number, extremes included', () => {
+    const addrs = ['0.0.0.0', '0.0.0.1', '10.200.1.1', '10.200.1.2', '255.255.255.254', '255.255.255.255'];
+    const keys = addrs.flatMap((addr) => [1, 2, 65534, 65535].flatMap((port) => [constants.CM_PROTO_TCP, constants.CM_PROTO_UDP].map((proto) => key(addr, port, proto))));
+    expect(keys.every((k) => Number.isSafeInteger(k))).toBe(true);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('keys IPv6 and other protocols by canonical text, never equal to a number', () => {
+    expect(key('FD99:200::1', 80, constants.CM_PROTO_TCP)).toBe(key('fd99:200:0::1', 80, constants.CM_PROTO_TCP));
+    expect(typeof key('fd99:200::1', 80, constants.CM_PROTO_TCP)).toBe('string');
+    expect(typeof key('10.200.1.1', 80, 132)).toBe('string');
   });
 });
 
@@ -266,6 +283,15 @@ describe('Planner: only what changed is written, slots stay put', () => {
     // the same again, and a restarted planner over the same maps, write nothing
     expect(reconcile(planner, kernel, clone(desired))).toMatchObject({ updates: 0, deletes: 0 });
     expect(reconcile(new Planner(kernel.state()), kernel, clone(desired))).toMatchObject({ updates: 0, deletes: 0 });
+  });
+
+  it('rewrites a backend whose state goes and comes back (the committed value is never changed in place)', () => {
+    const { kernel, planner } = programmed(base());
+    const quarantined = edit((d) => (d[0].backends[3].state = 'quarantined'));
+    for (const desired of [quarantined, base, quarantined]) {
+      expect(reconcile(planner, kernel, desired()).updates).toBe(2); // the backend's state + slot 0's count
+      expect(readBack(kernel)).toEqual(sortedInput(desired()));
+    }
   });
 
   it('sees inputs changed in place after a reconcile (the cache keeps its own copy)', () => {

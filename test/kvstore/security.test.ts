@@ -1,12 +1,11 @@
 import { Etcd3 } from 'etcd3';
 import {
-  ADMIN_USER,
   addRemoteUser,
   bootstrapEtcd,
   listRemotePeers,
-  remoteUserName,
   removeRemoteUser,
 } from '../../clustermesh-apiserver/etcd-bootstrap.js';
+import { ADMIN_USER, remoteUserName } from '../../lib/kvstore/users.js';
 import {
   classifyEtcdError,
   connectEtcd,
