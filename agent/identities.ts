@@ -3,6 +3,7 @@
  * to, for the status API (`GET /identity?ip=…`) and the CLI, and the entries the agent writes to
  * the pinned LPM maps (cm_ipcache4/6). Both come from one set of claims, so they always agree.
  */
+import type { IdentityRecord } from '../lib/agent-api.js';
 import type { IpcacheEntry, IpcacheStats } from '../lib/datapath/index.js';
 import { maskPrefixLength } from '../lib/kvstore/codecs.js';
 import { cidrContainsIp, formatCidr, formatIpValue, parseIpValue, type Cidr } from '../lib/net/cidr.js';
@@ -15,18 +16,6 @@ export interface IdentityView {
   ipcache: readonly { IP: string; Mask: string | null; HostIP: string; ID: number; K8sNamespace: string; K8sPodName: string }[];
 }
 
-export interface IdentityRecord {
-  /** the entry's canonical address, or `network/len` when it has a mask */
-  prefix: string;
-  cluster: string;
-  clusterId: number;
-  identity: number;
-  /** the identity's sorted label string; null when the peer published no such identity */
-  labels: string | null;
-  namespace: string;
-  pod: string;
-  hostIP: string;
-}
 
 /** Where the controller writes the entries once per pass (the Datapath's LPM maps). */
 export interface IpcacheSink {

@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import { UserError } from '../lib/errors.js';
 import { metricsExposition } from '../lib/metrics.js';
 import { isIpAddress } from '../lib/net/ip.js';
-import type { IdentityRecord } from './identities.js';
+import type { IdentityRecord } from '../lib/agent-api.js';
 
 export interface HostPort {
   host: string;

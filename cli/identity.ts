@@ -4,6 +4,7 @@
  * the status API; found the way `clustermesh status` finds them). Asking is I/O; checking the
  * address, deciding from the answers and formatting are pure.
  */
+import type { IdentityRecord } from '../lib/agent-api.js';
 import { UserError } from '../lib/errors.js';
 import { canonicalIp } from '../lib/net/ip.js';
 import { CONFIG_MAP } from './install.js';
@@ -13,19 +14,6 @@ import { PROBE_TIMEOUT_MS, fetchFailure, findAgents, type AgentEndpoint } from '
 /** Agents asked at once; every agent holds the same remote views, so the first answers decide. */
 const ASK_AT_ONCE = 8;
 
-/** What an agent's `GET /identity` answers (agent/identities.ts IdentityRecord). */
-export interface IdentityRecord {
-  /** the ipcache entry that matched: an address or `network/len` */
-  prefix: string;
-  cluster: string;
-  clusterId: number;
-  identity: number;
-  /** Cilium's label string ("k8s:app=echo;k8s:…;"); null when the cluster published no such identity */
-  labels: string | null;
-  namespace: string;
-  pod: string;
-  hostIP: string;
-}
 
 export type IdentityProbe = { node: string; record: IdentityRecord } | { node: string; unclaimed: true } | { node: string; error: string };
 
