@@ -97,51 +97,39 @@ export function agentCommand(): Command {
     .option('--no-routes', 'do not install routes to remote pod CIDRs (the CNI routes between clusters)');
 }
 
-interface RawFlags {
-  clusterName: string;
-  clusterId: number;
-  nodeName: string;
-  kubeconfig?: string;
-  clustermeshConfig?: string;
-  namespace: string;
-  bpfPinDir: string;
-  cgroup: string;
-  healthAddr: HostPort;
-  statusAddr: HostPort;
+/** What commander hands over: the config's own fields plus the flat tuning flags. */
+type RawFlags = Omit<AgentConfig, 'peerCacheTtlMs' | 'health'> & {
   peerCacheTtl: number;
-  healthChecks: boolean;
   healthInterval: number;
   healthTimeout: number;
   healthFailureThreshold: number;
   healthSuccessThreshold: number;
   healthMaxProbes: number;
   healthMaxProbeRate: number;
-  routes: boolean;
-}
+};
 
 export function configFromFlags(flags: RawFlags): AgentConfig {
+  const {
+    peerCacheTtl,
+    healthInterval,
+    healthTimeout,
+    healthFailureThreshold,
+    healthSuccessThreshold,
+    healthMaxProbes,
+    healthMaxProbeRate,
+    ...config
+  } = flags;
   return {
-    clusterName: flags.clusterName,
-    clusterId: flags.clusterId,
-    nodeName: flags.nodeName,
-    kubeconfig: flags.kubeconfig,
-    clustermeshConfig: flags.clustermeshConfig,
-    namespace: flags.namespace,
-    bpfPinDir: flags.bpfPinDir,
-    cgroup: flags.cgroup,
-    healthAddr: flags.healthAddr,
-    statusAddr: flags.statusAddr,
-    peerCacheTtlMs: flags.peerCacheTtl,
-    healthChecks: flags.healthChecks,
+    ...config,
+    peerCacheTtlMs: peerCacheTtl,
     health: {
-      intervalMs: flags.healthInterval,
-      timeoutMs: flags.healthTimeout,
-      failureThreshold: flags.healthFailureThreshold,
-      successThreshold: flags.healthSuccessThreshold,
-      maxConcurrentProbes: flags.healthMaxProbes,
-      maxProbesPerSecond: flags.healthMaxProbeRate,
+      intervalMs: healthInterval,
+      timeoutMs: healthTimeout,
+      failureThreshold: healthFailureThreshold,
+      successThreshold: healthSuccessThreshold,
+      maxConcurrentProbes: healthMaxProbes,
+      maxProbesPerSecond: healthMaxProbeRate,
     },
-    routes: flags.routes,
   };
 }
 
