@@ -32,10 +32,15 @@ function formatSummary(s: DemoSummary): string {
   const ms = (v: number | undefined) => (v === undefined ? 'never' : `${(v / 1000).toFixed(2)} s`);
   return [
     'summary:',
-    `  requests: ${s.total} (${Object.entries(s.answeredBy).map(([c, n]) => `${c} ${n}`).join(', ')}), failed: ${s.failed}`,
+    `  requests: ${s.total} (${Object.entries(s.answeredBy).map(([c, n]) => `${c} ${n}`).join(', ')}), failed: ${s.failed}${errorBreakdown(s.errors)}`,
     `  failover east -> west: ${ms(s.failoverMs)} after east's backends were removed (${s.failedAfterRemoval} failed requests meanwhile)`,
     `  failback west -> east: ${ms(s.failbackMs)} after their return began (${s.failedAfterRestore} failed requests after)`,
   ].join('\n');
+}
+
+function errorBreakdown(errors: Record<string, number>): string {
+  const parts = Object.entries(errors).map(([error, n]) => `${error} ×${n}`);
+  return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
 async function deployServices(running: RunningLab): Promise<Record<string, string>> {

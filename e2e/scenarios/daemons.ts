@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunningLab } from '../../lab/cluster/index.js';
-import { isAlive, startProcess, waitReady } from '../../lab/cluster/processes.js';
+import { type LabProcess, isAlive, startProcess, waitReady } from '../../lab/cluster/processes.js';
 import { LAB_PORTS } from '../../lab/cluster/paths.js';
 import type { Backend } from '../../lab/workloads/deployment.js';
 import { waitFor } from './wait.js';
@@ -57,14 +57,13 @@ export async function killDaemon(running: RunningLab, daemon: Daemon): Promise<S
   return { daemon, argv };
 }
 
-/** Starts a killed daemon again with its command line (plus `extraArgs`); returns its new pid. */
-export function startDaemon(running: RunningLab, stopped: StoppedDaemon, extraArgs: string[] = []): number {
+/** Starts a killed daemon again with its command line (plus `extraArgs`). */
+export function startDaemon(running: RunningLab, stopped: StoppedDaemon, extraArgs: string[] = []): LabProcess {
   const [command, ...args] = stopped.argv;
-  const proc = startProcess(running.lab, stopped.daemon.name, command, [...args, ...extraArgs], {
+  return startProcess(running.lab, stopped.daemon.name, command, [...args, ...extraArgs], {
     target: stopped.daemon.target,
     cgroup: stopped.daemon.cgroup,
   });
-  return proc.pid;
 }
 
 /** The node address its agent's status API listens on. */
@@ -77,9 +76,7 @@ export function agentStatusUrl(running: RunningLab, node: string): string {
 /** Kills a node's agent and starts it again (with `extraArgs`), waiting until its status API answers. */
 export async function restartAgent(running: RunningLab, node: string, extraArgs: string[] = []): Promise<void> {
   const stopped = await killDaemon(running, agentDaemon(node));
-  const pid = startDaemon(running, stopped, extraArgs);
+  const proc = startDaemon(running, stopped, extraArgs);
   const url = `${agentStatusUrl(running, node)}/status`;
-  await waitReady({ name: stopped.daemon.name, pid, log: join(running.paths.logs, `${stopped.daemon.name}.log`) }, `the agent on ${node}`, async () =>
-    (await fetch(url, { signal: AbortSignal.timeout(1000) })).ok,
-  );
+  await waitReady(proc, `the agent on ${node}`, async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).ok);
 }

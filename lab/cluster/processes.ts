@@ -3,7 +3,7 @@
  * pid file, so `lab up` can return and `lab down` (another process) can stop them.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../topology/apply.js';
 import { commandLine } from '../topology/host.js';
@@ -23,6 +23,8 @@ export interface LabProcess {
   name: string;
   pid: number;
   log: string;
+  /** where this run's output starts in `log` (a restarted process appends to its predecessor's) */
+  logOffset: number;
 }
 
 /** Starts `command args` detached; returns once it has a pid. */
@@ -38,6 +40,7 @@ export function startProcess(
   mkdirSync(paths.pids, { recursive: true });
   const log = join(paths.logs, `${name}.log`);
   const fd = openSync(log, 'a');
+  const logOffset = fstatSync(fd).size;
   let child: ChildProcess;
   try {
     const stdio: ['ignore', number, number] = ['ignore', fd, fd];
@@ -51,7 +54,12 @@ export function startProcess(
   if (child.pid === undefined) throw new Error(`cannot start ${name} (${command})`);
   child.unref();
   writeFileSync(join(paths.pids, `${name}.pid`), `${child.pid}\n`);
-  return { name, pid: child.pid, log };
+  return { name, pid: child.pid, log, logOffset };
+}
+
+/** What this run of the process has written so far (not its predecessors' lines). */
+export function logSinceStart(proc: LabProcess): string {
+  return existsSync(proc.log) ? readFileSync(proc.log).subarray(proc.logOffset).toString('utf8') : '';
 }
 
 export function isAlive(pid: number): boolean {

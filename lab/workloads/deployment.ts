@@ -4,7 +4,6 @@
  * abrupt), and a client pod whose requests are reported one by one.
  */
 import { type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -13,7 +12,7 @@ import { UserError } from '../../lib/errors.js';
 import { labApi } from '../cluster/api.js';
 import type { RunningLab } from '../cluster/index.js';
 import { LAB_PORTS } from '../cluster/paths.js';
-import { startProcess, stopProcesses, waitReady } from '../cluster/processes.js';
+import { logSinceStart, startProcess, stopProcesses, waitReady } from '../cluster/processes.js';
 import { type NodePlan, podAddresses } from '../topology/plan.js';
 import type { RequestRecord } from './client.js';
 
@@ -102,7 +101,7 @@ export async function deployEcho(running: RunningLab, cluster: string, spec: Ech
         [join(distDir, 'lab/workloads/echo-server.js'), '--identity', `${cluster}/${pod}`, '--port', String(spec.targetPort)],
         { target: `${node}/${pod}` },
       );
-      await waitReady(proc, `echo pod ${cluster}/${pod}`, async () => existsSync(proc.log) && /listening/.test(readFileSync(proc.log, 'utf8')));
+      await waitReady(proc, `echo pod ${cluster}/${pod}`, async () => /listening/.test(logSinceStart(proc)));
       await api.put(podObject(spec, pod, nodePlan, ipv4));
       return { cluster, node, pod, ipv4 };
     }),

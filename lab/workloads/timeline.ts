@@ -30,13 +30,17 @@ export interface DemoSummary {
   failoverMs?: number;
   failbackMs?: number;
   answeredBy: Record<string, number>;
+  /** error → how many requests failed with it */
+  errors: Record<string, number>;
 }
 
 export function summarise(records: RequestRecord[], local: string, remote: string, removedAt: number, restoredAt: number): DemoSummary {
   const answeredBy: Record<string, number> = {};
+  const errors: Record<string, number> = {};
   for (const r of records) {
     const c = clusterOf(r.answer);
     if (c) answeredBy[c] = (answeredBy[c] ?? 0) + 1;
+    if (r.error) errors[r.error] = (errors[r.error] ?? 0) + 1;
   }
   const failed = (from: number, to: number) => records.filter((r) => r.error && r.t >= from && r.t < to).length;
   return {
@@ -47,5 +51,6 @@ export function summarise(records: RequestRecord[], local: string, remote: strin
     failoverMs: switchTime(records, removedAt, remote),
     failbackMs: switchTime(records, restoredAt, local),
     answeredBy,
+    errors,
   };
 }

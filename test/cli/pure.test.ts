@@ -72,5 +72,6 @@ test('demo summary: failover and failback times, failures per phase', () => {
     failoverMs: 100,
     failbackMs: 300,
     answeredBy: { east: 2, west: 2 },
+    errors: { ECONNREFUSED: 1 },
   });
 });
