@@ -35,7 +35,8 @@ export class AgentMetrics {
 
   constructor(registry: Registry, sources: AgentMetricsSources) {
     const registers = [registry];
-    const perPeer = (name: string, help: string, value: (p: PeerStatusLike) => number | null): void => {
+    /** A gauge per remote cluster, recomputed at every scrape so a removed peer disappears. */
+    const perCluster = (name: string, help: string, values: () => Iterable<[string, number | null]>): void => {
       new Gauge({
         name,
         help,
@@ -43,25 +44,14 @@ export class AgentMetrics {
         registers,
         collect() {
           this.reset();
-          for (const peer of sources.peers()) {
-            const v = value(peer);
-            if (v !== null) this.set({ cluster: peer.name }, v);
-          }
+          for (const [cluster, v] of values()) if (v !== null) this.set({ cluster }, v);
         },
       });
     };
-    const perPeerCount = (name: string, help: string, field: keyof PeerCounts): void => {
-      new Gauge({
-        name,
-        help,
-        labelNames: ['cluster'],
-        registers,
-        collect() {
-          this.reset();
-          for (const [cluster, counts] of sources.peerCounts()) this.set({ cluster }, counts[field]);
-        },
-      });
-    };
+    const perPeer = (name: string, help: string, value: (p: PeerStatusLike) => number | null): void =>
+      perCluster(name, help, () => sources.peers().map((p): [string, number | null] => [p.name, value(p)]));
+    const perPeerCount = (name: string, help: string, field: keyof PeerCounts): void =>
+      perCluster(name, help, () => [...sources.peerCounts()].map(([cluster, counts]): [string, number] => [cluster, counts[field]]));
     new Gauge({
       name: 'clustermesh_agent_remote_clusters',
       help: 'Remote clusters configured',
