@@ -6,6 +6,7 @@
 import type { Registry } from 'prom-client';
 import type { Datapath } from '../lib/datapath/index.js';
 import type { Logger } from '../lib/log.js';
+import type { ServiceStatus } from '../lib/agent-api.js';
 import { Controller, type HealthSource, type RemoteViewSource, type RouteSink } from './controller.js';
 import type { IpcacheSink } from './identities.js';
 import type { LocalViewSource } from './local/informers.js';
@@ -34,22 +35,6 @@ export interface AgentParts {
   statusAddr?: HostPort;
 }
 
-export interface ServiceStatus {
-  namespace: string;
-  name: string;
-  programmed: boolean;
-  reason: string;
-  warnings: string[];
-  vips: string[];
-  frontends: {
-    vip: string;
-    port: number;
-    proto: string;
-    decision: string;
-    backends: { cluster: string; addr: string; port: number; state: string; reason: string }[];
-  }[];
-  remotes: { cluster: string; used: boolean; reason: string }[];
-}
 
 export function serviceStatus(e: ServiceExplanation): ServiceStatus {
   const slash = e.service.indexOf('/');

@@ -16,3 +16,21 @@ export interface IdentityRecord {
   pod: string;
   hostIP: string;
 }
+
+/** `GET /status` → `services[]`: what the agent programmed for one global service, and why. */
+export interface ServiceStatus {
+  namespace: string;
+  name: string;
+  programmed: boolean;
+  reason: string;
+  warnings: string[];
+  vips: string[];
+  frontends: {
+    vip: string;
+    port: number;
+    proto: string;
+    decision: string;
+    backends: { cluster: string; addr: string; port: number; state: string; reason: string }[];
+  }[];
+  remotes: { cluster: string; used: boolean; reason: string }[];
+}

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { ServiceStatus } from '../../lib/agent-api.js';
 import { UserError } from '../../lib/errors.js';
 import { labApi } from '../cluster/api.js';
 import type { RunningLab } from '../cluster/index.js';
@@ -15,10 +16,6 @@ import { LAB_PORTS } from '../cluster/paths.js';
 import { logSinceStart, startProcess, stopProcesses, waitReady } from '../cluster/processes.js';
 import { type NodePlan, podAddresses } from '../topology/plan.js';
 import type { RequestRecord } from './client.js';
-
-interface ServiceStatus {
-  frontends: { backends: { addr: string; state: string }[] }[];
-}
 
 const DRAIN_GRACE_MS = 5_000;
 const DRAIN_POLL_MS = 20;
