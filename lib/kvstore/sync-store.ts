@@ -2,14 +2,19 @@
  * SyncStore: the write side of one kvstore prefix, after Cilium's SyncStore.
  *
  * - upsert/delete are queued per key; a newer op for a key replaces the pending one (coalescing).
+ * - What is queued when the store flushes (a microtask after the first op: a burst of ops from one
+ *   event-loop turn flushes together, a lone change at once) goes out in etcd transactions of many
+ *   ops, bounded in count (etcd's --max-txn-ops, 128 by default) and in bytes (under etcd's 1.5 MiB
+ *   request limit). One transaction costs etcd one proposal and one fsync, as one put does.
  * - start() reads the prefix first, so a write whose bytes equal what is in etcd is skipped: a
  *   restarted writer does not rewrite unchanged keys.
  * - After markInitialSyncDone(), keys listed at start that the writer did not upsert again are
  *   deleted, and once every key queued up to that moment is written the canary is put.
- * - Every etcd op is retried with backoff until it succeeds or the store stops.
+ * - Every transaction is retried with backoff until it succeeds or the store stops; a retry leaves
+ *   out the keys a newer op superseded meanwhile.
  * - With leaseTTLSeconds the keys are ephemeral; if the lease is lost they are all written again.
  */
-import { Etcd3, Lease } from 'etcd3';
+import type { Etcd3, IRequestOp, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { encodeTimestamp } from './codecs.js';
 import { Latch } from './latch.js';
@@ -22,8 +27,12 @@ export interface SyncStoreOptions {
   /** Written after the initial sync, e.g. `cilium/synced/west/cilium/state/services/v1`. */
   canaryKey?: string;
   leaseTTLSeconds?: number;
-  /** Concurrent etcd ops (default 32). */
+  /** Concurrent transactions (default 8). */
   maxInFlight?: number;
+  /** Ops per transaction at most (default 128: etcd's default --max-txn-ops). */
+  maxOpsPerTxn?: number;
+  /** Key and value bytes per transaction at most (default 1 MiB: etcd refuses requests over 1.5 MiB). */
+  maxTxnBytes?: number;
   backoff?: BackoffOptions;
   logger?: Logger;
   /** Endpoints, only to word error messages. */
@@ -42,10 +51,23 @@ export interface SyncStoreCounters {
 
 type Op = { type: 'upsert'; value: Buffer } | { type: 'delete' };
 
+interface KeyedOp {
+  key: string;
+  op: Op;
+}
+
+export const DEFAULT_MAX_OPS_PER_TXN = 128;
+export const DEFAULT_MAX_TXN_BYTES = 1024 * 1024;
+/** What etcd's request adds per op beyond its key and value bytes (a generous bound). */
+const PER_OP_OVERHEAD_BYTES = 32;
+
 export class SyncStore {
   readonly counters: SyncStoreCounters = { writes: 0, deletes: 0, skipped: 0, errors: 0 };
   private readonly pending = new Map<string, Op>();
+  /** keys of the transactions being written */
   private readonly inFlight = new Set<string>();
+  private txnsInFlight = 0;
+  private flushQueued = false;
   /** What etcd holds under the prefix, as far as this writer knows. */
   private readonly inEtcd = new Map<string, Buffer>();
   /** What the owner wants; rewritten in full when the lease is lost. */
@@ -58,6 +80,8 @@ export class SyncStore {
   private initialSyncMarked = false;
   private readonly abort = createStopController();
   private readonly maxInFlight: number;
+  private readonly maxOpsPerTxn: number;
+  private readonly maxTxnBytes: number;
   private lease: Lease | null = null;
   private readonly idleWaiters: Array<() => void> = [];
   /** open once the canary is written */
@@ -65,7 +89,9 @@ export class SyncStore {
 
   constructor(private readonly opts: SyncStoreOptions) {
     if (!opts.prefix.endsWith('/')) throw new Error(`SyncStore prefix "${opts.prefix}" must end with "/"`);
-    this.maxInFlight = opts.maxInFlight ?? 32;
+    this.maxInFlight = opts.maxInFlight ?? 8;
+    this.maxOpsPerTxn = opts.maxOpsPerTxn ?? DEFAULT_MAX_OPS_PER_TXN;
+    this.maxTxnBytes = opts.maxTxnBytes ?? DEFAULT_MAX_TXN_BYTES;
   }
 
   /** Reads the prefix (retrying until etcd answers), then starts writing queued ops. */
@@ -82,7 +108,7 @@ export class SyncStore {
     );
     this.started = true;
     if (this.initialSyncMarked) this.awaitInitialKeys();
-    this.pump();
+    this.flushSoon();
   }
 
   upsert(key: string, value: string | Uint8Array): void {
@@ -148,48 +174,97 @@ export class SyncStore {
     if (this.abort.signal.aborted) return;
     this.untouchedSinceStart.delete(key);
     this.pending.set(key, op);
-    this.pump();
+    this.flushSoon();
   }
 
-  private pump(): void {
+  /** A microtask later: the ops of the current event-loop turn go out together, a lone one at once. */
+  private flushSoon(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      this.flush();
+    });
+  }
+
+  /** Starts transactions of what is queued, while transaction slots are free. */
+  private flush(): void {
     if (!this.started || this.abort.signal.aborted) return;
-    for (const key of this.pending.keys()) {
-      if (this.inFlight.size >= this.maxInFlight) return;
+    while (this.txnsInFlight < this.maxInFlight) {
+      const { batch, unchanged } = this.takeBatch();
+      for (const key of unchanged) this.settle(key, true);
+      if (batch.length === 0) {
+        if (unchanged.length === 0) return;
+        continue;
+      }
+      this.txnsInFlight++;
+      void this.commit(batch).then((done) => {
+        this.txnsInFlight--;
+        for (const { key } of batch) this.settle(key, done.has(key));
+        this.flush();
+      });
+    }
+  }
+
+  /**
+   * Moves queued ops into one transaction's worth (keys in flight wait for their transaction to
+   * end); ops etcd already matches are taken out as `unchanged`, writing nothing.
+   */
+  private takeBatch(): { batch: KeyedOp[]; unchanged: string[] } {
+    const batch: KeyedOp[] = [];
+    const unchanged: string[] = [];
+    let bytes = 0;
+    for (const [key, op] of this.pending) {
+      if (batch.length >= this.maxOpsPerTxn) break;
       if (this.inFlight.has(key)) continue;
-      const op = this.pending.get(key)!;
+      const opBytes = key.length + (op.type === 'upsert' ? op.value.length : 0) + PER_OP_OVERHEAD_BYTES;
+      if (batch.length > 0 && bytes + opBytes > this.maxTxnBytes) break;
       this.pending.delete(key);
       this.inFlight.add(key);
-      void this.apply(key, op).then((done) => this.settle(key, done));
+      if (this.isUnchanged(key, op)) {
+        this.counters.skipped++;
+        unchanged.push(key);
+        continue;
+      }
+      bytes += opBytes;
+      batch.push({ key, op });
     }
+    return { batch, unchanged };
   }
 
-  /** Resolves true when etcd now matches `op`, false when superseded by a newer op or stopped. */
-  private async apply(key: string, op: Op): Promise<boolean> {
-    if (this.isUnchanged(key, op)) {
-      this.counters.skipped++;
-      return true;
-    }
-    let performed: boolean;
+  /** The keys whose op etcd now holds; the others were superseded by a newer op or the store stopped. */
+  private async commit(batch: KeyedOp[]): Promise<Set<string>> {
+    let written: KeyedOp[];
     try {
-      performed = await this.retry(key, async () => {
-        // A newer op for this key supersedes this one: stop retrying a stale value.
-        if (this.pending.has(key)) return false;
-        if (op.type === 'upsert') await this.put(key, op.value);
-        else await this.opts.client.delete().key(key).exec();
-        return true;
-      });
+      written = await this.retry(batch[0].key, async () => {
+        // A newer op for a key supersedes its op here: a retry does not write a stale value.
+        const current = batch.filter(({ key }) => !this.pending.has(key));
+        if (current.length > 0) await this.txn(current);
+        return current;
+      }, batch.length);
     } catch {
-      return false; // aborted by stop()
+      return new Set(); // aborted by stop()
     }
-    if (!performed) return false;
-    if (op.type === 'upsert') {
-      this.inEtcd.set(key, op.value);
-      this.counters.writes++;
-    } else {
-      this.inEtcd.delete(key);
-      this.counters.deletes++;
+    for (const { key, op } of written) {
+      if (op.type === 'upsert') {
+        this.inEtcd.set(key, op.value);
+        this.counters.writes++;
+      } else {
+        this.inEtcd.delete(key);
+        this.counters.deletes++;
+      }
     }
-    return true;
+    return new Set(written.map(({ key }) => key));
+  }
+
+  private async txn(ops: KeyedOp[]): Promise<void> {
+    const lease = this.lease ? await this.lease.grant() : undefined;
+    const success = ops.map(({ key, op }): IRequestOp =>
+      op.type === 'upsert'
+        ? { request_put: { key: Buffer.from(key), value: op.value, lease } }
+        : { request_delete_range: { key: Buffer.from(key) } },
+    );
+    await this.opts.client.kv.txn({ compare: [], success, failure: [] });
   }
 
   private isUnchanged(key: string, op: Op): boolean {
@@ -206,7 +281,7 @@ export class SyncStore {
   private settle(key: string, done: boolean): void {
     this.inFlight.delete(key);
     if (done && this.awaitingInitial?.delete(key)) this.maybeWriteCanary();
-    this.pump();
+    if (this.pending.has(key)) this.flushSoon();
     if (this.queueSize === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
   }
 
@@ -227,9 +302,11 @@ export class SyncStore {
     );
   }
 
-  private retry<T>(key: string, attempt: () => Promise<T>): Promise<T> {
+  /** `ops`: how many ops the retried request carries (a transaction is logged by its first key). */
+  private retry<T>(key: string, attempt: () => Promise<T>, ops = 1): Promise<T> {
     const { backoff, logger, endpoints } = this.opts;
-    return retryEtcdOp({ signal: this.abort.signal, counters: this.counters, backoff, logger, endpoints }, { key }, attempt);
+    const fields = ops > 1 ? { key, ops } : { key };
+    return retryEtcdOp({ signal: this.abort.signal, counters: this.counters, backoff, logger, endpoints }, fields, attempt);
   }
 
   /** Keys under a lost lease are gone from etcd: forget them and write everything again. */

@@ -1,4 +1,4 @@
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, ITxnRequest } from 'etcd3';
 import { createEtcdClient } from '../../lib/kvstore/etcd.js';
 import {
   SERVICES_PREFIX,
@@ -16,6 +16,32 @@ const CANARY = syncedCanaryKey(CLUSTER, SERVICES_PREFIX);
 const KEY_COUNT = 200;
 const keyOf = (i: number): string => serviceKey(CLUSTER, 'default', `svc-${i}`);
 const valueOf = (i: number, version = 1): string => JSON.stringify({ i, version });
+
+/**
+ * Records every transaction the store sends through `client` (its ops and their bytes); `failNext`
+ * makes the next ones fail before they reach etcd, running `meanwhile` first (what happens while the
+ * request is out).
+ */
+function recordTxns(client: Etcd3) {
+  const txns: { ops: number; bytes: number }[] = [];
+  const failures: Array<() => void> = [];
+  const send = client.kv.txn.bind(client.kv);
+  client.kv.txn = (req: ITxnRequest, options) => {
+    const failure = failures.shift();
+    if (failure) {
+      failure();
+      return Promise.reject(new Error('injected transaction failure'));
+    }
+    const ops = req.success ?? [];
+    const bytes = ops.reduce(
+      (sum, op) => sum + (op.request_put?.key?.length ?? op.request_delete_range?.key?.length ?? 0) + (op.request_put?.value?.length ?? 0),
+      0,
+    );
+    txns.push({ ops: ops.length, bytes });
+    return send(req, options);
+  };
+  return { txns, failNext: (meanwhile: () => void = () => undefined) => failures.push(meanwhile) };
+}
 
 describe('SyncStore against a real etcd', () => {
   let etcd: EtcdHarness;
@@ -146,6 +172,135 @@ describe('SyncStore against a real etcd', () => {
       Array.from({ length: 20 }, (_, i) => client.get(keyOf(3000 + i)).string()),
     );
     expect(values).toEqual(Array.from({ length: 20 }, (_, i) => valueOf(3000 + i)));
+  });
+
+  describe('in transactions', () => {
+    let batching: Etcd3;
+    let recorder: ReturnType<typeof recordTxns>;
+    const BATCHED = 'batched';
+    const batchedKey = (i: number) => serviceKey(BATCHED, 'default', `svc-${i}`);
+    const batchedCanary = syncedCanaryKey(BATCHED, SERVICES_PREFIX);
+    /** The etcd version of every key under the prefix: 1 = written exactly once. */
+    const versions = async (): Promise<Map<string, number>> => {
+      const { kvs } = await client.getAll().prefix(servicesClusterPrefix(BATCHED)).exec();
+      return new Map(kvs.map((kv) => [kv.key.toString(), Number(kv.version)]));
+    };
+    const batchedStore = (extra: Partial<SyncStoreOptions> = {}) =>
+      newStore({ client: batching, prefix: servicesClusterPrefix(BATCHED), canaryKey: batchedCanary, ...extra });
+
+    beforeEach(async () => {
+      batching = createEtcdClient(await etcd.clientConfig('root'));
+      recorder = recordTxns(batching);
+      await client.delete().prefix(servicesClusterPrefix(BATCHED)).exec();
+      await client.delete().key(batchedCanary).exec();
+    });
+
+    afterEach(async () => {
+      await Promise.all(stores.splice(0).map((s) => s.stop()));
+      batching.close();
+    });
+
+    it('writes n records in at most ceil(n / 128) transactions, each key once', async () => {
+      const n = 1000;
+      const store = batchedStore();
+      await store.start();
+      for (let i = 0; i < n; i++) store.upsert(batchedKey(i), valueOf(i));
+      store.markInitialSyncDone();
+      await store.whenSynced();
+
+      expect(recorder.txns.length).toBeLessThanOrEqual(Math.ceil(n / 128));
+      expect(Math.max(...recorder.txns.map((t) => t.ops))).toBeLessThanOrEqual(128);
+      expect(recorder.txns.reduce((sum, t) => sum + t.ops, 0)).toBe(n);
+      const written = await versions();
+      expect(written.size).toBe(n);
+      expect([...written.values()].every((v) => v === 1)).toBe(true);
+      expect(store.counters).toEqual({ writes: n, deletes: 0, skipped: 0, errors: 0 });
+    });
+
+    it('bounds a transaction by bytes as well as by count', async () => {
+      const n = 100;
+      const big = 'x'.repeat(1000);
+      const maxTxnBytes = 10_000;
+      const store = batchedStore({ maxTxnBytes });
+      await store.start();
+      for (let i = 0; i < n; i++) store.upsert(batchedKey(i), big);
+      await store.drain();
+
+      expect(recorder.txns.every((t) => t.bytes <= maxTxnBytes)).toBe(true);
+      expect(recorder.txns.length).toBeLessThanOrEqual(Math.ceil(n / Math.floor(maxTxnBytes / (batchedKey(n).length + 32 + big.length))));
+      expect((await versions()).size).toBe(n);
+    });
+
+    it('a lone change goes out at once, in a transaction of its own', async () => {
+      const store = batchedStore();
+      await store.start();
+      await store.drain();
+      store.upsert(batchedKey(1), valueOf(1));
+      // Nothing else is ever queued: a store holding ops until a batch fills would never write it.
+      await waitFor('the lone key in etcd', async () => (await client.get(batchedKey(1)).string()) === valueOf(1));
+      expect(recorder.txns).toEqual([{ ops: 1, bytes: batchedKey(1).length + valueOf(1).length }]);
+    });
+
+    it('retries a failed transaction without losing, duplicating or writing a superseded value', async () => {
+      const n = 300;
+      const store = batchedStore();
+      await store.start();
+      // The first transaction fails, and key 5 gets a newer value while it is out.
+      recorder.failNext(() => store.upsert(batchedKey(5), valueOf(5, 2)));
+      for (let i = 0; i < n; i++) store.upsert(batchedKey(i), valueOf(i));
+      store.markInitialSyncDone();
+      await store.whenSynced();
+
+      expect(store.counters).toEqual({ writes: n, deletes: 0, skipped: 0, errors: 1 });
+      const written = await versions();
+      expect(written.size).toBe(n);
+      expect([...written.values()].every((v) => v === 1)).toBe(true); // key 5: only its newer value
+      expect(JSON.parse((await client.get(batchedKey(5)).string())!)).toEqual({ i: 5, version: 2 });
+      expect(recorder.txns.length).toBeLessThanOrEqual(Math.ceil(n / 128) + 1);
+
+      const [canary] = (await client.get(batchedCanary).exec()).kvs;
+      const { kvs } = await client.getAll().prefix(servicesClusterPrefix(BATCHED)).exec();
+      expect(Number(canary.mod_revision)).toBeGreaterThan(Math.max(...kvs.map((kv) => Number(kv.mod_revision))));
+    });
+
+    it('writes the canary only once every transaction of the initial sync is committed', async () => {
+      const store = batchedStore({ maxInFlight: 2 });
+      await store.start();
+      // Every transaction of the initial sync fails once: the canary must wait for all the retries.
+      for (let t = 0; t < 4; t++) recorder.failNext();
+      for (let i = 0; i < 400; i++) store.upsert(batchedKey(i), valueOf(i));
+      store.markInitialSyncDone();
+      await store.whenSynced();
+
+      expect(store.counters.errors).toBe(4);
+      const [canary] = (await client.get(batchedCanary).exec()).kvs;
+      const { kvs } = await client.getAll().prefix(servicesClusterPrefix(BATCHED)).exec();
+      expect(kvs.length).toBe(400);
+      expect(Number(canary.mod_revision)).toBeGreaterThan(Math.max(...kvs.map((kv) => Number(kv.mod_revision))));
+    });
+
+    it('mixes deletes and upserts in one transaction and skips what etcd already holds', async () => {
+      const first = batchedStore();
+      await first.start();
+      for (let i = 0; i < 10; i++) first.upsert(batchedKey(i), valueOf(i));
+      await first.drain();
+      await first.stop();
+
+      const restarted = batchedStore();
+      for (let i = 0; i < 10; i++) {
+        if (i < 3) continue; // 0..2 are gone
+        restarted.upsert(batchedKey(i), valueOf(i, i === 9 ? 2 : 1));
+      }
+      restarted.markInitialSyncDone(); // before start: the deletions go out with the first flush
+      await restarted.start();
+      await restarted.whenSynced();
+
+      expect(restarted.counters).toEqual({ writes: 1, deletes: 3, skipped: 6, errors: 0 });
+      expect(recorder.txns.slice(-1)).toEqual([expect.objectContaining({ ops: 4 })]);
+      expect([...(await versions()).keys()].sort()).toEqual(
+        Array.from({ length: 7 }, (_, i) => batchedKey(i + 3)).sort(),
+      );
+    });
   });
 
   it('puts keys under a lease when asked (ephemeral keys)', async () => {
