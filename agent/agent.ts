@@ -26,6 +26,8 @@ export interface AgentParts {
   health: HealthSource & { close(): void };
   datapath: Pick<Datapath, 'reconcile' | 'dump' | 'close'>;
   routes?: RouteSink;
+  /** how long a removed peer's routes stay (default: agent/routes.ts) */
+  routeDrainMs?: number;
   /** the remote ipcache LPM maps (main.ts: the Datapath); absent: in memory only */
   ipcache?: IpcacheSink;
   peerCacheTtlMs: number;
@@ -82,6 +84,7 @@ export class Agent {
       health: p.health,
       datapath: p.datapath,
       routes: p.routes,
+      routeDrainMs: p.routeDrainMs,
       ipcache: p.ipcache,
       peerCacheTtlMs: p.peerCacheTtlMs,
       metrics,

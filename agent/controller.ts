@@ -2,7 +2,8 @@
  * The agent's loop (issue 4 items 2, 4, 5, 6, 7): any change — local informers, remote clusters,
  * a health transition, a peer cache TTL running out — schedules one reconcile; bursts coalesce
  * and two passes never overlap. A pass merges, hands the probe list to the health checker, makes
- * the datapath equal to the result (differential), syncs the pod routes and records metrics.
+ * the datapath equal to the result (differential), syncs the pod routes (a removed peer's after a
+ * drain period, agent/routes.ts) and records metrics.
  * Passes are paced by their own cost and by peers still syncing (pass-pacing.ts); the
  * per-service explanations of the status API are merged only when asked for.
  */
@@ -17,7 +18,15 @@ import { mergeServices, type MergeInput, type RemoteCluster, type ServiceExplana
 import type { AgentMetrics, PeerCounts, PeerStatusLike } from './metrics.js';
 import { nextPassAtMs, peersStillSyncing, type LastPass } from './pass-pacing.js';
 import { keptPeers, withRestoredBackends, type PeerDecision, type PeerView } from './peers.js';
-import { planRoutes, type RoutePlan, type RouteStatus } from './routes.js';
+import {
+  DEFAULT_ROUTE_DRAIN_MS,
+  drainRemovedPeers,
+  planRoutes,
+  type DrainingPeer,
+  type RouteClusterView,
+  type RoutePlan,
+  type RouteStatus,
+} from './routes.js';
 
 /** What the loop needs of agent/remote's RemoteClusters. */
 export interface RemoteViewSource {
@@ -49,6 +58,8 @@ export interface ControllerOptions {
   datapath: DatapathSink;
   /** absent: no pod routes (e.g. the cluster's CNI already routes between clusters) */
   routes?: RouteSink;
+  /** how long a removed peer's routes stay after its backends left (default DEFAULT_ROUTE_DRAIN_MS) */
+  routeDrainMs?: number;
   /** absent: the remote ipcache is kept in memory only (no LPM maps) */
   ipcache?: IpcacheSink;
   peerCacheTtlMs: number;
@@ -69,6 +80,7 @@ export interface DatapathTotals {
 export class Controller {
   private readonly unsubscribe: (() => void)[] = [];
   private readonly now: () => number;
+  private readonly routeDrainMs: number;
   private restored: DatapathService[] = [];
   private startedAtMs = 0;
   /** clusters (by ID) whose services synced at least once since start: their restored backends are stale */
@@ -87,11 +99,15 @@ export class Controller {
   private explanations: ServiceExplanation[] | null = null;
   private peerDecisions: PeerDecision[] = [];
   private routeStatus: RouteStatus = { installed: [], problems: [] };
+  /** the configured peers the last route sync routed, and the removed ones still draining */
+  private routedPeers: RouteClusterView[] = [];
+  private drainingPeers: DrainingPeer[] = [];
   private identities = new IdentityIndex([]);
   private readonly totals: DatapathTotals = { reconciles: 0, updates: 0, deletes: 0, last: null };
 
   constructor(private readonly o: ControllerOptions) {
     this.now = o.now ?? Date.now;
+    this.routeDrainMs = o.routeDrainMs ?? DEFAULT_ROUTE_DRAIN_MS;
   }
 
   start(): void {
@@ -229,12 +245,33 @@ export class Controller {
     this.identities = new IdentityIndex(peers.kept);
     this.o.ipcache?.reconcileIpcache(this.identities.ipcacheEntries());
     this.o.metrics.globalServices.set(result.programmed);
-    this.armRecheck(peers.recheckAtMs, restoreIds.size > 0 ? this.startedAtMs + this.o.peerCacheTtlMs : undefined);
+    // Routes follow the configured peers (also those past the cache TTL), not only the kept ones.
+    const routed = this.o.routes ? this.routeViews(nowMs) : undefined;
+    this.armRecheck(peers.recheckAtMs, restoreIds.size > 0 ? this.startedAtMs + this.o.peerCacheTtlMs : undefined, routed?.recheckAtMs);
     if (!this.firstPassDone) {
       this.firstPassDone = true;
       this.o.log.info({ ...stats }, 'first datapath reconcile done: ready');
     }
-    if (this.o.routes) await this.syncRoutes(peers.kept);
+    if (routed) await this.syncRoutes(routed.views);
+  }
+
+  /** The peers to route now: the configured ones and the removed ones still draining. */
+  private routeViews(nowMs: number): { views: RouteClusterView[]; recheckAtMs?: number } {
+    const configured = this.o.remotes.views().map(({ name, nodes }) => ({ name, nodes }));
+    const decision = drainRemovedPeers({
+      previous: this.routedPeers,
+      draining: this.drainingPeers,
+      configured,
+      drainMs: this.routeDrainMs,
+      nowMs,
+    });
+    const names = (peers: readonly DrainingPeer[]): string => peers.map((d) => d.view.name).join(',');
+    if (names(decision.draining) !== names(this.drainingPeers)) {
+      this.o.log.info({ draining: names(decision.draining), drainMs: this.routeDrainMs }, 'removed peers whose routes still stay');
+    }
+    this.routedPeers = configured;
+    this.drainingPeers = decision.draining;
+    return decision;
   }
 
   /**
@@ -271,9 +308,9 @@ export class Controller {
     this.recheckTimer = setTimeout(() => this.schedule(), Math.max(0, at - this.now()) + 1);
   }
 
-  private async syncRoutes(kept: readonly PeerView[]): Promise<void> {
+  private async syncRoutes(views: readonly RouteClusterView[]): Promise<void> {
     try {
-      this.routeStatus = await this.o.routes!.sync(planRoutes(kept, this.o.local.podCidrs()));
+      this.routeStatus = await this.o.routes!.sync(planRoutes(views, this.o.local.podCidrs()));
     } catch (err) {
       this.o.log.error({ err: String(err) }, 'pod route sync failed');
       this.routeStatus = { ...this.routeStatus, problems: [{ cluster: '', node: '', destination: '', reason: `route sync failed: ${String(err)}` }] };

@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { clusterIDProblem, clusterNameProblem } from '../lib/kvstore/codecs.js';
 import { DEFAULT_HEALTH_OPTIONS, DEFAULT_PEER_CACHE_TTL_MS, type HealthCheckerOptions } from './health/index.js';
+import { DEFAULT_ROUTE_DRAIN_MS } from './routes.js';
 import { parseHostPort, type HostPort } from './server.js';
 
 export interface AgentConfig {
@@ -25,6 +26,8 @@ export interface AgentConfig {
   healthChecks: boolean;
   health: HealthCheckerOptions;
   routes: boolean;
+  /** how long a removed peer's routes outlive its backends */
+  routeDrainMs: number;
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -94,12 +97,14 @@ export function agentCommand(): Command {
     .addOption(parsed('--health-success-threshold <n>', 'good probes before a quarantined backend returns', positiveInteger, String(h.successThreshold)))
     .addOption(parsed('--health-max-probes <n>', 'concurrent probes at most', positiveInteger, String(h.maxConcurrentProbes)))
     .addOption(parsed('--health-max-probe-rate <n>', 'probe starts per second at most (more backends: longer intervals)', positiveInteger, String(h.maxProbesPerSecond)))
-    .option('--no-routes', 'do not install routes to remote pod CIDRs (the CNI routes between clusters)');
+    .option('--no-routes', 'do not install routes to remote pod CIDRs (the CNI routes between clusters)')
+    .addOption(parsed('--route-drain <duration>', 'how long a removed peer’s routes stay after its backends left (open connections keep their path)', parseDuration, `${DEFAULT_ROUTE_DRAIN_MS / 1000}s`));
 }
 
 /** What commander hands over: the config's own fields plus the flat tuning flags. */
-type RawFlags = Omit<AgentConfig, 'peerCacheTtlMs' | 'health'> & {
+type RawFlags = Omit<AgentConfig, 'peerCacheTtlMs' | 'health' | 'routeDrainMs'> & {
   peerCacheTtl: number;
+  routeDrain: number;
   healthInterval: number;
   healthTimeout: number;
   healthFailureThreshold: number;
@@ -111,6 +116,7 @@ type RawFlags = Omit<AgentConfig, 'peerCacheTtlMs' | 'health'> & {
 export function configFromFlags(flags: RawFlags): AgentConfig {
   const {
     peerCacheTtl,
+    routeDrain,
     healthInterval,
     healthTimeout,
     healthFailureThreshold,
@@ -122,6 +128,7 @@ export function configFromFlags(flags: RawFlags): AgentConfig {
   return {
     ...config,
     peerCacheTtlMs: peerCacheTtl,
+    routeDrainMs: routeDrain,
     health: {
       intervalMs: healthInterval,
       timeoutMs: healthTimeout,

@@ -38,6 +38,7 @@ async function run(config: AgentConfig, log: Logger): Promise<Agent> {
     datapath,
     ipcache: datapath,
     routes: config.routes ? new RouteManager({ log: log.child({ component: 'routes' }) }) : undefined,
+    routeDrainMs: config.routeDrainMs,
     peerCacheTtlMs: config.peerCacheTtlMs,
     metrics,
     log,

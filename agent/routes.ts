@@ -3,6 +3,12 @@
  * CIDR via that node's InternalIP. The plan is pure; the manager applies it with `ip route` and
  * marks its routes with its own protocol number, so it lists, changes and deletes only the routes
  * it installed (also those of a previous run) and never one it does not own.
+ *
+ * Routes follow the configuration, not the link: a peer whose etcd is unreachable keeps the routes
+ * to its last known nodes (its data path may well be up, and its pods' connections to ours need
+ * the way back), however long the outage. A peer removed from the configuration drains: its
+ * backends leave the maps at once, its routes stay for a grace period so that connections already
+ * going to its pods keep their path, then go (`drainRemovedPeers`).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -127,6 +133,51 @@ export function planRoutes(views: readonly RouteClusterView[], localPodCidrs: re
   }
   routes.sort((a, b) => (a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0));
   return { routes, refused };
+}
+
+/** How long a removed peer's routes outlive its backends (`--route-drain`). */
+export const DEFAULT_ROUTE_DRAIN_MS = 30_000;
+
+/** A peer gone from the configuration, with the nodes it had when it went. */
+export interface DrainingPeer {
+  view: RouteClusterView;
+  removedAtMs: number;
+}
+
+export interface RouteViews {
+  /** what to plan routes for: the configured peers, then the removed ones still draining */
+  views: RouteClusterView[];
+  /** the removed peers still draining: the next call's `draining` */
+  draining: DrainingPeer[];
+  /** when the next draining peer's grace ends (the agent arms a timer for it) */
+  recheckAtMs?: number;
+}
+
+/**
+ * Which peers to route (pure): every configured peer, plus each peer that was routed before
+ * (`previous`) and is no longer configured, until `drainMs` after it was first seen gone. A peer
+ * configured again stops draining (its current view wins).
+ */
+export function drainRemovedPeers(input: {
+  previous: readonly RouteClusterView[];
+  draining: readonly DrainingPeer[];
+  configured: readonly RouteClusterView[];
+  drainMs: number;
+  nowMs: number;
+}): RouteViews {
+  const configured = new Set(input.configured.map((v) => v.name));
+  const stillDraining = input.draining.filter((d) => !configured.has(d.view.name));
+  const alreadyDraining = new Set(stillDraining.map((d) => d.view.name));
+  const justRemoved = input.previous
+    .filter((v) => !configured.has(v.name) && !alreadyDraining.has(v.name))
+    .map((view) => ({ view, removedAtMs: input.nowMs }));
+  const draining = [...stillDraining, ...justRemoved].filter((d) => input.nowMs < d.removedAtMs + input.drainMs);
+  const ends = draining.map((d) => d.removedAtMs + input.drainMs);
+  return {
+    views: [...input.configured, ...draining.map((d) => d.view)],
+    draining,
+    recheckAtMs: ends.length > 0 ? Math.min(...ends) : undefined,
+  };
 }
 
 export interface RouteChanges {

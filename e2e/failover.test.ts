@@ -12,6 +12,7 @@ import { packageRoot } from '../cli/install.js';
 import { labPaths } from '../lab/cluster/paths.js';
 import { isGone, labStatus } from '../lab/topology/status.js';
 import { acquireLabLock } from '../test/harness/lab-lock.js';
+import { builtRequirement, describeRequiring, rootRequirement } from '../test/harness/requirements.js';
 import {
   E2E_PREFIX,
   type E2eEnv,
@@ -37,15 +38,14 @@ import {
 
 const ROOT = packageRoot();
 const OUT = join(ROOT, 'e2e', 'out', 'last-run.json');
-const runnable =
-  process.getuid?.() === 0 && ['agent/main.js', 'clustermesh-apiserver/main.js', 'lab/workloads/client.js'].every((p) => existsSync(join(ROOT, 'dist', p)));
+const REQUIREMENTS = [rootRequirement(), builtRequirement(join(ROOT, 'dist'), ['agent/main.js', 'clustermesh-apiserver/main.js', 'lab/workloads/client.js'])];
 /** the abrupt cases must recover within 2 s: at most every request sent in those 2 s fails */
 const RECOVERY_BUDGET_MS = 2000;
 
 type Counts = Record<string, number>;
 const counts = (r: ScenarioResult, fact: string): Counts => (r.facts[fact] ?? {}) as Counts;
 
-(runnable ? describe : describe.skip)('failover on the lab', () => {
+describeRequiring('failover on the lab', REQUIREMENTS, () => {
   let env: E2eEnv;
   const results: ScenarioResult[] = [];
   const started = Date.now();

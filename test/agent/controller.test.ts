@@ -3,7 +3,7 @@
  * peer retention (cache TTL, removal), restart carry-over, coalescing.
  */
 import type { DatapathService } from '../../lib/datapath/types.js';
-import { clusterService, controllerRig, localService, peer, type ControllerRig } from './fakes.js';
+import { clusterService, controllerRig, localService, peer, remoteNode, type ControllerRig } from './fakes.js';
 
 const GLOBAL = { 'clustermesh.io/global': 'true' };
 const VIP = '10.111.0.10';
@@ -101,6 +101,57 @@ describe('the agent loop', () => {
     expect(rig.datapath.calls - before).toBeLessThanOrEqual(2);
     expect(maxInFlight).toBe(1);
     expect(backendsOf()).toContain('2:10.102.2.99:8080:active');
+  });
+});
+
+describe('pod routes', () => {
+  const DRAIN_MS = 30_000;
+  const west = (link?: Parameters<typeof peer>[3]) => ({
+    ...peer('west', 2, [clusterService('west', 2, 'echo', ['10.102.1.5'])], link),
+    nodes: [remoteNode('west', 'w1', '10.99.0.3', '10.102.1.0/24')],
+  });
+  const north = { ...peer('north', 3, []), nodes: [remoteNode('north', 'n1', '10.99.0.4', '10.103.1.0/24')] };
+
+  async function pass(advanceMs = 0): Promise<void> {
+    rig.clock.now += advanceMs;
+    rig.controller.schedule();
+    await settle();
+  }
+
+  beforeEach(async () => {
+    rig = controllerRig({ ttlMs: 60_000, routeDrainMs: DRAIN_MS });
+    rig.local.set([localService('echo', VIP, GLOBAL, ['10.101.1.5'])]);
+    rig.remotes.set([west(), north]);
+    rig.controller.start();
+    await settle();
+  });
+
+  it('a removed peer’s backends leave at once, its routes only after the drain period', async () => {
+    expect(rig.routes.destinations).toEqual(['10.102.1.0/24', '10.103.1.0/24']);
+    rig.remotes.set([north]);
+    await settle();
+    expect(backendsOf()).toEqual(['0:10.101.1.5:8080:active']);
+    expect(rig.routes.destinations).toEqual(['10.102.1.0/24', '10.103.1.0/24']);
+    await pass(DRAIN_MS - 1);
+    expect(rig.routes.destinations).toEqual(['10.102.1.0/24', '10.103.1.0/24']);
+    await pass(1);
+    expect(rig.routes.destinations).toEqual(['10.103.1.0/24']);
+  });
+
+  it('a peer configured again while draining keeps its routes, from its new view', async () => {
+    rig.remotes.set([north]);
+    await settle();
+    rig.remotes.set([{ ...west(), nodes: [remoteNode('west', 'w2', '10.99.0.5', '10.102.2.0/24')] }, north]);
+    await pass(DRAIN_MS);
+    expect(rig.routes.destinations).toEqual(['10.102.2.0/24', '10.103.1.0/24']);
+    expect(backendsOf()).toContain('2:10.102.1.5:8080:active');
+  });
+
+  it('an unreachable peer keeps its routes past the cache TTL that drops its backends', async () => {
+    rig.remotes.set([west({ state: 'disconnected', sinceMs: rig.clock.now }), north]);
+    await pass(61_000);
+    expect(backendsOf()).toEqual(['0:10.101.1.5:8080:active']);
+    expect(rig.routes.destinations).toEqual(['10.102.1.0/24', '10.103.1.0/24']);
   });
 });
 

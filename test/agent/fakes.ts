@@ -4,13 +4,15 @@ import { createMetricsRegistry } from '../../lib/metrics.js';
 import type { ReconcileStats } from '../../lib/datapath/index.js';
 import type { DatapathService } from '../../lib/datapath/types.js';
 import { parseServicePolicy } from '../../lib/k8s/annotations.js';
-import type { ClusterService } from '../../lib/kvstore/types.js';
+import { maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
+import type { ClusterService, NodeRecord } from '../../lib/kvstore/types.js';
 import { Controller, type RemoteViewSource } from '../../agent/controller.js';
 import type { HealthStatus, HealthTarget } from '../../agent/health/index.js';
 import { targetKey } from '../../agent/health/index.js';
 import type { LocalService } from '../../agent/merge/index.js';
 import { AgentMetrics } from '../../agent/metrics.js';
 import type { PeerView } from '../../agent/peers.js';
+import type { RoutePlan, RouteStatus } from '../../agent/routes.js';
 import type { LocalViewSource } from '../../agent/local/informers.js';
 
 export const silentLog = pino({ level: 'silent' });
@@ -103,6 +105,28 @@ export class FakeDatapath {
   close = () => undefined;
 }
 
+/** Installs every planned route at once; `destinations` is what the kernel would hold. */
+export class FakeRoutes {
+  destinations: string[] = [];
+  sync = async (plan: RoutePlan): Promise<RouteStatus> => {
+    this.destinations = plan.routes.map((r) => r.destination);
+    return { installed: plan.routes, problems: plan.refused };
+  };
+}
+
+/** A remote node with an IPv4 pod CIDR (a /24 given as "a.b.c.0/24") and its InternalIP. */
+export function remoteNode(cluster: string, name: string, internalIP: string, podCidr: string): NodeRecord {
+  const [ip, length] = podCidr.split('/');
+  return {
+    Name: name,
+    Cluster: cluster,
+    IPAddresses: [{ Type: 'InternalIP', IP: internalIP }],
+    IPv4AllocCIDR: { IP: ip, Mask: maskFromPrefixLength(Number(length), 4) },
+    IPv6AllocCIDR: null,
+    ClusterID: 2,
+  };
+}
+
 export function localService(
   name: string,
   vip: string,
@@ -151,14 +175,17 @@ export interface ControllerRig {
   remotes: FakeRemotes;
   health: FakeHealth;
   datapath: FakeDatapath;
+  routes: FakeRoutes;
   clock: { now: number };
 }
 
-export function controllerRig(opts: { ttlMs?: number; restored?: DatapathService[] } = {}): ControllerRig {
+/** `routeDrainMs` given: the controller syncs pod routes into `routes`. */
+export function controllerRig(opts: { ttlMs?: number; restored?: DatapathService[]; routeDrainMs?: number } = {}): ControllerRig {
   const local = new FakeLocal();
   const remotes = new FakeRemotes();
   const health = new FakeHealth();
   const datapath = new FakeDatapath(opts.restored);
+  const routes = new FakeRoutes();
   const clock = { now: 1_000_000 };
   const registry = createMetricsRegistry();
   const controller = new Controller({
@@ -167,10 +194,12 @@ export function controllerRig(opts: { ttlMs?: number; restored?: DatapathService
     remotes,
     health,
     datapath,
+    routes: opts.routeDrainMs === undefined ? undefined : routes,
+    routeDrainMs: opts.routeDrainMs,
     peerCacheTtlMs: opts.ttlMs ?? 60_000,
     metrics: new AgentMetrics(registry, { peers: () => remotes.status(), peerCounts: () => new Map() }),
     log: silentLog,
     now: () => clock.now,
   });
-  return { controller, local, remotes, health, datapath, clock };
+  return { controller, local, remotes, health, datapath, routes, clock };
 }

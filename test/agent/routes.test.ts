@@ -4,7 +4,7 @@
  */
 import { maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
 import type { NodeRecord } from '../../lib/kvstore/types.js';
-import { RouteManager, planRoutes } from '../../agent/routes.js';
+import { RouteManager, drainRemovedPeers, planRoutes, type DrainingPeer, type RouteClusterView } from '../../agent/routes.js';
 import { TestNetns } from '../harness/netns.js';
 import { silentLog } from './fakes.js';
 
@@ -62,6 +62,37 @@ describe('planRoutes', () => {
       expect.stringMatching(/inside the pod CIDR/),
       expect.stringMatching(/no IPv4 InternalIP/),
     ]);
+  });
+});
+
+describe('drainRemovedPeers', () => {
+  const DRAIN = 30_000;
+  const NOW = 1_000_000;
+  const view = (name: string, cidr: string): RouteClusterView => ({ name, nodes: [node(name, `${name}-1`, '10.99.0.3', cidr)] });
+  const west = view('west', '10.102.1.0/24');
+  const north = view('north', '10.103.1.0/24');
+  const westMoved = view('west', '10.102.9.0/24');
+  const draining = (v: RouteClusterView, removedAtMs: number): DrainingPeer => ({ view: v, removedAtMs });
+
+  it.each<[string, { previous: RouteClusterView[]; draining: DrainingPeer[]; configured: RouteClusterView[] }, { routed: string[]; draining: [string, number][]; recheckAtMs?: number }]>([
+    ['nothing removed', { previous: [west, north], draining: [], configured: [west, north] }, { routed: ['west', 'north'], draining: [] }],
+    ['just removed: still routed, drains from now', { previous: [west, north], draining: [], configured: [north] }, { routed: ['north', 'west'], draining: [['west', NOW]], recheckAtMs: NOW + DRAIN }],
+    ['removed a moment ago: still routed', { previous: [north], draining: [draining(west, NOW - DRAIN + 1)], configured: [north] }, { routed: ['north', 'west'], draining: [['west', NOW - DRAIN + 1]], recheckAtMs: NOW + 1 }],
+    ['drain period over: gone', { previous: [north], draining: [draining(west, NOW - DRAIN)], configured: [north] }, { routed: ['north'], draining: [] }],
+    ['configured again while draining: its current view only', { previous: [north], draining: [draining(west, NOW - 1)], configured: [westMoved, north] }, { routed: ['west', 'north'], draining: [] }],
+    ['two removed at different times: the earlier end is the recheck', { previous: [], draining: [draining(west, NOW - 10_000), draining(north, NOW - 20_000)], configured: [] }, { routed: ['west', 'north'], draining: [['west', NOW - 10_000], ['north', NOW - 20_000]], recheckAtMs: NOW + DRAIN - 20_000 }],
+    ['a draining peer is not drained again from previous', { previous: [west], draining: [draining(west, NOW - 5_000)], configured: [] }, { routed: ['west'], draining: [['west', NOW - 5_000]], recheckAtMs: NOW + DRAIN - 5_000 }],
+    ['every peer removed at once', { previous: [west, north], draining: [], configured: [] }, { routed: ['west', 'north'], draining: [['west', NOW], ['north', NOW]], recheckAtMs: NOW + DRAIN }],
+  ])('%s', (_name, input, expected) => {
+    const result = drainRemovedPeers({ ...input, drainMs: DRAIN, nowMs: NOW });
+    expect(result.views.map((v) => v.name)).toEqual(expected.routed);
+    expect(result.draining.map((d) => [d.view.name, d.removedAtMs])).toEqual(expected.draining);
+    expect(result.recheckAtMs).toBe(expected.recheckAtMs);
+  });
+
+  it('routes a re-added peer by its current nodes, not the drained ones', () => {
+    const result = drainRemovedPeers({ previous: [], draining: [draining(west, NOW - 1)], configured: [westMoved], drainMs: DRAIN, nowMs: NOW });
+    expect(planRoutes(result.views, []).routes.map((r) => r.destination)).toEqual(['10.102.9.0/24']);
   });
 });
 

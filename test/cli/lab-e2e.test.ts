@@ -13,12 +13,11 @@ import type { RequestRecord } from '../../lab/workloads/client.js';
 import { createService, deployEcho, runClient } from '../../lab/workloads/deployment.js';
 import { clusterOf } from '../../lab/workloads/timeline.js';
 import { acquireLabLock } from '../harness/lab-lock.js';
+import { builtRequirement, describeRequiring, rootRequirement } from '../harness/requirements.js';
 import { type CliResult, ROOT, runCli } from './helpers.js';
 
 const DIST = join(ROOT, 'dist');
-const runnable =
-  process.getuid?.() === 0 &&
-  ['agent/main.js', 'clustermesh-apiserver/main.js', 'cli/main.js'].every((p) => existsSync(join(DIST, p)));
+const REQUIREMENTS = [rootRequirement(), builtRequirement(DIST, ['agent/main.js', 'clustermesh-apiserver/main.js', 'cli/main.js'])];
 const PREFIX = `cme${process.pid % 100000}`;
 const ECHO = { namespace: 'e2e', name: 'echo', replicas: 2, targetPort: 8080 };
 
@@ -46,7 +45,7 @@ async function traffic(running: RunningLab, vip: string, seconds: number): Promi
   return records;
 }
 
-(runnable ? describe : describe.skip)('the lab through the CLI', () => {
+describeRequiring('the lab through the CLI', REQUIREMENTS, () => {
   const kubeconfig = labPaths(PREFIX).kubeconfig;
   const cli = (...args: string[]) => runCli(['--kubeconfig', kubeconfig, ...args], 120_000);
   const statusOf = async (context: string) => JSON.parse(expectOk(await cli('status', '--context', context, '-o', 'json')).stdout);
