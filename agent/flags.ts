@@ -4,6 +4,7 @@
  * commander: no file or network access here.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseDuration } from '../lib/duration.js';
 import { clusterIDProblem, clusterNameProblem } from '../lib/kvstore/codecs.js';
 import { DEFAULT_HEALTH_OPTIONS, DEFAULT_PEER_CACHE_TTL_MS, type HealthCheckerOptions } from './health/index.js';
 import { DEFAULT_ROUTE_DRAIN_MS } from './routes.js';
@@ -28,17 +29,6 @@ export interface AgentConfig {
   routes: boolean;
   /** how long a removed peer's routes outlive its backends */
   routeDrainMs: number;
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** "300ms", "30s", "5m", "1h", or a bare number of milliseconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new InvalidArgumentError(`"${text}" is not a duration (e.g. 500ms, 30s, 5m)`);
-  const ms = Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']);
-  if (ms < 1) throw new InvalidArgumentError(`"${text}" must be at least 1ms`);
-  return ms;
 }
 
 function positiveInteger(text: string): number {

@@ -9,7 +9,7 @@ import type { Logger } from '../lib/log.js';
 import type { RemoteViewSource } from './controller.js';
 import type { AgentConfig } from './flags.js';
 import { RemoteClusters } from './remote/remote-clusters.js';
-import { DirectoryPeerSource, SecretPeerSource } from './remote/config-source.js';
+import { DirectoryPeerSource, SecretPeerSource } from '../lib/remotes/config-source.js';
 
 export interface RemoteWiring {
   config: Pick<AgentConfig, 'clustermeshConfig' | 'namespace'>;

@@ -13,8 +13,16 @@ import {
   Range,
   type IPermissionRequest,
 } from 'etcd3';
-import { HEARTBEAT_KEY, STATE_PREFIX, clusterConfigKey, syncedClusterPrefix } from '../lib/kvstore/keys.js';
-import { ADMIN_USER, remoteUserName } from '../lib/kvstore/users.js';
+import {
+  CACHE_PREFIX,
+  CLUSTER_CONFIG_PREFIX,
+  HEARTBEAT_KEY,
+  STATE_PREFIX,
+  SYNCED_PREFIX,
+  clusterConfigKey,
+  syncedClusterPrefix,
+} from '../lib/kvstore/keys.js';
+import { ADMIN_USER, LOCAL_READER_USER, remoteUserName } from '../lib/kvstore/users.js';
 
 export const ROOT_USER = 'root';
 export const ROOT_ROLE = 'root';
@@ -29,6 +37,23 @@ export function remoteReadGrants(self: string): IPermissionRequest[] {
     { permission: 'Read', key: clusterConfigKey(self) },
     { permission: 'Read', key: HEARTBEAT_KEY },
   ];
+}
+
+/** The kvstoremesh cache as this cluster's agents read it: every peer's cache, canaries and config. */
+export function localReadGrants(): IPermissionRequest[] {
+  return [
+    { permission: 'Read', range: Range.prefix(`${CACHE_PREFIX}/`) },
+    { permission: 'Read', range: Range.prefix(`${SYNCED_PREFIX}/`) },
+    { permission: 'Read', range: Range.prefix(`${CLUSTER_CONFIG_PREFIX}/`) },
+    { permission: 'Read', key: HEARTBEAT_KEY },
+  ];
+}
+
+/** The read-only user the local agents read the kvstoremesh cache as (idempotent). */
+export async function ensureLocalReader(client: Etcd3): Promise<void> {
+  await ensureRole(client, LOCAL_READER_USER);
+  await client.role(LOCAL_READER_USER).grant(localReadGrants());
+  await ensureUser(client, LOCAL_READER_USER, LOCAL_READER_USER);
 }
 
 export interface BootstrapOptions {

@@ -6,5 +6,5 @@ export {
   DirectoryPeerSource,
   SecretPeerSource,
   type PeerConfigSource,
-} from './config-source.js';
-export type { InvalidPeer, PeerConfig, PeerConfigSet } from './peer-config.js';
+} from '../../lib/remotes/config-source.js';
+export type { InvalidPeer, PeerConfig, PeerConfigSet } from '../../lib/remotes/peer-config.js';

@@ -1,42 +1,7 @@
 /**
- * The four kinds of state imported from a peer (DESIGN §3), the table that holds a peer's last
- * known records across sessions, and the metric class of a rejected record.
+ * The table that holds a peer's last known records across sessions, and the metric class of a
+ * rejected record (the kinds and where they are read: lib/kvstore/state-kinds.ts).
  */
-import {
-  IDENTITIES_PREFIX,
-  IDENTITY_ID_PREFIX,
-  IPCACHE_DEFAULT_PREFIX,
-  IPCACHE_PREFIX,
-  NODES_PREFIX,
-  SERVICES_PREFIX,
-  nodesClusterPrefix,
-  servicesClusterPrefix,
-  type RecordKind,
-} from '../../lib/kvstore/keys.js';
-
-export const STATE_KINDS = ['services', 'nodes', 'identities', 'ipcache'] as const;
-export type StateKind = (typeof STATE_KINDS)[number];
-
-export interface StateKindSpec {
-  /** the record kind validateRemoteRecord checks */
-  record: RecordKind & ('service' | 'node' | 'identity' | 'ipcache');
-  /** what the peer's store of this kind owns */
-  prefix: (cluster: string) => string;
-  /** the prefix the peer's sync canary is named after */
-  canaryOf: string;
-}
-
-/**
- * Services and nodes sit under the cluster's name; identities and ipcache do not (a peer's etcd
- * holds only its own), so for those the cluster bits of each ID are what validation checks.
- */
-export const STATE_KIND_SPECS: Record<StateKind, StateKindSpec> = {
-  services: { record: 'service', prefix: servicesClusterPrefix, canaryOf: SERVICES_PREFIX },
-  nodes: { record: 'node', prefix: nodesClusterPrefix, canaryOf: NODES_PREFIX },
-  identities: { record: 'identity', prefix: () => `${IDENTITY_ID_PREFIX}/`, canaryOf: IDENTITIES_PREFIX },
-  ipcache: { record: 'ipcache', prefix: () => `${IPCACHE_DEFAULT_PREFIX}/`, canaryOf: IPCACHE_PREFIX },
-};
-
 /**
  * A peer's records of one kind. They outlive the session that read them: when a session is
  * replaced (new endpoints or certificates) every key becomes stale, and only the keys the new

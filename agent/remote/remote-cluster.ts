@@ -10,14 +10,15 @@ import type { Counter } from 'prom-client';
 import type { IdentityLabels } from '../../lib/kvstore/codecs.js';
 import { encodeIdentityLabels } from '../../lib/kvstore/codecs.js';
 import { classifyEtcdError, connectEtcd } from '../../lib/kvstore/etcd.js';
-import { clusterConfigKey, parseKeyOfKind, syncedCanaryKey } from '../../lib/kvstore/keys.js';
+import { clusterConfigKey, parseKeyOfKind } from '../../lib/kvstore/keys.js';
 import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
 import type { ClusterConfig, ClusterService, IPCacheEntry, NodeRecord } from '../../lib/kvstore/types.js';
 import { validateRemoteRecord } from '../../lib/kvstore/validate.js';
 import { WatchStore, type WatchEvent } from '../../lib/kvstore/watch-store.js';
 import type { Logger } from '../../lib/log.js';
-import type { PeerConfig } from './peer-config.js';
-import { RecordTable, STATE_KINDS, STATE_KIND_SPECS, rejectionClass, type StateKind } from './records.js';
+import type { PeerConfig } from '../../lib/remotes/peer-config.js';
+import { STATE_KINDS, STATE_KIND_SPECS, stateSource, type StateKind } from '../../lib/kvstore/state-kinds.js';
+import { RecordTable, rejectionClass } from './records.js';
 
 export type LinkState = { state: 'connected' } | { state: 'disconnected'; sinceMs: number };
 
@@ -78,6 +79,8 @@ interface Session {
   client: Etcd3 | null;
   linkWatcher: Watcher | null;
   stores: WatchStore<unknown>[];
+  /** whether this session reads the peer from the local kvstoremesh cache */
+  cached: boolean;
   done: Promise<void>;
 }
 
@@ -197,6 +200,7 @@ export class RemoteCluster {
       client: null,
       linkWatcher: null,
       stores: [],
+      cached: false,
       done: Promise.resolve(),
     };
     session.done = this.runSession(session);
@@ -320,26 +324,34 @@ export class RemoteCluster {
       this.recordFailure(`invalid cluster config: ${decoded.reason}`);
       return;
     }
-    if (decoded.value.id !== this.id) void this.replaceSession();
+    // Cached or not decides which prefixes to read: a kvstoremesh taking over (or leaving) means
+    // a new session, whose resync replaces the records without a gap.
+    const cached = decoded.value.capabilities.cached === true;
+    if (decoded.value.id !== this.id || cached !== this.session?.cached) void this.replaceSession();
   }
 
   private startStores(session: Session, connected: Connected): void {
-    const clusterID = connected.config.id;
+    const { id: clusterID, capabilities } = connected.config;
+    session.cached = capabilities.cached === true;
     for (const kind of STATE_KINDS) {
       const spec = STATE_KIND_SPECS[kind];
+      // A cached peer (its config republished by the local kvstoremesh) is read under
+      // cilium/cache/… of this same etcd; its records keep their state keys from here on.
+      const source = stateSource(kind, this.name, session.cached);
       const table = this.tables[kind] as RecordTable<unknown>;
       table.beginResync();
       const store = new WatchStore<unknown>({
         client: connected.client,
-        prefix: spec.prefix(this.name),
+        prefix: source.prefix,
         // A peer that does not announce canaries (older Cilium) is synced once listed.
-        canaryKey: connected.config.capabilities.syncedCanaries
-          ? syncedCanaryKey(this.name, spec.canaryOf)
-          : undefined,
+        canaryKey: capabilities.syncedCanaries ? source.canaryKey : undefined,
         decode: (key, bytes) =>
-          validateRemoteRecord(spec.record, key, bytes, { cluster: this.name, clusterID }),
-        onEvent: (event) => this.session === session && this.apply(kind, table, event),
-        onReject: (key, reason) => this.session === session && this.reject(kind, key, reason),
+          validateRemoteRecord(spec.record, source.toStateKey(key), bytes, { cluster: this.name, clusterID }),
+        onEvent: (event) =>
+          this.session === session &&
+          this.apply(kind, table, { ...event, key: source.toStateKey(event.key) }),
+        onReject: (key, reason) =>
+          this.session === session && this.reject(kind, source.toStateKey(key), reason),
         onSynced: () => this.session === session && this.markSynced(kind, table),
         backoff: this.opts.backoff,
         logger: this.log.child({ kind }),

@@ -6,14 +6,14 @@
 import { Counter, type Registry } from 'prom-client';
 import type { BackoffOptions } from '../../lib/kvstore/retry.js';
 import type { Logger } from '../../lib/log.js';
-import type { PeerConfigSource } from './config-source.js';
+import type { PeerConfigSource } from '../../lib/remotes/config-source.js';
 import {
   clusterIdConflict,
   planPeerChanges,
   withoutLocalCluster,
   type PeerConfig,
   type PeerConfigSet,
-} from './peer-config.js';
+} from '../../lib/remotes/peer-config.js';
 import {
   RemoteCluster,
   type RemoteClusterMetrics,
@@ -22,7 +22,7 @@ import {
 } from './remote-cluster.js';
 
 export type { RemoteClusterStatus, RemoteClusterView } from './remote-cluster.js';
-export type { PeerConfigSource } from './config-source.js';
+export type { PeerConfigSource } from '../../lib/remotes/config-source.js';
 
 export interface RemoteClustersOptions {
   localCluster: { name: string; id: number };

@@ -281,6 +281,8 @@ export function encodeClusterConfig(config: ClusterConfig): string {
     capabilities: {
       syncedCanaries: config.capabilities.syncedCanaries,
       maxConnectedClusters: config.capabilities.maxConnectedClusters,
+      // omitted when false, as Cilium's omitempty does
+      ...(config.capabilities.cached ? { cached: true } : {}),
     },
   });
 }
@@ -301,7 +303,11 @@ export function decodeClusterConfig(
       caps.maxConnectedClusters === undefined || caps.maxConnectedClusters === 0
         ? MAX_CONNECTED_CLUSTERS
         : integer(caps.maxConnectedClusters, 'capabilities.maxConnectedClusters', 1, MAX_CONNECTED_CLUSTERS);
-    return { id, capabilities: { syncedCanaries: synced, maxConnectedClusters: max } };
+    const cached = caps.cached === undefined ? false : bool(caps.cached, 'capabilities.cached');
+    return {
+      id,
+      capabilities: { syncedCanaries: synced, maxConnectedClusters: max, ...(cached ? { cached } : {}) },
+    };
   });
 }
 

@@ -14,6 +14,8 @@ export const IPCACHE_PREFIX = 'cilium/state/ip/v1';
 export const IPCACHE_DEFAULT_PREFIX = 'cilium/state/ip/v1/default';
 export const SYNCED_PREFIX = 'cilium/synced';
 export const HEARTBEAT_KEY = 'cilium/.heartbeat';
+/** Where a kvstoremesh mirrors every peer into the local etcd (Cilium's `cilium/cache/…`). */
+export const CACHE_PREFIX = 'cilium/cache';
 
 /** The prefixes a cluster publishes, each with a sync canary named after it (as Cilium does). */
 export const SYNCED_STATE_PREFIXES = [
@@ -54,6 +56,31 @@ export const ipcacheKey = (prefix: string): string => `${IPCACHE_DEFAULT_PREFIX}
 export const syncedCanaryKey = (cluster: string, prefix: string): string =>
   `${SYNCED_PREFIX}/${cluster}/${prefix}`;
 export const syncedClusterPrefix = (cluster: string): string => `${SYNCED_PREFIX}/${cluster}/`;
+
+/** Cilium's StateToCachePrefix: `cilium/state/services/v1` → `cilium/cache/services/v1`. */
+export function stateToCachePrefix(statePrefix: string): string {
+  if (!statePrefix.startsWith(`${STATE_PREFIX}/`))
+    throw new Error(`${statePrefix} is not under ${STATE_PREFIX}/`);
+  return `${CACHE_PREFIX}/${statePrefix.slice(STATE_PREFIX.length + 1)}`;
+}
+
+/*
+ * The cache of one peer, as Cilium's KVStoreMesh lays it out: services and nodes keep their
+ * `<cluster>/…` tail, identities and ipcache (which a peer's etcd holds only for itself) get the
+ * cluster's name inserted, the ipcache's in place of the `default` address space.
+ */
+/** `cilium/cache/services/v1/<cluster>/` (keys `…/<ns>/<name>`) */
+export const cachedServicesClusterPrefix = (cluster: string): string =>
+  `${stateToCachePrefix(SERVICES_PREFIX)}/${cluster}/`;
+/** `cilium/cache/nodes/v1/<cluster>/` (keys `…/<node>`) */
+export const cachedNodesClusterPrefix = (cluster: string): string =>
+  `${stateToCachePrefix(NODES_PREFIX)}/${cluster}/`;
+/** `cilium/cache/identities/v1/<cluster>/id/` (keys `…/<numeric id>`) */
+export const cachedIdentityIdPrefix = (cluster: string): string =>
+  `${stateToCachePrefix(IDENTITIES_PREFIX)}/${cluster}/id/`;
+/** `cilium/cache/ip/v1/<cluster>/` (keys `…/<address>[/<len>]`) */
+export const cachedIpcacheClusterPrefix = (cluster: string): string =>
+  `${stateToCachePrefix(IPCACHE_PREFIX)}/${cluster}/`;
 
 const KEY_PARSERS: ReadonlyArray<[string, (segments: string[]) => ParsedKey | null]> = [
   [

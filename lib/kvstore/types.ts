@@ -33,7 +33,12 @@ export interface ClusterService {
 /** `cilium/cluster-config/<cluster>` */
 export interface ClusterConfig {
   id: number;
-  capabilities: { syncedCanaries: boolean; maxConnectedClusters: number };
+  capabilities: {
+    syncedCanaries: boolean;
+    maxConnectedClusters: number;
+    /** Republished by a kvstoremesh: read this peer under `cilium/cache/…` of the same etcd. */
+    cached?: boolean;
+  };
 }
 
 export interface NodeAddress {

@@ -7,3 +7,6 @@ export const ADMIN_USER = 'admin';
 
 /** The user a peer's agents read this cluster's etcd as. */
 export const remoteUserName = (peer: string): string => `remote-${peer}`;
+
+/** The read-only user this cluster's own agents read the kvstoremesh cache as. */
+export const LOCAL_READER_USER = 'local-reader';

@@ -8,8 +8,8 @@ import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { DirectoryPeerSource, SecretPeerSource } from '../../agent/remote/config-source.js';
-import type { PeerConfigSet } from '../../agent/remote/peer-config.js';
+import { DirectoryPeerSource, SecretPeerSource } from '../../lib/remotes/config-source.js';
+import type { PeerConfigSet } from '../../lib/remotes/peer-config.js';
 import { startKubeApiServer, type KubeApiServer } from '../../lab/kube-apiserver/server.js';
 import { createLogger } from '../../lib/log.js';
 import { waitFor } from '../kvstore/helpers.js';

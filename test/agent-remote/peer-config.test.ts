@@ -6,9 +6,9 @@ import {
   planPeerChanges,
   withoutLocalCluster,
   type PeerConfig,
-} from '../../agent/remote/peer-config.js';
+} from '../../lib/remotes/peer-config.js';
 import { RecordTable, rejectionClass } from '../../agent/remote/records.js';
-import { secretEntries } from '../../agent/remote/config-source.js';
+import { secretEntries } from '../../lib/remotes/config-source.js';
 import { validateRemoteRecord } from '../../lib/kvstore/validate.js';
 import { serviceKey } from '../../lib/kvstore/keys.js';
 

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
-import { DirectoryPeerSource } from '../../agent/remote/config-source.js';
+import { DirectoryPeerSource } from '../../lib/remotes/config-source.js';
 import {
   RemoteClusters,
   type RemoteClusterStatus,

@@ -1,7 +1,8 @@
 /** The in-memory ipcache behind `GET /identity?ip=`, and the daemon's command line. */
 import { maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
 import { IdentityIndex } from '../../agent/identities.js';
-import { parseAgentArgs, parseDuration } from '../../agent/flags.js';
+import { parseAgentArgs } from '../../agent/flags.js';
+import { parseDuration } from '../../lib/duration.js';
 
 const LABELS = 'k8s:app=echo;k8s:io.cilium.k8s.policy.cluster=west;k8s:io.kubernetes.pod.namespace=apps;';
 

@@ -1,12 +1,12 @@
 /**
- * The peers the agent connects to, parsed from the `clustermesh-remotes` layout (Cilium's
+ * The peers a cluster connects to (its agents directly, or the kvstoremesh that caches them), parsed from the `clustermesh-remotes` layout (Cilium's
  * `cilium-clustermesh` secret): per peer `<name>` holds YAML `{endpoints, trusted-ca-file,
  * cert-file, key-file}`, the other entries (`<name>.etcd-client.crt`, …) are the files it names.
  * Pure: entries and a file resolver in, peer configs and per-peer errors out.
  */
 import { basename } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { clusterNameProblem } from '../../lib/kvstore/codecs.js';
+import { clusterNameProblem } from '../kvstore/codecs.js';
 
 export interface PeerConfig {
   name: string;

@@ -1,5 +1,5 @@
 /**
- * Where the set of peers comes from, kept current at run time: the `--clustermesh-config`
+ * Where the set of peers comes from (for the agent and the kvstoremesh), kept current at run time: the `--clustermesh-config`
  * directory (the `clustermesh-remotes` Secret mounted as files), or that Secret read from the
  * Kubernetes API. Both deliver a whole `PeerConfigSet` whenever it changes; certificate material
  * stays in memory (PEM strings), never copied to disk.
@@ -7,10 +7,10 @@
 import { existsSync, readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
 import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
-import { UserError, errorMessage } from '../../lib/errors.js';
-import { ResourceInformer } from '../../lib/k8s/informer.js';
-import { namedSecret } from '../../lib/k8s/resources.js';
-import type { Logger } from '../../lib/log.js';
+import { UserError, errorMessage } from '../errors.js';
+import { ResourceInformer } from '../k8s/informer.js';
+import { namedSecret } from '../k8s/resources.js';
+import type { Logger } from '../log.js';
 import {
   entryResolver,
   parsePeerConfigSet,

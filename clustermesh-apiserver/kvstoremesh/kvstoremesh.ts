@@ -1,0 +1,182 @@
+/**
+ * KVStoreMesh (after Cilium's): one process per cluster mirrors every peer of the remotes Secret
+ * into the local etcd, so the cluster's agents open one connection, to their own etcd, instead of
+ * one per peer each. Peers are added, updated and removed at run time as the agent's are
+ * (lib/remotes/), with the same ID checks; the local agents read through the `local-reader` user.
+ */
+import type { Etcd3 } from 'etcd3';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { connectEtcd, classifyEtcdError, type EtcdClientConfig } from '../../lib/kvstore/etcd.js';
+import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
+import type { Logger } from '../../lib/log.js';
+import type { PeerConfigSource } from '../../lib/remotes/config-source.js';
+import {
+  clusterIdConflict,
+  planPeerChanges,
+  withoutLocalCluster,
+  type PeerConfig,
+  type PeerConfigSet,
+} from '../../lib/remotes/peer-config.js';
+import { ensureLocalReader } from '../etcd-bootstrap.js';
+import { PeerMirror, type PeerMirrorMetrics, type PeerMirrorStatus } from './peer-mirror.js';
+
+export const DEFAULT_PEER_CACHE_TTL_MS = 5 * 60_000;
+
+export interface KVStoreMeshOptions {
+  cluster: { name: string; id: number };
+  /** the local etcd, as admin */
+  etcd: EtcdClientConfig;
+  source: PeerConfigSource;
+  log: Logger;
+  registry: Registry;
+  cacheTtlMs?: number;
+  backoff?: BackoffOptions;
+  dialTimeoutMs?: number;
+}
+
+export class KVStoreMesh {
+  private readonly mirrors = new Map<string, PeerMirror>();
+  private invalid = new Map<string, string>();
+  private readonly removing = new Set<Promise<void>>();
+  private readonly abort = createStopController();
+  private local: Etcd3 | null = null;
+  private readonly metrics: PeerMirrorMetrics;
+
+  constructor(private readonly opts: KVStoreMeshOptions) {
+    const registers = [opts.registry];
+    this.metrics = {
+      rejected: new Counter({
+        name: 'clustermesh_kvstoremesh_rejected_records_total',
+        help: 'Records read from a peer and refused by the import validation (never cached), by kind',
+        labelNames: ['cluster', 'kind'],
+        registers,
+      }),
+    };
+    const statuses = () => this.status();
+    new Gauge({
+      name: 'clustermesh_kvstoremesh_peer_synced',
+      help: '1 when every kind of the peer is in the cache with its canary written',
+      labelNames: ['cluster'],
+      registers,
+      collect() {
+        this.reset();
+        for (const peer of statuses()) this.set({ cluster: peer.name }, peer.synced ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'clustermesh_kvstoremesh_cached_records',
+      help: 'Valid records of a peer held in the cache, by kind',
+      labelNames: ['cluster', 'kind'],
+      registers,
+      collect() {
+        this.reset();
+        for (const peer of statuses())
+          for (const [kind, count] of Object.entries(peer.records)) this.set({ cluster: peer.name, kind }, count);
+      },
+    });
+  }
+
+  /** Connects to the local etcd (retrying), creates the local reader, starts following the peers. */
+  async start(): Promise<void> {
+    const { etcd, log } = this.opts;
+    const retry = <T>(what: string, attempt: () => Promise<T>) =>
+      retryUntilAborted(
+        attempt,
+        this.abort.signal,
+        (err) => log.warn(`${what} failed, retrying: ${classifyEtcdError(err, etcd.endpoints).message}`),
+        this.opts.backoff,
+      );
+    this.local = await retry('connect to the local etcd', () => connectEtcd(etcd));
+    await retry('create the local reader user', () => ensureLocalReader(this.local!));
+    await this.opts.source.start((set) => this.apply(set));
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort(new Error('kvstoremesh stopped'));
+    await this.opts.source.stop();
+    const mirrors = [...this.mirrors.values()];
+    this.mirrors.clear();
+    await Promise.all([...mirrors.map((mirror) => mirror.close()), ...this.removing]);
+    this.local?.close();
+  }
+
+  status(): PeerMirrorStatus[] {
+    const running = [...this.mirrors.values()].map((mirror) => mirror.status());
+    const unusable = [...this.invalid]
+      .filter(([name]) => !this.mirrors.has(name))
+      .map(([name, error]): PeerMirrorStatus => ({
+        name,
+        id: null,
+        connected: false,
+        synced: false,
+        records: { services: 0, nodes: 0, identities: 0, ipcache: 0 },
+        rejected: 0,
+        lastError: error,
+      }));
+    return [...running, ...unusable].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Resolves once every current peer is synced into the cache (tests, benchmarks). */
+  async whenSynced(): Promise<void> {
+    await Promise.all([...this.mirrors.values()].map((mirror) => mirror.whenSynced()));
+  }
+
+  private apply(received: PeerConfigSet): void {
+    if (this.abort.signal.aborted || !this.local) return;
+    const set = withoutLocalCluster(received, this.opts.cluster.name);
+    this.invalid = new Map(set.invalid.map(({ name, error }) => [name, error]));
+    for (const { error } of set.invalid) this.opts.log.warn(error);
+    // A broken edit of a running peer's entry keeps the peer on its last valid config.
+    const kept = [...this.mirrors.values()]
+      .filter((mirror) => this.invalid.has(mirror.name))
+      .map((mirror) => this.configs.get(mirror.name)!);
+    const running = new Map([...this.mirrors.keys()].map((name) => [name, this.configs.get(name)!]));
+    const plan = planPeerChanges(running, [...set.peers, ...kept]);
+    for (const name of plan.remove) this.remove(name);
+    for (const config of plan.update) {
+      this.configs.set(config.name, config);
+      void this.mirrors.get(config.name)!.update(config);
+    }
+    for (const config of plan.add) this.add(config);
+    if (plan.add.length + plan.update.length + plan.remove.length > 0)
+      this.opts.log.info(
+        { add: plan.add.map((p) => p.name), update: plan.update.map((p) => p.name), remove: plan.remove },
+        'peers changed',
+      );
+  }
+
+  private readonly configs = new Map<string, PeerConfig>();
+
+  private add(config: PeerConfig): void {
+    const mirror = new PeerMirror({
+      config,
+      local: this.local!,
+      localEndpoints: this.opts.etcd.endpoints,
+      idConflict: (id) => this.idConflict(config.name, id),
+      cacheTtlMs: this.opts.cacheTtlMs ?? DEFAULT_PEER_CACHE_TTL_MS,
+      log: this.opts.log,
+      metrics: this.metrics,
+      backoff: this.opts.backoff,
+      dialTimeoutMs: this.opts.dialTimeoutMs,
+    });
+    this.configs.set(config.name, config);
+    this.mirrors.set(config.name, mirror);
+    mirror.start();
+  }
+
+  private remove(name: string): void {
+    const mirror = this.mirrors.get(name)!;
+    this.mirrors.delete(name);
+    this.configs.delete(name);
+    const removed = mirror
+      .remove(this.abort.signal)
+      .catch(() => undefined) // stopped while deleting: the next start finds the peer gone again
+      .finally(() => this.removing.delete(removed));
+    this.removing.add(removed);
+  }
+
+  private idConflict(name: string, id: number): string | null {
+    const claimed = [...this.mirrors.values()].map((mirror) => ({ name: mirror.name, id: mirror.clusterId }));
+    return clusterIdConflict(name, id, this.opts.cluster, claimed);
+  }
+}

@@ -1,0 +1,383 @@
+/**
+ * One peer mirrored into the local etcd, after Cilium's kvstoremesh remote cluster: connect to the
+ * peer's etcd with backoff, read and check its cluster config, republish it locally with
+ * `"cached": true`, then reflect services, nodes, identities and ipcache under `cilium/cache/…`
+ * (lib/kvstore/state-kinds.ts), every record through the agent's own import validation
+ * (lib/kvstore/validate.ts), each prefix's sync canary written once its initial listing is in.
+ *
+ * The cache outlives connections the way an agent's records do (agent/remote/remote-cluster.ts):
+ * an outage keeps it, for at most the peer cache TTL, after which it is dropped so the agents
+ * reading it let the peer go as they would in direct mode. A removed peer's cache, canaries and
+ * cached config are deleted at once.
+ */
+import type { Etcd3, Watcher } from 'etcd3';
+import type { Counter } from 'prom-client';
+import { encodeClusterConfig, type Decoded } from '../../lib/kvstore/codecs.js';
+import { classifyEtcdError, connectEtcd, type EtcdClientConfig } from '../../lib/kvstore/etcd.js';
+import { clusterConfigKey, syncedClusterPrefix } from '../../lib/kvstore/keys.js';
+import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
+import {
+  STATE_KINDS,
+  STATE_KIND_SPECS,
+  cacheKeyOf,
+  stateSource,
+  type StateKind,
+} from '../../lib/kvstore/state-kinds.js';
+import { SyncStore } from '../../lib/kvstore/sync-store.js';
+import type { ClusterConfig } from '../../lib/kvstore/types.js';
+import { validateRemoteRecord } from '../../lib/kvstore/validate.js';
+import { WatchStore } from '../../lib/kvstore/watch-store.js';
+import type { Logger } from '../../lib/log.js';
+import type { PeerConfig } from '../../lib/remotes/peer-config.js';
+
+export interface PeerMirrorMetrics {
+  /** records of a peer refused by the import validation, by cluster and kind */
+  rejected: Counter<'cluster' | 'kind'>;
+}
+
+export interface PeerMirrorOptions {
+  config: PeerConfig;
+  /** the local etcd, as the admin user */
+  local: Etcd3;
+  localEndpoints: string[];
+  /** Why `id` cannot be this peer's cluster ID (the local cluster's or another peer's), or null. */
+  idConflict: (id: number) => string | null;
+  /** How long a disconnected peer's cache is kept. */
+  cacheTtlMs: number;
+  log: Logger;
+  metrics: PeerMirrorMetrics;
+  backoff?: BackoffOptions;
+  dialTimeoutMs?: number;
+}
+
+export interface PeerMirrorStatus {
+  name: string;
+  id: number | null;
+  connected: boolean;
+  /** every kind's initial listing is in the cache and its canary written */
+  synced: boolean;
+  /** valid records of the peer, by kind */
+  records: Record<StateKind, number>;
+  rejected: number;
+  /** one line */
+  lastError: string | null;
+}
+
+interface Reflector {
+  kind: StateKind;
+  watch: WatchStore<Buffer>;
+  cache: SyncStore;
+}
+
+interface Session {
+  readonly abort: AbortController;
+  client: Etcd3 | null;
+  linkWatcher: Watcher | null;
+  reflectors: Reflector[];
+  done: Promise<void>;
+}
+
+const firstLine = (text: string): string => text.split('\n')[0] ?? text;
+
+export class PeerMirror {
+  readonly name: string;
+  private config: PeerConfig;
+  private id: number | null = null;
+  private connected = false;
+  private session: Session | null = null;
+  private ttlTimer: NodeJS.Timeout | null = null;
+  private rejected = 0;
+  private lastError: string | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: PeerMirrorOptions) {
+    this.name = opts.config.name;
+    this.config = opts.config;
+    this.log = opts.log.child({ remoteCluster: this.name });
+  }
+
+  /** The cluster ID this peer holds (read from its config, not refused), or null. */
+  get clusterId(): number | null {
+    return this.id;
+  }
+
+  start(): void {
+    this.session ??= this.openSession();
+    this.armTtl();
+  }
+
+  /** New endpoints or certificates: a new session; the cache stays and is resynced in place. */
+  async update(config: PeerConfig): Promise<void> {
+    this.config = config;
+    this.log.info('peer config changed; reconnecting');
+    await this.replaceSession();
+  }
+
+  /** Stops mirroring and leaves the cache as it is (a restart resyncs it without a gap). */
+  async close(): Promise<void> {
+    this.disarmTtl();
+    const session = this.session;
+    this.session = null;
+    if (session) await this.closeSession(session);
+  }
+
+  /** The peer left the mesh: stop, then delete its cache, canaries and cached config. */
+  async remove(signal: AbortSignal): Promise<void> {
+    await this.close();
+    await this.deleteCache(signal, { withConfig: true });
+    this.log.info(`peer ${this.name} removed; its cache is deleted`);
+  }
+
+  status(): PeerMirrorStatus {
+    const records = Object.fromEntries(STATE_KINDS.map((kind) => [kind, 0])) as Record<StateKind, number>;
+    const reflectors = this.session?.reflectors ?? [];
+    for (const { kind, watch } of reflectors) records[kind] = watch.entries().length;
+    return {
+      name: this.name,
+      id: this.id,
+      connected: this.connected,
+      synced: reflectors.length === STATE_KINDS.length && reflectors.every((r) => r.cache.synced),
+      records,
+      rejected: this.rejected,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Resolves once every kind is synced into the cache (tests, benchmarks). */
+  async whenSynced(): Promise<void> {
+    for (;;) {
+      const session = this.session;
+      if (session && session.reflectors.length === STATE_KINDS.length) {
+        await Promise.all(session.reflectors.map((r) => r.cache.whenSynced()));
+        if (this.session === session) return;
+      } else await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  // ------------------------------------------------------------ sessions
+
+  private openSession(): Session {
+    const session: Session = {
+      abort: createStopController(),
+      client: null,
+      linkWatcher: null,
+      reflectors: [],
+      done: Promise.resolve(),
+    };
+    session.done = this.runSession(session);
+    return session;
+  }
+
+  private async replaceSession(): Promise<void> {
+    const old = this.session;
+    this.setConnected(false);
+    this.session = this.openSession();
+    if (old) await this.closeSession(old);
+  }
+
+  private async closeSession(session: Session): Promise<void> {
+    session.abort.abort(new Error(`peer ${this.name} closed`));
+    await session.done;
+    await session.linkWatcher?.cancel().catch(() => undefined);
+    await Promise.all(session.reflectors.flatMap((r) => [r.watch.stop(), r.cache.stop()]));
+    session.client?.close();
+  }
+
+  private async runSession(session: Session): Promise<void> {
+    try {
+      const { client, config, revision } = await retryUntilAborted(
+        () => this.connectOnce(session),
+        session.abort.signal,
+        (err) => this.recordFailure(err.message),
+        this.opts.backoff,
+      );
+      await retryUntilAborted(
+        () => this.publishConfig(config),
+        session.abort.signal,
+        (err) => this.recordFailure(`writing the cached cluster config of ${this.name}: ${err.message}`),
+        this.opts.backoff,
+      );
+      if (session.abort.signal.aborted) return;
+      this.setConnected(true);
+      this.watchLink(session, client, revision);
+      this.startReflectors(session, client, config);
+    } catch {
+      // aborted: the session was replaced or closed
+    }
+  }
+
+  private async connectOnce(session: Session): Promise<{ client: Etcd3; config: ClusterConfig; revision: string }> {
+    const key = clusterConfigKey(this.name);
+    const { endpoints, caPem, certPem, keyPem } = this.config;
+    const peer: EtcdClientConfig = { endpoints, caPem, certPem, keyPem, dialTimeoutMs: this.opts.dialTimeoutMs };
+    const client = await connectEtcd(peer, key);
+    try {
+      const response = await client.get(key).exec();
+      const kv = response.kvs[0];
+      if (!kv)
+        throw new Error(
+          `${key} does not exist in etcd at ${endpoints.join(', ')}: is the peer's clustermesh-apiserver running, and is its cluster named "${this.name}"?`,
+        );
+      const decoded = validateRemoteRecord('config', key, kv.value, { cluster: this.name });
+      if (!decoded.ok) throw new Error(`invalid cluster config: ${decoded.reason}`);
+      if (decoded.value.capabilities.cached)
+        throw new Error(
+          `${key} at ${endpoints.join(', ')} says "cached": it is another cluster's cache, not ${this.name}'s own etcd (point the peer entry at ${this.name}'s clustermesh-apiserver)`,
+        );
+      if (session.abort.signal.aborted) throw new Error('aborted');
+      this.claimId(decoded.value.id);
+      session.client = client;
+      return { client, config: decoded.value, revision: response.header.revision };
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+  }
+
+  /** Synchronous from check to claim, so two peers can never both take one ID. */
+  private claimId(id: number): void {
+    const conflict = this.opts.idConflict(id);
+    if (conflict) throw new Error(`refused: ${conflict}`);
+    this.id = id;
+  }
+
+  /** The peer's config as the local agents must read it: same ID, cached, canaries always written. */
+  private async publishConfig(config: ClusterConfig): Promise<void> {
+    const value = encodeClusterConfig({
+      id: config.id,
+      capabilities: {
+        syncedCanaries: true,
+        maxConnectedClusters: config.capabilities.maxConnectedClusters,
+        cached: true,
+      },
+    });
+    const key = clusterConfigKey(this.name);
+    if ((await this.opts.local.get(key).string()) !== value) await this.opts.local.put(key).value(value).exec();
+  }
+
+  /** The peer's config key is the link's pulse, as for an agent; any change of it means a new session. */
+  private watchLink(session: Session, client: Etcd3, revision: string): void {
+    const watcher = client
+      .watch()
+      .key(clusterConfigKey(this.name))
+      .startRevision(String(BigInt(revision) + 1n))
+      .watcher();
+    session.linkWatcher = watcher;
+    const current = () => this.session === session && !session.abort.signal.aborted;
+    watcher.on('connected', () => current() && this.setConnected(true));
+    watcher.on('disconnected', (err: Error) => current() && this.linkLost(err));
+    watcher.on('error', (err: Error) => current() && this.linkLost(err));
+    watcher.on('put', () => current() && void this.replaceSession());
+    watcher.on('delete', () => current() && void this.replaceSession());
+  }
+
+  private linkLost(err: Error): void {
+    if (!this.connected) return;
+    this.recordFailure(classifyEtcdError(err, this.config.endpoints).message);
+    this.setConnected(false);
+  }
+
+  /**
+   * One reflector per kind: the peer's prefix, validated, into a SyncStore on the cache prefix.
+   * A SyncStore per session lists what the cache holds first, so a reconnect (or a restart of this
+   * process) rewrites only what changed and deletes only what the peer no longer has.
+   */
+  private startReflectors(session: Session, client: Etcd3, config: ClusterConfig): void {
+    const clusterID = config.id;
+    for (const kind of STATE_KINDS) {
+      const spec = STATE_KIND_SPECS[kind];
+      const cache = new SyncStore({
+        client: this.opts.local,
+        prefix: spec.cachePrefix(this.name),
+        canaryKey: stateSource(kind, this.name, true).canaryKey,
+        backoff: this.opts.backoff,
+        logger: this.log.child({ cache: kind }),
+        endpoints: this.opts.localEndpoints,
+      });
+      const watch = new WatchStore<Buffer>({
+        client,
+        prefix: spec.prefix(this.name),
+        canaryKey: config.capabilities.syncedCanaries
+          ? stateSource(kind, this.name, false).canaryKey
+          : undefined,
+        // The cache holds the peer's bytes as they were validated: agents validate them again.
+        decode: (key, bytes): Decoded<Buffer> => {
+          const decoded = validateRemoteRecord(spec.record, key, bytes, { cluster: this.name, clusterID });
+          return decoded.ok ? { ok: true, value: bytes } : decoded;
+        },
+        onEvent: (event) => {
+          const cacheKey = cacheKeyOf(kind, this.name, event.key);
+          if (event.type === 'upsert') cache.upsert(cacheKey, event.value);
+          else cache.delete(cacheKey);
+        },
+        onReject: (_key, reason) => this.reject(kind, reason),
+        onSynced: () => cache.markInitialSyncDone(),
+        backoff: this.opts.backoff,
+        logger: this.log.child({ kind }),
+        endpoints: this.config.endpoints,
+      });
+      session.reflectors.push({ kind, watch, cache });
+      void cache.start().catch(() => undefined); // rejects only when stopped
+      watch.start();
+    }
+  }
+
+  // ------------------------------------------------------------ cache TTL
+
+  private setConnected(connected: boolean): void {
+    if (connected === this.connected) return;
+    this.connected = connected;
+    this.log.info(`link ${connected ? 'connected' : 'disconnected'}`);
+    if (connected) this.disarmTtl();
+    else this.armTtl();
+  }
+
+  private armTtl(): void {
+    if (this.connected || this.ttlTimer) return;
+    this.ttlTimer = setTimeout(() => void this.expire(), this.opts.cacheTtlMs);
+    this.ttlTimer.unref();
+  }
+
+  private disarmTtl(): void {
+    if (this.ttlTimer) clearTimeout(this.ttlTimer);
+    this.ttlTimer = null;
+  }
+
+  /** Disconnected for the whole TTL: drop the cache; a new session refills it once the peer is back. */
+  private async expire(): Promise<void> {
+    this.ttlTimer = null;
+    const old = this.session;
+    if (!old || this.connected) return;
+    this.log.warn(`peer ${this.name} unreachable for ${this.opts.cacheTtlMs} ms; dropping its cache`);
+    this.session = null;
+    await this.closeSession(old);
+    await this.deleteCache(createStopController().signal, { withConfig: false });
+    if (this.session === null) this.start();
+  }
+
+  private async deleteCache(signal: AbortSignal, { withConfig }: { withConfig: boolean }): Promise<void> {
+    const prefixes = [...STATE_KINDS.map((kind) => STATE_KIND_SPECS[kind].cachePrefix(this.name)), syncedClusterPrefix(this.name)];
+    await retryUntilAborted(
+      async () => {
+        for (const prefix of prefixes) await this.opts.local.delete().prefix(prefix).exec();
+        if (withConfig) await this.opts.local.delete().key(clusterConfigKey(this.name)).exec();
+      },
+      signal,
+      (err) => this.recordFailure(`deleting the cache of ${this.name}: ${err.message}`),
+      this.opts.backoff,
+    );
+  }
+
+  // ------------------------------------------------------------ status
+
+  private reject(kind: StateKind, reason: string): void {
+    this.rejected++;
+    this.opts.metrics.rejected.inc({ cluster: this.name, kind });
+    this.log.warn({ kind }, `rejected a record from ${this.name}: ${firstLine(reason)}`);
+  }
+
+  private recordFailure(message: string): void {
+    this.lastError = firstLine(message);
+    this.log.warn(this.lastError);
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * The kvstoremesh against three real etcds (TLS, client-cert auth, bootstrapped as the apiserver
+ * does): the local cluster west and two peers, east (reached through a proxy the test can cut) and
+ * north. Beside it, two agents' RemoteClusters: one reading the peers directly, one reading the
+ * cache in west's etcd as the local reader. The tests run in order and share this setup.
+ */
+import type { Etcd3 } from 'etcd3';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Registry } from 'prom-client';
+import { RemoteClusters, type RemoteClusterView } from '../../agent/remote/remote-clusters.js';
+import { bootstrapEtcd } from '../../clustermesh-apiserver/etcd-bootstrap.js';
+import { KVStoreMesh } from '../../clustermesh-apiserver/kvstoremesh/kvstoremesh.js';
+import { decodeClusterConfig, encodeClusterService } from '../../lib/kvstore/codecs.js';
+import { createEtcdClient } from '../../lib/kvstore/etcd.js';
+import {
+  CACHE_PREFIX,
+  SERVICES_PREFIX,
+  cachedIdentityIdPrefix,
+  cachedIpcacheClusterPrefix,
+  cachedServicesClusterPrefix,
+  clusterConfigKey,
+  serviceKey,
+  syncedCanaryKey,
+  syncedClusterPrefix,
+} from '../../lib/kvstore/keys.js';
+import { ADMIN_USER, LOCAL_READER_USER } from '../../lib/kvstore/users.js';
+import { createLogger } from '../../lib/log.js';
+import { createMetricsRegistry } from '../../lib/metrics.js';
+import { DirectoryPeerSource } from '../../lib/remotes/config-source.js';
+import { EtcdHarness } from '../harness/etcd.js';
+import { LOCAL, PeerEtcd, agentCert, node, removePeerEntry, service, writePeerEntry } from '../agent-remote/helpers.js';
+import { CuttableProxy, waitFor } from '../kvstore/helpers.js';
+
+const EAST = { name: 'east', id: 2 };
+const NORTH = { name: 'north', id: 3 };
+const CACHE_TTL_MS = 1_500;
+const log = createLogger('kvstoremesh-test', { LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' });
+const backoff = { minTimeoutMs: 20, maxTimeoutMs: 300 };
+
+describe('kvstoremesh with real etcds', () => {
+  let local: EtcdHarness;
+  let localAdmin: Etcd3;
+  let east: PeerEtcd;
+  let north: PeerEtcd;
+  let proxy: CuttableProxy;
+  let meshDir: string;
+  let directDir: string;
+  let cachedDir: string;
+  let registry: Registry;
+  let mesh: KVStoreMesh;
+  let direct: RemoteClusters;
+  let cached: RemoteClusters;
+  const identities: Record<string, number> = {};
+
+  const keysUnder = async (prefix: string): Promise<string[]> =>
+    (await localAdmin.getAll().prefix(prefix).keys()).sort();
+  const rejected = async (cluster: string): Promise<number> => {
+    const values = (await registry.getSingleMetric('clustermesh_kvstoremesh_rejected_records_total')?.get())?.values ?? [];
+    return values.filter((v) => v.labels.cluster === cluster).reduce((sum, v) => sum + v.value, 0);
+  };
+  /** What the datapath would be built from, without the link (which differs by design). */
+  const records = (views: RemoteClusterView[]) =>
+    views.map((v) => ({
+      name: v.name,
+      id: v.id,
+      services: [...v.services].sort((a, b) => a.name.localeCompare(b.name)),
+      nodes: v.nodes,
+      identities: [...v.identities].sort(),
+      ipcache: v.ipcache,
+    }));
+  const ready = (remotes: RemoteClusters, names: string[]) => () =>
+    names.every((name) => remotes.status().find((s) => s.name === name)?.ready === true);
+  const remotesOf = (dir: string) =>
+    new RemoteClusters({
+      localCluster: LOCAL,
+      source: new DirectoryPeerSource({ dir, log, debounceMs: 20 }),
+      log,
+      metrics: createMetricsRegistry(),
+      backoff,
+      dialTimeoutMs: 2_000,
+    });
+
+  beforeAll(async () => {
+    [local, east, north] = await Promise.all([
+      EtcdHarness.start(),
+      PeerEtcd.start(EAST.name),
+      PeerEtcd.start(NORTH.name),
+    ]);
+    localAdmin = createEtcdClient(await local.clientConfig(ADMIN_USER));
+    await bootstrapEtcd(localAdmin, { cluster: LOCAL.name });
+    for (const [peer, ref] of [
+      [east, EAST],
+      [north, NORTH],
+    ] as const) {
+      await peer.publishConfig(ref.name, ref.id);
+      await peer.putService(service(ref.name, ref.id, `svc-${ref.name}-1`));
+      await peer.putService(service(ref.name, ref.id, `svc-${ref.name}-2`, '10.12.1.6'));
+      await peer.putNode(node(ref.name, ref.id, `${ref.name}-worker`, `10.99.0.2${ref.id}`));
+      identities[ref.name] = await peer.putPod(ref.name, ref.id, 7, `10.10${ref.id}.1.7`);
+      await peer.putCanaries(ref.name);
+    }
+    proxy = await CuttableProxy.start('127.0.0.1', east.etcd.clientPort);
+    [meshDir, directDir, cachedDir] = await Promise.all(
+      ['mesh', 'direct', 'cached'].map((what) => mkdtemp(join(tmpdir(), `kvstoremesh-${what}-`))),
+    );
+    const reader = await local.clientCert(LOCAL_READER_USER);
+    for (const [peer, ref, endpoints] of [
+      [east, EAST, [proxy.endpoint]],
+      [north, NORTH, north.etcd.endpoints],
+    ] as const) {
+      await writePeerEntry(meshDir, ref.name, [...endpoints], peer.etcd.ca.certPem, await agentCert(peer.etcd));
+      await writePeerEntry(directDir, ref.name, peer.etcd.endpoints, peer.etcd.ca.certPem, await agentCert(peer.etcd));
+      // Cached mode: every peer entry names the local etcd and the local reader, as Cilium's
+      // kvstoremesh secret does.
+      await writePeerEntry(cachedDir, ref.name, local.endpoints, local.ca.certPem, reader);
+    }
+    registry = createMetricsRegistry();
+    mesh = new KVStoreMesh({
+      cluster: LOCAL,
+      etcd: await local.clientConfig(ADMIN_USER),
+      source: new DirectoryPeerSource({ dir: meshDir, log, debounceMs: 20 }),
+      log,
+      registry,
+      cacheTtlMs: CACHE_TTL_MS,
+      backoff,
+      dialTimeoutMs: 2_000,
+    });
+    await mesh.start();
+    direct = remotesOf(directDir);
+    cached = remotesOf(cachedDir);
+    await Promise.all([direct.start(), cached.start()]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([direct?.stop(), cached?.stop(), mesh?.stop()]);
+    localAdmin?.close();
+    await proxy?.close();
+    await Promise.all([local?.stop(), east?.stop(), north?.stop()]);
+    for (const dir of [meshDir, directDir, cachedDir]) if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('mirrors both peers under cilium/cache/ with their canaries and a cached config', async () => {
+    await mesh.whenSynced();
+    for (const ref of [EAST, NORTH]) {
+      expect(await keysUnder(cachedServicesClusterPrefix(ref.name))).toEqual([
+        `cilium/cache/services/v1/${ref.name}/default/svc-${ref.name}-1`,
+        `cilium/cache/services/v1/${ref.name}/default/svc-${ref.name}-2`,
+      ]);
+      expect(await keysUnder(`cilium/cache/nodes/v1/${ref.name}/`)).toEqual([
+        `cilium/cache/nodes/v1/${ref.name}/${ref.name}-worker`,
+      ]);
+      expect(await keysUnder(cachedIdentityIdPrefix(ref.name))).toEqual([
+        `cilium/cache/identities/v1/${ref.name}/id/${identities[ref.name]}`,
+      ]);
+      expect(await keysUnder(cachedIpcacheClusterPrefix(ref.name))).toEqual([
+        `cilium/cache/ip/v1/${ref.name}/10.10${ref.id}.1.7`,
+      ]);
+      expect(await keysUnder(syncedClusterPrefix(ref.name))).toEqual(
+        ['identities', 'ip', 'nodes', 'services'].map((kind) => `cilium/synced/${ref.name}/cilium/cache/${kind}/v1`),
+      );
+      const config = decodeClusterConfig('config', (await localAdmin.get(clusterConfigKey(ref.name)).buffer())!);
+      expect(config).toEqual({
+        ok: true,
+        value: { id: ref.id, capabilities: { syncedCanaries: true, maxConnectedClusters: 255, cached: true } },
+      });
+    }
+    // the bytes are the peer's own
+    const key = serviceKey(EAST.name, 'default', `svc-${EAST.name}-1`);
+    expect(await localAdmin.get(`${CACHE_PREFIX}/${key.slice('cilium/state/'.length)}`).string()).toBe(
+      await east.admin.get(key).string(),
+    );
+    expect(mesh.status().map((s) => [s.name, s.connected, s.synced])).toEqual([
+      [EAST.name, true, true],
+      [NORTH.name, true, true],
+    ]);
+  });
+
+  it('gives an agent reading the cache the same records as an agent reading the peers', async () => {
+    await waitFor('both agents ready for both peers', () =>
+      ready(direct, [EAST.name, NORTH.name])() && ready(cached, [EAST.name, NORTH.name])(),
+    );
+    expect(records(cached.views())).toEqual(records(direct.views()));
+    expect(records(cached.views()).map((v) => [v.name, v.services.length, v.identities.length])).toEqual([
+      [EAST.name, 2, 1],
+      [NORTH.name, 2, 1],
+    ]);
+
+    await east.putService(service(EAST.name, EAST.id, 'svc-east-3', '10.12.1.9'));
+    await east.admin.delete().key(serviceKey(EAST.name, 'default', 'svc-east-2'));
+    const names = (remotes: RemoteClusters) =>
+      remotes.views().find((v) => v.name === EAST.name)!.services.map((s) => s.name).sort().join(',');
+    await waitFor('the change through the cache', () => names(cached) === 'svc-east-1,svc-east-3');
+    await waitFor('the change directly', () => names(direct) === 'svc-east-1,svc-east-3');
+    expect(records(cached.views())).toEqual(records(direct.views()));
+  });
+
+  it('refuses and counts invalid records: they never reach the cache', async () => {
+    const before = await rejected(EAST.name);
+    const bad: Array<[string, string]> = [
+      [serviceKey(EAST.name, 'default', 'wrong-id'), encodeClusterService(service(EAST.name, NORTH.id, 'wrong-id'))],
+      [serviceKey(EAST.name, 'default', 'impostor'), encodeClusterService(service(NORTH.name, EAST.id, 'impostor'))],
+      [serviceKey(EAST.name, 'default', 'garbage'), '{"cluster":'],
+    ];
+    for (const [key, value] of bad) await east.admin.put(key).value(value);
+    await east.putService(service(EAST.name, EAST.id, 'svc-marker'));
+
+    await waitFor('marker cached', async () =>
+      (await keysUnder(cachedServicesClusterPrefix(EAST.name))).some((k) => k.endsWith('/svc-marker')),
+    );
+    await waitFor('every invalid record counted', async () => (await rejected(EAST.name)) - before === bad.length);
+    expect((await keysUnder(cachedServicesClusterPrefix(EAST.name))).map((k) => k.split('/').pop())).toEqual([
+      'svc-east-1',
+      'svc-east-3',
+      'svc-marker',
+    ]);
+    expect(mesh.status().find((s) => s.name === EAST.name)).toMatchObject({ rejected: bad.length, synced: true });
+    for (const [key] of bad) await east.admin.delete().key(key);
+  });
+
+  it('serves the agents read-only: the local reader can read the cache and write nothing', async () => {
+    const reader = createEtcdClient(await local.clientConfig(LOCAL_READER_USER));
+    try {
+      expect((await reader.getAll().prefix(cachedServicesClusterPrefix(NORTH.name)).keys()).length).toBe(2);
+      await expect(reader.put(serviceKey(NORTH.name, 'default', 'x')).value('{}').exec()).rejects.toThrow(/permission denied/);
+      await expect(reader.put(`${cachedServicesClusterPrefix(NORTH.name)}default/x`).value('{}').exec()).rejects.toThrow(
+        /permission denied/,
+      );
+      await expect(reader.getAll().prefix(`${SERVICES_PREFIX}/`).keys()).rejects.toThrow(/permission denied/);
+    } finally {
+      reader.close();
+    }
+  });
+
+  it("drops an unreachable peer's cache after the TTL and refills it when the peer is back", async () => {
+    await proxy.cut();
+    await waitFor('east marked disconnected', () => mesh.status().find((s) => s.name === EAST.name)?.connected === false);
+    await waitFor('east cache dropped after the TTL', async () => (await keysUnder(`${CACHE_PREFIX}/services/v1/${EAST.name}/`)).length === 0);
+    expect(await keysUnder(syncedClusterPrefix(EAST.name))).toEqual([]);
+    await waitFor('the cached agent lets east go', () =>
+      (cached.views().find((v) => v.name === EAST.name)?.services.length ?? 0) === 0,
+    );
+    expect(await keysUnder(cachedServicesClusterPrefix(NORTH.name))).toHaveLength(2);
+
+    await proxy.restore();
+    await waitFor('east cached again', async () => (await keysUnder(cachedServicesClusterPrefix(EAST.name))).length === 3);
+    await mesh.whenSynced();
+    await waitFor('the cached agent has east again', () =>
+      (cached.views().find((v) => v.name === EAST.name)?.services.length ?? 0) === 3,
+    );
+  });
+
+  it("deletes a removed peer's cache, canaries and cached config", async () => {
+    await removePeerEntry(meshDir, NORTH.name);
+    await waitFor('north cache deleted', async () =>
+      (await keysUnder(`${CACHE_PREFIX}/`)).every((key) => !key.includes(`/${NORTH.name}/`)),
+    );
+    expect(await keysUnder(syncedClusterPrefix(NORTH.name))).toEqual([]);
+    expect(await localAdmin.get(clusterConfigKey(NORTH.name)).string()).toBeNull();
+    expect(mesh.status().map((s) => s.name)).toEqual([EAST.name]);
+    // east is untouched
+    expect(await localAdmin.get(syncedCanaryKey(EAST.name, 'cilium/cache/services/v1')).string()).not.toBeNull();
+  });
+});
