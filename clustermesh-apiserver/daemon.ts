@@ -259,6 +259,7 @@ export class ApiserverDaemon {
       identities: stores.identities,
       ipcache: stores.ipcache,
       allocator,
+      globalNamespacesByDefault: this.opts.globalNamespacesDefault,
     });
     const remotes = new RemotesReconciler({
       self: cluster.name,

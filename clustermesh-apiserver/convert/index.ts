@@ -18,4 +18,4 @@ export {
   type Allocation,
   type ExistingIdentities,
 } from './identity-allocator.js';
-export { podToIPCacheEntries, type IPCacheConversion } from './ipcache.js';
+export { podToIPCacheEntries, type IPCacheConversion, type PodExportContext } from './ipcache.js';

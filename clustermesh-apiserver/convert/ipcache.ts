@@ -1,4 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { namespaceExport } from '../../lib/k8s/annotations.js';
 import type { IPCacheEntry, NamedPort } from '../../lib/kvstore/types.js';
 import { canonicalWireIp } from './ip.js';
 import { podNeedsIdentity } from './labels.js';
@@ -8,7 +9,17 @@ import { toL4Protocol } from './ports.js';
 export interface IPCacheConversion {
   /** one per pod IP, in `status.podIPs` order; empty for pods that get none (see `podNeedsIdentity`) */
   entries: IPCacheEntry[];
+  /** why a pod of a namespace that is not global yields nothing (it is not wrong: no rejection) */
+  withheld?: string;
   rejections: Rejection[];
+}
+
+/** What besides the pod decides whether it is exported (as for Services: convert/service.ts). */
+export interface PodExportContext {
+  /** annotations of the pod's Namespace; undefined when unannotated or not (yet) known */
+  namespaceAnnotations: Readonly<Record<string, string>> | undefined;
+  /** the `--global-namespaces-default` flag: do unannotated namespaces count as global */
+  globalNamespacesByDefault: boolean;
 }
 
 function podIPs(pod: V1Pod): string[] {
@@ -33,13 +44,21 @@ function namedPorts(pod: V1Pod): NamedPort[] | null {
 
 /**
  * The ipcache entries (`cilium/state/ip/v1/default/<ip>`) of a pod: each pod IP → its identity and
- * the IP of its node. `Mask` is null as Cilium writes it for single addresses. Host-network and
- * finished pods yield nothing (their IPs belong to the node, or may already be reused); a pod
- * without IP yet or without a node IP is rejected.
+ * the IP of its node. `Mask` is null as Cilium writes it for single addresses. Pods of a namespace
+ * that is not global are withheld, as Cilium's clustermesh-apiserver does: peers learn neither
+ * their IPs nor their identities. Host-network and finished pods yield nothing (their IPs belong
+ * to the node, or may already be reused); a pod without IP yet or without a node IP is rejected.
  *
  * `hostIP` is the node IP the daemon chose for the pod's node; when omitted, `status.hostIP`.
  */
-export function podToIPCacheEntries(pod: V1Pod, identity: number, hostIP?: string): IPCacheConversion {
+export function podToIPCacheEntries(
+  pod: V1Pod,
+  identity: number,
+  context: PodExportContext,
+  hostIP?: string,
+): IPCacheConversion {
+  const namespace = namespaceExport(context.namespaceAnnotations, context.globalNamespacesByDefault);
+  if (!namespace.export) return { entries: [], withheld: namespace.reason, rejections: [] };
   if (!podNeedsIdentity(pod)) return { entries: [], rejections: [] };
   const ips = podIPs(pod);
   if (ips.length === 0)

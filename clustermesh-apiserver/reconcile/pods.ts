@@ -1,7 +1,8 @@
 /**
  * Pods → identities (`cilium/state/identities/v1/id/<id>`, one per distinct label set, reference
  * counted by pods) and ipcache entries (`cilium/state/ip/v1/default/<ip>`, pod IP → identity).
- * Keyed by Pod; a Namespace change requeues its pods, since namespace labels are identity labels.
+ * Keyed by Pod; a Namespace change requeues its pods, since namespace labels are identity labels
+ * and its global annotation decides whether its pods are exported at all.
  */
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import { encodeIPCacheEntry, ipcachePrefixOf } from '../../lib/kvstore/codecs.js';
@@ -18,6 +19,8 @@ export interface PodReconcilerOptions extends ReconcileContext {
   identities: SyncStore;
   ipcache: SyncStore;
   allocator: IdentityAllocator;
+  /** the `--global-namespaces-default` flag: are pods of unannotated namespaces exported */
+  globalNamespacesByDefault: boolean;
 }
 
 interface PublishedPod {
@@ -78,11 +81,14 @@ export class PodReconciler {
   }
 
   private desiredOf(pod: V1Pod): { labels: string; entries: IPCacheEntry[] } | null {
+    const namespace = this.opts.informers.namespaces.get(pod.metadata?.namespace ?? '');
     // Identity 0 is a placeholder: the pod claims its identity only once it is known to need one.
-    const conversion = podToIPCacheEntries(pod, 0);
+    const conversion = podToIPCacheEntries(pod, 0, {
+      namespaceAnnotations: namespace?.metadata?.annotations,
+      globalNamespacesByDefault: this.opts.globalNamespacesByDefault,
+    });
     reportRejections(this.opts, conversion.rejections);
     if (conversion.entries.length === 0) return null;
-    const namespace = this.opts.informers.namespaces.get(pod.metadata?.namespace ?? '');
     return { labels: labelsOfPod(pod, this.opts.cluster, namespace), entries: conversion.entries };
   }
 

@@ -176,6 +176,19 @@ export function parseNamespaceGlobal(annotations: Annotations): ParseResult<bool
 export type ExportDecision = { export: boolean; reason: string };
 
 /**
+ * Whether a namespace's objects may be exported to peers at all: its own annotation, else the
+ * `--global-namespaces-default`. Applies to its Services (`shouldExport`) and, as Cilium withholds
+ * them, to its pods' ipcache entries and identities.
+ */
+export function namespaceExport(namespaceAnnotations: Annotations, globalNamespacesByDefault: boolean): ExportDecision {
+  const namespace = parseNamespaceGlobal(namespaceAnnotations);
+  if (!namespace.ok) return { export: false, reason: `namespace ${namespace.error}` };
+  if (namespace.value ?? globalNamespacesByDefault) return { export: true, reason: 'namespace is global' };
+  const why = namespace.value === undefined ? 'unannotated namespaces are not global by default' : 'annotated not global';
+  return { export: false, reason: `namespace is not global (${why})` };
+}
+
+/**
  * Whether the clustermesh-apiserver publishes a Service to its peers. Two ways in — a global
  * annotation or an MCS ServiceExport — and two ways out that win over both: a namespace that is
  * not global, and an explicit `shared: "false"` (the owner said "consume, do not export").
@@ -186,16 +199,8 @@ export function shouldExport(
   hasServiceExport: boolean,
   globalNamespacesByDefault: boolean,
 ): ExportDecision {
-  const namespace = parseNamespaceGlobal(namespaceAnnotations);
-  if (!namespace.ok) return { export: false, reason: `namespace ${namespace.error}` };
-  const namespaceGlobal = namespace.value ?? globalNamespacesByDefault;
-  if (!namespaceGlobal) {
-    const why =
-      namespace.value === undefined
-        ? 'unannotated namespaces are not global by default'
-        : 'annotated not global';
-    return { export: false, reason: `namespace is not global (${why})` };
-  }
+  const namespace = namespaceExport(namespaceAnnotations, globalNamespacesByDefault);
+  if (!namespace.export) return namespace;
   if (policy.global && !policy.shared) return { export: false, reason: 'global but shared is false' };
   if (policy.global) return { export: true, reason: 'global and shared' };
   if (hasServiceExport) return { export: true, reason: 'exported by a ServiceExport' };

@@ -1,7 +1,7 @@
 import { decodeIPCacheEntry, encodeIPCacheEntry } from '../../lib/kvstore/codecs.js';
 import { ipcacheKey } from '../../lib/kvstore/keys.js';
 import { podToIPCacheEntries } from '../../clustermesh-apiserver/convert/ipcache.js';
-import { pod } from './fixtures.js';
+import { EXPORT_BY_DEFAULT, pod } from './fixtures.js';
 
 const ID = (2 << 16) | 256;
 
@@ -15,7 +15,7 @@ describe('podToIPCacheEntries', () => {
         { containerPort: 9000 },
       ],
     });
-    const { entries, rejections } = podToIPCacheEntries(p, ID, '10.99.0.12');
+    const { entries, rejections } = podToIPCacheEntries(p, ID, EXPORT_BY_DEFAULT, '10.99.0.12');
     expect(rejections).toEqual([]);
     for (const entry of entries) {
       expect(decodeIPCacheEntry(ipcacheKey(entry.IP), encodeIPCacheEntry(entry))).toEqual({
@@ -32,7 +32,7 @@ describe('podToIPCacheEntries', () => {
   });
 
   it('uses status.hostIP when no node IP is given, and NamedPorts null without named ports', () => {
-    const { entries } = podToIPCacheEntries(pod({ hostIP: '10.99.0.13' }), ID);
+    const { entries } = podToIPCacheEntries(pod({ hostIP: '10.99.0.13' }), ID, EXPORT_BY_DEFAULT);
     expect(entries).toEqual([expect.objectContaining({ HostIP: '10.99.0.13', NamedPorts: null })]);
   });
 
@@ -41,13 +41,14 @@ describe('podToIPCacheEntries', () => {
     ['succeeded pod', pod({ phase: 'Succeeded' })],
     ['failed pod', pod({ phase: 'Failed' })],
   ])('skips a %s without a rejection', (_name, p) => {
-    expect(podToIPCacheEntries(p, ID, '10.99.0.12')).toEqual({ entries: [], rejections: [] });
+    expect(podToIPCacheEntries(p, ID, EXPORT_BY_DEFAULT, '10.99.0.12')).toEqual({ entries: [], rejections: [] });
   });
 
   it('rejects a pod without IP', () => {
     const { entries, rejections } = podToIPCacheEntries(
       pod({ podIPs: [], phase: 'Pending' }),
       ID,
+      EXPORT_BY_DEFAULT,
       '10.99.0.12',
     );
     expect(entries).toEqual([]);
@@ -57,7 +58,7 @@ describe('podToIPCacheEntries', () => {
   });
 
   it('rejects a pod without a valid node IP', () => {
-    const { rejections } = podToIPCacheEntries(pod({}), ID, 'node-a');
+    const { rejections } = podToIPCacheEntries(pod({}), ID, EXPORT_BY_DEFAULT, 'node-a');
     expect(rejections).toEqual([
       expect.objectContaining({ kind: 'Pod', reason: expect.stringContaining('"node-a"') }),
     ]);
@@ -67,11 +68,39 @@ describe('podToIPCacheEntries', () => {
     const { entries, rejections } = podToIPCacheEntries(
       pod({ podIPs: ['10.102.1.5', '10.102.1'] }),
       ID,
+      EXPORT_BY_DEFAULT,
       '10.99.0.12',
     );
     expect(entries.map((e) => e.IP)).toEqual(['10.102.1.5']);
     expect(rejections).toEqual([
       expect.objectContaining({ reason: expect.stringContaining('"10.102.1" is not an IP address') }),
     ]);
+  });
+});
+
+describe('pods of namespaces that are not global', () => {
+  const GLOBAL_NS = { 'clustermesh.io/global': 'true' };
+  const LOCAL_NS = { 'clustermesh.io/global': 'false' };
+  it.each<[string, Record<string, string> | undefined, boolean, string | null]>([
+    ['unannotated namespace, global by default', undefined, true, null],
+    ['unannotated namespace, not global by default', undefined, false, 'namespace is not global (unannotated namespaces are not global by default)'],
+    ['namespace annotated global, not global by default', GLOBAL_NS, false, null],
+    ['namespace annotated not global, global by default', LOCAL_NS, true, 'namespace is not global (annotated not global)'],
+    ['Cilium’s namespace annotation: not global', { 'clustermesh.cilium.io/global': 'false' }, true, 'namespace is not global (annotated not global)'],
+    ['malformed namespace annotation', { 'clustermesh.io/global': 'yes' }, true, expect.stringMatching(/^namespace .*clustermesh\.io\/global/) as unknown as string],
+  ])('%s', (_name, namespaceAnnotations, globalNamespacesByDefault, withheld) => {
+    const result = podToIPCacheEntries(pod({}), ID, { namespaceAnnotations, globalNamespacesByDefault }, '10.99.0.12');
+    if (withheld === null) {
+      expect(result.withheld).toBeUndefined();
+      expect(result.entries.map((e) => e.IP)).toEqual(['10.102.1.5']);
+    } else {
+      expect(result).toEqual({ entries: [], withheld, rejections: [] });
+    }
+  });
+
+  it('withholds before judging the pod: a broken pod of a local namespace is not rejected', () => {
+    const result = podToIPCacheEntries(pod({ podIPs: [], phase: 'Pending' }), ID, { namespaceAnnotations: LOCAL_NS, globalNamespacesByDefault: true }, '10.99.0.12');
+    expect(result.rejections).toEqual([]);
+    expect(result.withheld).toMatch(/not global/);
   });
 });
