@@ -1,8 +1,8 @@
 /**
  * The clustermesh-apiserver, wired as client-go controllers are: informers → per-key work queues →
  * reconcilers that compute records with the pure conversions and hand them to one SyncStore per
- * kvstore prefix. Also: etcd bootstrap, the cluster config key, the heartbeat, peers from the
- * remotes Secret, and the health/metrics server.
+ * kvstore prefix. Also: etcd bootstrap, the cluster config key (kept: cluster-config.ts), the
+ * heartbeat, peers from the remotes Secret, and the health/metrics server.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Etcd3 } from 'etcd3';
@@ -19,7 +19,6 @@ import {
   IPCACHE_PREFIX,
   NODES_PREFIX,
   SERVICES_PREFIX,
-  clusterConfigKey,
   nodesClusterPrefix,
   servicesClusterPrefix,
   syncedCanaryKey,
@@ -28,6 +27,7 @@ import { createStopController, retryUntilAborted, type BackoffOptions } from '..
 import { SyncStore } from '../lib/kvstore/sync-store.js';
 import type { HostPort } from './config.js';
 import { IdentityAllocator, parseExistingIdentities, type ClusterRef } from './convert/index.js';
+import { ClusterConfigKeeper } from './cluster-config.js';
 import { bootstrapEtcd } from './etcd-bootstrap.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { createInformers, type ClusterInformers } from './informers.js';
@@ -74,6 +74,7 @@ export class ApiserverDaemon {
   private readonly abort = createStopController();
   private health: HealthServer | null = null;
   private running: Running | null = null;
+  private clusterConfig: ClusterConfigKeeper | null = null;
   private phase = 'starting';
   private readyFlag = false;
   private stopping: Promise<void> | null = null;
@@ -126,11 +127,15 @@ export class ApiserverDaemon {
     try {
       this.phase = 'bootstrapping etcd';
       await this.retry('bootstrap etcd', () => bootstrapEtcd(client, { cluster: this.opts.cluster.name }));
-      await this.retry('write the cluster config', () => this.writeClusterConfig(client));
+      const clusterConfig = this.keeperOf(client);
+      await this.retry('write the cluster config', () => clusterConfig.writeInitial());
+      this.clusterConfig = clusterConfig;
+      await this.retry('watch the cluster config', () => clusterConfig.watch());
       this.phase = 'restoring identities';
       const allocator = await this.restoreIdentities(client);
       this.running = await this.startSyncing(client, allocator.allocator, allocator.discarded);
     } catch (err) {
+      await this.clusterConfig?.stop();
       client.close();
       throw err;
     }
@@ -146,6 +151,7 @@ export class ApiserverDaemon {
 
   private async shutDown(): Promise<void> {
     this.abort.abort(new Error('daemon stopped'));
+    await this.clusterConfig?.stop();
     const running = this.running;
     if (running) {
       clearInterval(running.heartbeat);
@@ -193,14 +199,18 @@ export class ApiserverDaemon {
     );
   }
 
-  /** Written once per start, and only when it differs: a restart rewrites nothing. */
-  private async writeClusterConfig(client: Etcd3): Promise<void> {
-    const key = clusterConfigKey(this.opts.cluster.name);
-    const value = encodeClusterConfig({
-      id: this.opts.cluster.id,
-      capabilities: { syncedCanaries: true, maxConnectedClusters: MAX_CONNECTED_CLUSTERS },
+  private keeperOf(client: Etcd3): ClusterConfigKeeper {
+    return new ClusterConfigKeeper({
+      client,
+      cluster: this.opts.cluster.name,
+      value: encodeClusterConfig({
+        id: this.opts.cluster.id,
+        capabilities: { syncedCanaries: true, maxConnectedClusters: MAX_CONNECTED_CLUSTERS },
+      }),
+      logger: this.opts.logger.child({ component: 'cluster-config' }),
+      onRestored: (reason) => this.metrics.clusterConfigRestores.inc({ reason }),
+      onError: () => this.metrics.errors.inc({ kind: 'cluster-config' }),
     });
-    if ((await client.get(key).string()) !== value) await client.put(key).value(value).exec();
   }
 
   private async restoreIdentities(

@@ -6,10 +6,12 @@ export interface DaemonMetrics {
   registry: Registry;
   /** informer event → record handed to the kvstore, per queue */
   syncLatency: Histogram<'queue'>;
-  /** errors by kind: etcd, informer:<Kind>, reconcile:<queue>, identity, remotes, heartbeat */
+  /** errors by kind: etcd, informer:<Kind>, reconcile:<queue>, identity, remotes, heartbeat, cluster-config */
   errors: Counter<'kind'>;
   /** Kubernetes objects (or parts of them) skipped as invalid, by object kind */
   rejections: Counter<'kind'>;
+  /** the cluster config key written back after someone else deleted or edited it */
+  clusterConfigRestores: Counter<'reason'>;
 }
 
 export interface MetricSources {
@@ -43,6 +45,12 @@ export function createDaemonMetrics(cluster: string, sources: () => MetricSource
     name: `${PREFIX}rejections_total`,
     help: 'Kubernetes objects or parts of them skipped as invalid, by object kind',
     labelNames: ['kind'],
+    registers,
+  });
+  const clusterConfigRestores = new Counter({
+    name: `${PREFIX}cluster_config_restores_total`,
+    help: 'The cluster config key written back after someone else deleted or edited it, by reason',
+    labelNames: ['reason'],
     registers,
   });
   new Gauge({
@@ -82,5 +90,5 @@ export function createDaemonMetrics(cluster: string, sources: () => MetricSource
       this.set(sources().ready() ? 1 : 0);
     },
   });
-  return { registry, syncLatency, errors, rejections };
+  return { registry, syncLatency, errors, rejections, clusterConfigRestores };
 }

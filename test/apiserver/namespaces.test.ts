@@ -10,8 +10,13 @@ const IPCACHE = 'cilium/state/ip/v1/default/';
 const IDENTITIES = 'cilium/state/identities/v1/id/';
 const namespace = (name: string, global?: string) =>
   withKind('v1', 'Namespace', { metadata: { name, annotations: global === undefined ? {} : { 'clustermesh.io/global': global } } });
-/** no controller manager creates it: pods are refused without their service account */
-const serviceAccount = (ns: string) => withKind('v1', 'ServiceAccount', { metadata: { name: 'default', namespace: ns } });
+/** Pods are refused without their service account, which only a controller manager would create. */
+async function ensureServiceAccount(env: TestEnv, namespace: string): Promise<void> {
+  const account = withKind('v1', 'ServiceAccount', { metadata: { name: 'default', namespace } });
+  await createAll(env.kube, [account]).catch((err: unknown) => {
+    if (!/AlreadyExists|already exists/.test(JSON.stringify((err as { body?: unknown }).body ?? String(err)))) throw err;
+  });
+}
 
 describe('clustermesh-apiserver: pods of namespaces that are not global', () => {
   let env: TestEnv;
@@ -31,11 +36,10 @@ describe('clustermesh-apiserver: pods of namespaces that are not global', () => 
 
   beforeAll(async () => {
     env = await startEnv();
+    await createAll(env.kube, [namespace('shop'), namespace('private', 'false')]);
+    await ensureServiceAccount(env, 'shop');
+    await ensureServiceAccount(env, 'private');
     await createAll(env.kube, [
-      namespace('shop'),
-      namespace('private', 'false'),
-      serviceAccount('shop'),
-      serviceAccount('private'),
       podObj({ name: 'cart-1', namespace: 'shop', labels: { app: 'cart' }, podIPs: ['10.102.1.60'] }),
       podObj({ name: 'vault-1', namespace: 'private', labels: { app: 'vault' }, podIPs: ['10.102.1.61'] }),
     ]);
