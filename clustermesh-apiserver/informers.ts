@@ -4,24 +4,12 @@
 import { ApiException, type KubeConfig, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { errorMessage } from '../lib/errors.js';
-import { ResourceInformer, type ListFn } from '../lib/k8s/informer.js';
+import { ResourceInformer } from '../lib/k8s/informer.js';
 import { clusterResources, namedSecret, type ClusterResources, type ResourceSource } from '../lib/k8s/resources.js';
 
 function describeError(err: unknown): string {
   if (err instanceof ApiException) return `HTTP ${err.code}`;
   return errorMessage(err).split('\n')[0] ?? '';
-}
-
-/** A resource that the cluster may not serve (a CRD not installed) lists as empty until it is. */
-function emptyWhenNotServed<T extends KubernetesObject>(list: ListFn<T>): ListFn<T> {
-  return async () => {
-    try {
-      return await list();
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return { items: [], metadata: {} };
-      throw err;
-    }
-  };
 }
 
 /** An informer per cluster-wide collection of lib/k8s/resources.ts, and one on the remotes Secret. */
@@ -40,10 +28,11 @@ export interface InformerContext {
 
 /** One informer per kind the daemon reads (not started). */
 export function createInformers(ctx: InformerContext): ClusterInformers {
-  const make = <T extends KubernetesObject>(kind: string, source: ResourceSource<T>) =>
+  const make = <T extends KubernetesObject>(kind: string, source: ResourceSource<T>, optional = false) =>
     new ResourceInformer<T>({
       ...source,
       kubeConfig: ctx.kubeConfig,
+      ...(optional ? { optional: { onAbsent: () => ctx.logger.info(`no ${kind} resource in this cluster: MCS exports ignored`) } } : {}),
       onError: (err, { attempt, delayMs }) => {
         ctx.onError?.(kind, err);
         ctx.logger.warn(
@@ -53,14 +42,13 @@ export function createInformers(ctx: InformerContext): ClusterInformers {
       },
     });
   const resources = clusterResources(ctx.kubeConfig);
-  const { serviceExports } = resources;
   return {
     services: make('Service', resources.services),
     endpointSlices: make('EndpointSlice', resources.endpointSlices),
     nodes: make('Node', resources.nodes),
     pods: make('Pod', resources.pods),
     namespaces: make('Namespace', resources.namespaces),
-    serviceExports: make('ServiceExport', { ...serviceExports, list: emptyWhenNotServed(serviceExports.list) }),
+    serviceExports: make('ServiceExport', resources.serviceExports, true),
     remotesSecret: make('Secret', namedSecret(ctx.kubeConfig, ctx.namespace, ctx.remotesSecretName)),
   };
 }

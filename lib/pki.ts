@@ -36,8 +36,10 @@ export interface ServerCertOptions extends Validity {
 }
 
 export interface ClientCertOptions extends Validity {
-  /** The etcd username. */
+  /** The etcd username; for Kubernetes, the user name. */
   commonName: string;
+  /** Subject O entries: Kubernetes reads them as the user's groups (e.g. system:masters). */
+  organizations?: string[];
 }
 
 export type VerifyResult = { ok: true; subjectCN: string; notAfter: Date } | { ok: false; reason: string };
@@ -59,20 +61,25 @@ export async function createCA(commonName: string, validity: Validity = {}): Pro
   return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey) };
 }
 
+/** A bare ECDSA P-256 private key (PKCS#8 PEM), e.g. a service-account token signing key. */
+export async function createPrivateKeyPem(): Promise<string> {
+  return privateKeyPem((await generateKeys()).privateKey);
+}
+
 /** A certificate for a TLS server (also usable as a client: etcd dials itself with it). */
 export async function issueServerCert(ca: CertifiedKey, opts: ServerCertOptions): Promise<CertifiedKey> {
   const names = [
     ...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(opts.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
   ];
-  return issue(ca, opts.commonName, opts, [
+  return issue(ca, [{ CN: [opts.commonName] }], opts, [
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
     new x509.SubjectAlternativeNameExtension(names),
   ]);
 }
 
 export async function issueClientCert(ca: CertifiedKey, opts: ClientCertOptions): Promise<CertifiedKey> {
-  return issue(ca, opts.commonName, opts, [
+  return issue(ca, [...(opts.organizations ?? []).map((o) => ({ O: [o] })), { CN: [opts.commonName] }], opts, [
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
   ]);
 }
@@ -111,7 +118,7 @@ export function certificateCommonName(certPem: string): string {
 
 async function issue(
   ca: CertifiedKey,
-  commonName: string,
+  subject: Array<Record<string, string[]>>,
   validity: Validity,
   extensions: InstanceType<typeof x509.Extension>[],
 ): Promise<CertifiedKey> {
@@ -120,7 +127,7 @@ async function issue(
   const keys = await generateKeys();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
-    subject: [{ CN: [commonName] }],
+    subject,
     issuer: caCert.subject,
     ...validityDates(validity, 365),
     signingAlgorithm: SIGNING_ALGORITHM,

@@ -53,6 +53,12 @@ if [ ! -x .tools/kubectl ] || [ ! -x .tools/helm ]; then
   node scripts/unpack-tools.mjs
 fi
 
+# --- official Kubernetes control plane + etcd, built from their Go modules ----------------------
+# Cached per machine by version (outside the clone); the first build takes a while on 2 cores.
+# CLUSTERMESH_UPSTREAM_BIN=<dir of official binaries> skips the build.
+upstream_bin="$(bash scripts/build-upstream.sh lab)"
+ln -sfn "$upstream_bin" .tools/upstream
+
 # --- BPF object, native addon, TypeScript ----------------------------------------------------
 if [ -f bpf/Makefile ]; then make -s -C bpf; fi
 if [ -f native/binding.gyp ]; then

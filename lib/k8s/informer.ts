@@ -12,6 +12,14 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 
+const DEFAULT_MAX_BACKOFF_MS = 30_000;
+
+/** The HTTP status of a failed list (client-node's ApiException) or watch. */
+export function statusCode(err: unknown): number | undefined {
+  const e = err as { code?: number; statusCode?: number } | undefined;
+  return e?.code ?? e?.statusCode;
+}
+
 export type ListFn<T extends KubernetesObject> = () => Promise<KubernetesListObject<T>>;
 
 export interface InformerHandlers<T> {
@@ -39,6 +47,12 @@ export interface ResourceInformerOptions<T extends KubernetesObject> {
   fieldSelector?: string;
   backoff?: RestartBackoff;
   /**
+   * The cluster may not serve this collection (a CRD that is not installed): a 404 makes it
+   * absent — synced and empty, `onAbsent` told once — and it is looked for again every
+   * `backoff.maxMs`, so installing the CRD later is noticed without a restart.
+   */
+  optional?: { onAbsent(): void };
+  /**
    * Told of each failed list or watch (to log or count it) before the restart is scheduled
    * `delayMs` later; returning a number schedules it that much later instead.
    */
@@ -48,6 +62,7 @@ export interface ResourceInformerOptions<T extends KubernetesObject> {
 export class ResourceInformer<T extends KubernetesObject> {
   private readonly listWatch: ListWatch<T>;
   private listedAndWatching = false;
+  private absent = false;
   private stopped = false;
   /** failed attempts since the last start that listed (if needed) and got its watch going */
   private failures = 0;
@@ -62,9 +77,9 @@ export class ResourceInformer<T extends KubernetesObject> {
     this.listWatch.on('error', (err: unknown) => this.restartAfterError(err));
   }
 
-  /** `synced` has resolved */
+  /** `synced` has resolved: listed and watching, or an optional collection found not served */
   get isSynced(): boolean {
-    return this.listedAndWatching;
+    return this.listedAndWatching || this.absent;
   }
 
   on(handlers: InformerHandlers<T>): void {
@@ -108,15 +123,24 @@ export class ResourceInformer<T extends KubernetesObject> {
     }
     if (this.restartTimer || this.stopped) return;
     this.failures = 0;
+    this.absent = false;
     this.listedAndWatching = true;
     this.resolveSynced();
   }
 
   private restartAfterError(err: unknown): void {
     if (this.stopped || this.restartTimer) return;
-    this.failures++;
-    const backoffMs = this.backoffMs();
-    const delayMs = this.opts.onError(err, { attempt: this.failures, delayMs: backoffMs }) ?? backoffMs;
+    let delayMs: number;
+    if (this.opts.optional && statusCode(err) === 404) {
+      if (!this.absent) this.opts.optional.onAbsent();
+      this.absent = true;
+      this.resolveSynced();
+      delayMs = this.opts.backoff?.maxMs ?? DEFAULT_MAX_BACKOFF_MS;
+    } else {
+      this.failures++;
+      const backoffMs = this.backoffMs();
+      delayMs = this.opts.onError(err, { attempt: this.failures, delayMs: backoffMs }) ?? backoffMs;
+    }
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       void this.run();
@@ -124,7 +148,7 @@ export class ResourceInformer<T extends KubernetesObject> {
   }
 
   private backoffMs(): number {
-    const { minMs = 200, maxMs = 30_000, jitter = false } = this.opts.backoff ?? {};
+    const { minMs = 200, maxMs = DEFAULT_MAX_BACKOFF_MS, jitter = false } = this.opts.backoff ?? {};
     const delayMs = Math.min(minMs * 2 ** (this.failures - 1), maxMs);
     return jitter ? delayMs * (0.5 + Math.random() / 2) : delayMs;
   }

@@ -96,7 +96,7 @@ export function pod(overrides: {
     spec: {
       hostNetwork: overrides.hostNetwork,
       serviceAccountName: overrides.serviceAccountName,
-      containers: [{ name: 'main', ports: overrides.ports }],
+      containers: [{ name: 'main', image: 'echo', ports: overrides.ports }],
     },
     status: {
       phase: overrides.phase ?? 'Running',

@@ -1,4 +1,9 @@
-/** Invalid objects are skipped with a logged, counted rejection while everything else syncs. */
+/**
+ * Invalid objects are skipped with a logged, counted rejection while everything else syncs. The
+ * API server's own validation refuses most malformed objects (an address that does not parse
+ * never reaches the daemon; test/apiserver-convert/service.test.ts covers the daemon's own checks
+ * of EndpointSlice addresses): these are the ones it accepts.
+ */
 import type { ApiserverDaemon } from '../../clustermesh-apiserver/daemon.js';
 import { createAll, endpoint, eps, nodeObj, podObj, svc } from './cluster-fixtures.js';
 import { metricValue, startDaemon, startEnv, stopEnv, valuesUnder, type TestEnv } from './helpers.js';
@@ -11,12 +16,12 @@ describe('clustermesh-apiserver: bad input', () => {
 
   beforeAll(async () => {
     env = await startEnv();
-    createAll(env.kube, [
+    await createAll(env.kube, [
       svc({ name: 'echo' }),
       eps({
         name: 'echo-abc12',
         serviceName: 'echo',
-        endpoints: [endpoint('10.102.1.5'), endpoint('10.102.1.999')],
+        endpoints: [endpoint('10.102.1.5')],
       }),
       svc({ name: 'bad', clusterIPs: ['10.112.0.50'], annotations: { 'clustermesh.io/global': 'maybe' } }),
       nodeObj({ name: 'west-worker' }),
@@ -41,7 +46,6 @@ describe('clustermesh-apiserver: bad input', () => {
 
   it.each([
     ['Service', 'default/bad', /clustermesh\.io\/global/],
-    ['EndpointSlice', 'default/echo-abc12', /10\.102\.1\.999/],
     ['Pod', 'default/noip', /no IP/],
   ])('logs and counts the rejected %s', async (kind, object, reason) => {
     expect(

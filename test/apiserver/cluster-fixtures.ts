@@ -1,6 +1,6 @@
-/** A small cluster as Kubernetes objects (for the lab store), and the records it must produce. */
+/** A small cluster as Kubernetes objects, and the records it must produce. */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { KubeApiServer } from '../../lab/kube-apiserver/server.js';
+import type { KubeApiServer } from '../harness/kube-apiserver.js';
 import { endpoint, node, pod, service, slice } from '../apiserver-convert/fixtures.js';
 import { withKind } from './helpers.js';
 
@@ -63,17 +63,17 @@ export function goldenCluster(): KubernetesObject[] {
   ];
 }
 
-export const ECHO_LABELS =
-  'k8s:app=echo;k8s:io.cilium.k8s.policy.cluster=west;k8s:io.kubernetes.pod.namespace=default;';
-export const API_LABELS =
-  'k8s:app=api;k8s:io.cilium.k8s.policy.cluster=west;k8s:io.kubernetes.pod.namespace=default;';
+// The API server gives every Namespace its kubernetes.io/metadata.name label and every Pod a
+// ServiceAccount; Cilium puts both into the identity's labels.
+export const DEFAULT_NAMESPACE_LABELS =
+  'k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=default;k8s:io.cilium.k8s.policy.cluster=west;k8s:io.cilium.k8s.policy.serviceaccount=default;k8s:io.kubernetes.pod.namespace=default;';
+export const ECHO_LABELS = `k8s:app=echo;${DEFAULT_NAMESPACE_LABELS}`;
+export const API_LABELS = `k8s:app=api;${DEFAULT_NAMESPACE_LABELS}`;
 
-type StoreObject = Parameters<KubeApiServer['store']['create']>[0];
-
-export function createAll(kube: KubeApiServer, objects: KubernetesObject[]): void {
-  for (const obj of objects) kube.store.create(obj as StoreObject);
+export async function createAll(kube: KubeApiServer, objects: KubernetesObject[]): Promise<void> {
+  for (const obj of objects) await kube.objects.create(obj);
 }
 
-export function update(kube: KubeApiServer, obj: KubernetesObject): void {
-  kube.store.update(obj as StoreObject);
+export async function update(kube: KubeApiServer, obj: KubernetesObject): Promise<void> {
+  await kube.objects.update(obj);
 }

@@ -32,7 +32,7 @@ describe('clustermesh-apiserver: golden sync of a small cluster', () => {
 
   beforeAll(async () => {
     env = await startEnv();
-    createAll(env.kube, goldenCluster());
+    await createAll(env.kube, goldenCluster());
     daemon = await startDaemon(env);
     await daemon.ready;
   });
@@ -150,7 +150,7 @@ describe('clustermesh-apiserver: golden sync of a small cluster', () => {
 
   it('deletes the key of a deleted Service', async () => {
     const deletesBefore = daemon.stores.services.counters.deletes;
-    env.kube.store.delete({ apiVersion: 'v1', kind: 'Service' }, 'default', 'api');
+    await env.kube.objects.delete({ apiVersion: 'v1', kind: 'Service' }, 'default', 'api');
     await waitFor(
       'the api service key to go',
       async () => (await env.admin.get(`${SVC}/api`).string()) === null,

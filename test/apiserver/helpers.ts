@@ -1,5 +1,5 @@
 /**
- * A real etcd (TLS, client-cert auth) + the lab Kubernetes API server, and the daemon's modules
+ * A real etcd (TLS, client-cert auth) + the official kube-apiserver, and the daemon's modules
  * running in-process against them, with its logs captured.
  */
 import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
@@ -7,7 +7,7 @@ import type { Etcd3 } from 'etcd3';
 import { pino, type Logger } from 'pino';
 import { ApiserverDaemon, type DaemonOptions } from '../../clustermesh-apiserver/daemon.js';
 import { ADMIN_USER } from '../../lib/kvstore/users.js';
-import { startKubeApiServer, type KubeApiServer } from '../../lab/kube-apiserver/server.js';
+import { startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
 import { createEtcdClient } from '../../lib/kvstore/etcd.js';
 import { EtcdHarness } from '../harness/etcd.js';
 import { waitFor } from '../kvstore/helpers.js';
@@ -32,7 +32,8 @@ export async function startEnv(): Promise<TestEnv> {
   const etcd = await EtcdHarness.start();
   let kube: KubeApiServer | undefined;
   try {
-    kube = await startKubeApiServer();
+    // the fixtures' ClusterIPs are west's (lab/topology/plan.ts)
+    kube = await startKubeApiServer({ serviceCIDRs: ['10.112.0.0/16', 'fd99:112::/108'], serviceExports: true });
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromString(kube.kubeconfig('test'));
     const admin = createEtcdClient(await etcd.clientConfig(ADMIN_USER));
@@ -106,7 +107,7 @@ export async function valuesUnder(client: Etcd3, prefix: string): Promise<Record
   return client.getAll().prefix(prefix).strings();
 }
 
-/** Adds apiVersion/kind so the lab store accepts the objects the conversion fixtures build. */
+/** Adds apiVersion/kind so the API server accepts the objects the conversion fixtures build. */
 export function withKind<T extends KubernetesObject>(
   apiVersion: string,
   kind: string,

@@ -51,7 +51,7 @@ describe('clustermesh-apiserver: peers from the remotes Secret', () => {
 
   beforeAll(async () => {
     env = await startEnv();
-    createAll(env.kube, [withKind('v1', 'Namespace', { metadata: { name: NAMESPACE } }), ...goldenCluster()]);
+    await createAll(env.kube, [withKind('v1', 'Namespace', { metadata: { name: NAMESPACE } }), ...goldenCluster()]);
     // a peer left over from an earlier life of this etcd, no longer in any Secret
     await addRemoteUser(env.admin, CLUSTER.name, 'ghost');
     await (
@@ -65,7 +65,7 @@ describe('clustermesh-apiserver: peers from the remotes Secret', () => {
   });
 
   it('creates remote-<peer> for a new key, which can read and cannot write', async () => {
-    createAll(env.kube, [remotesSecret(['east'])]);
+    await createAll(env.kube, [remotesSecret(['east'])]);
     await peersAre(['east']);
     const east = await remoteClient('east');
     expect(await east.get(ECHO_KEY).string()).toContain('"name":"echo"');
@@ -76,7 +76,7 @@ describe('clustermesh-apiserver: peers from the remotes Secret', () => {
   });
 
   it('removes the user of a removed key, which can then read nothing', async () => {
-    update(env.kube, remotesSecret(['north']));
+    await update(env.kube, remotesSecret(['north']));
     await peersAre(['north']);
     const east = await remoteClient('east');
     expect(await failure(east.get(ECHO_KEY).exec())).toBe('permission-denied');

@@ -29,7 +29,7 @@ describe('clustermesh-apiserver as a process', () => {
   beforeAll(async () => {
     if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first (npx tsc -p tsconfig.json)`);
     env = await startEnv();
-    createAll(env.kube, goldenCluster());
+    await createAll(env.kube, goldenCluster());
     dir = await mkdtemp(join(tmpdir(), 'clustermesh-apiserver-test-'));
     const admin = await env.etcd.clientCert(ADMIN_USER);
     await writeFile(join(dir, 'ca.crt'), env.etcd.ca.certPem);

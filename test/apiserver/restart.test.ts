@@ -5,7 +5,7 @@
 import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { ApiserverDaemon, StoreName } from '../../clustermesh-apiserver/daemon.js';
 import { CuttableProxy } from '../kvstore/helpers.js';
-import { ECHO_LABELS, createAll, endpoint, eps, goldenCluster, podObj, svc } from './cluster-fixtures.js';
+import { API_LABELS, DEFAULT_NAMESPACE_LABELS, ECHO_LABELS, createAll, endpoint, eps, goldenCluster, podObj, svc } from './cluster-fixtures.js';
 import {
   snapshot,
   startDaemon,
@@ -61,7 +61,7 @@ describe('clustermesh-apiserver: initial sync, canaries and restarts', () => {
 
   beforeAll(async () => {
     env = await startEnv();
-    createAll(env.kube, [...goldenCluster(), ...moreObjects()]);
+    await createAll(env.kube, [...goldenCluster(), ...moreObjects()]);
   });
   afterAll(async () => {
     await proxy?.close();
@@ -74,7 +74,7 @@ describe('clustermesh-apiserver: initial sync, canaries and restarts', () => {
     await proxy.cut();
     const throughProxy = new KubeConfig();
     throughProxy.loadFromString(
-      env.kube.kubeconfig('proxied').replace(env.kube.url, `http://127.0.0.1:${proxy.port}`),
+      env.kube.kubeconfig('proxied').replace(env.kube.url, `https://127.0.0.1:${proxy.port}`),
     );
     const daemon = await startDaemon(env, { kubeConfig: throughProxy });
 
@@ -118,8 +118,8 @@ describe('clustermesh-apiserver: initial sync, canaries and restarts', () => {
     const identitiesBefore = await valuesUnder(env.admin, IDS);
     const idOf = (ids: Record<string, string>, labels: string) =>
       Object.entries(ids).find(([, value]) => value === labels)?.[0];
-    env.kube.store.delete({ apiVersion: 'v1', kind: 'Pod' }, 'default', 'api-1');
-    createAll(env.kube, [
+    await env.kube.objects.delete({ apiVersion: 'v1', kind: 'Pod' }, 'default', 'api-1');
+    await createAll(env.kube, [
       podObj({ name: 'echo-3', podIPs: ['10.102.1.77'] }),
       podObj({ name: 'fresh-1', labels: { app: 'fresh' }, podIPs: ['10.102.1.78'] }),
     ]);
@@ -131,10 +131,10 @@ describe('clustermesh-apiserver: initial sync, canaries and restarts', () => {
     const removed = Object.keys(identitiesBefore).filter((key) => !(key in identitiesAfter));
     const added = Object.keys(identitiesAfter).filter((key) => !(key in identitiesBefore));
     expect(removed.map((key) => identitiesBefore[key])).toEqual([
-      'k8s:app=api;k8s:io.cilium.k8s.policy.cluster=west;k8s:io.kubernetes.pod.namespace=default;',
+      API_LABELS,
     ]);
     expect(added.map((key) => identitiesAfter[key])).toEqual([
-      'k8s:app=fresh;k8s:io.cilium.k8s.policy.cluster=west;k8s:io.kubernetes.pod.namespace=default;',
+      `k8s:app=fresh;${DEFAULT_NAMESPACE_LABELS}`,
     ]);
     expect(counters(daemon)).toEqual({
       services: ZERO,

@@ -13,7 +13,7 @@ describe('clustermesh-apiserver: export sources, heartbeat and health endpoints'
 
   beforeAll(async () => {
     env = await startEnv();
-    createAll(env.kube, [
+    await createAll(env.kube, [
       withKind('v1', 'Namespace', { metadata: { name: 'shop' } }),
       svc({ name: 'cart', namespace: 'shop', clusterIPs: ['10.112.0.60'] }),
       eps({ name: 'cart-1', namespace: 'shop', serviceName: 'cart', endpoints: [endpoint('10.102.1.60')] }),
@@ -29,9 +29,9 @@ describe('clustermesh-apiserver: export sources, heartbeat and health endpoints'
     const exported = withKind('multicluster.x-k8s.io/v1alpha1', 'ServiceExport', {
       metadata: { name: 'mcs', namespace: 'default' },
     });
-    createAll(env.kube, [exported]);
+    await createAll(env.kube, [exported]);
     await waitFor('the exported service', exists(env, key('default', 'mcs')));
-    env.kube.store.delete(exported, 'default', 'mcs');
+    await env.kube.objects.delete(exported, 'default', 'mcs');
     await waitFor('the unexported service to go', gone(env, key('default', 'mcs')));
   });
 
@@ -41,9 +41,9 @@ describe('clustermesh-apiserver: export sources, heartbeat and health endpoints'
       withKind('v1', 'Namespace', {
         metadata: { name: 'shop', annotations: { 'clustermesh.io/global': global } },
       });
-    update(env.kube, shop('false'));
+    await update(env.kube, shop('false'));
     await waitFor('cart to be withdrawn', gone(env, key('shop', 'cart')));
-    update(env.kube, shop('true'));
+    await update(env.kube, shop('true'));
     await waitFor('cart to be back', exists(env, key('shop', 'cart')));
   });
 

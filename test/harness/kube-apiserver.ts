@@ -1,0 +1,288 @@
+/**
+ * A real Kubernetes API for tests: the official etcd + kube-apiserver (and, when asked,
+ * kube-controller-manager + kube-scheduler) built by scripts/build-upstream.sh, on free loopback
+ * ports, with the command lines the lab uses (lab/control-plane/). `close()` always cleans up.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig, type KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
+import { parse, stringify } from 'yaml';
+import { startControlPlane } from '../../lab/control-plane/index.js';
+import { upstreamBinDir } from '../../lab/control-plane/binaries.js';
+import { freePort } from './etcd.js';
+import type { Requirement } from './requirements.js';
+
+export interface KubeApiServer {
+  url: string;
+  /** A kubeconfig (YAML) for a cluster admin whose current context is `contextName`. */
+  kubeconfig(contextName?: string): string;
+  /** client-node's KubeConfig for the admin */
+  kubeConfig(): KubeConfig;
+  /** typed-free object access as the admin, for test fixtures */
+  objects: TestObjects;
+  /** a kubeconfig (YAML) for the kubelet of `node` */
+  kubeletKubeconfig(node: string): Promise<string>;
+  /** Stops every program and removes its files. */
+  close(): Promise<void>;
+}
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+}
+
+/**
+ * Fixture writes the way a test means them: `create` also creates a missing namespace and writes
+ * the `status` it was given through the status subresource (the API server drops a Pod's or
+ * Node's status on create; kubelets write it afterwards).
+ */
+export interface TestObjects {
+  create<T extends KubernetesObject>(object: T): Promise<T>;
+  /** replaces spec/metadata (and status, when given) of an existing object */
+  update<T extends KubernetesObject>(object: T): Promise<T>;
+  get(ref: ObjectRef, namespace: string | undefined, name: string): Promise<KubernetesObject & Record<string, unknown>>;
+  exists(ref: ObjectRef, namespace: string | undefined, name: string): Promise<boolean>;
+  delete(ref: ObjectRef, namespace: string | undefined, name: string): Promise<void>;
+  /** the highest resourceVersion the cluster has handed out (changes on every write) */
+  resourceVersion(): Promise<string>;
+}
+
+const STATUS_KINDS = new Set(['Pod', 'Node', 'Service']);
+
+export function testObjects(kc: KubeConfig): TestObjects {
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  const head = (ref: ObjectRef, namespace: string | undefined, name: string) =>
+    ({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name, ...(namespace ? { namespace } : {}) } }) as KubernetesObject & {
+      metadata: { name: string };
+    };
+  const writeStatus = async <T extends KubernetesObject>(object: T, written: KubernetesObject): Promise<T> => {
+    const status = (object as { status?: unknown }).status;
+    if (!status || !STATUS_KINDS.has(object.kind ?? '')) return written as T;
+    const path = `${apiPath(object)}/status`;
+    const body = { ...written, status };
+    return (await requestJson(kc, 'PUT', path, body)) as T;
+  };
+  const createIfMissing = async (object: KubernetesObject) => {
+    try {
+      await api.create(object);
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409) throw err;
+    }
+  };
+  // What kube-controller-manager's service-account controller would have made (the ServiceAccount
+  // admission plugin refuses a Pod whose ServiceAccount does not exist).
+  const ensureNamespaceOf = async (object: KubernetesObject) => {
+    const namespace = object.metadata?.namespace;
+    if (!namespace || object.kind === 'Namespace') return;
+    await createIfMissing({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+    if (object.kind !== 'Pod') return;
+    const serviceAccount = (object as { spec?: { serviceAccountName?: string } }).spec?.serviceAccountName ?? 'default';
+    await createIfMissing({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: serviceAccount, namespace } } as KubernetesObject);
+  };
+  return {
+    async create(object) {
+      await ensureNamespaceOf(object);
+      return writeStatus(object, await api.create(object));
+    },
+    async update(object) {
+      const current = await api.read(head(object as ObjectRef, object.metadata?.namespace, object.metadata!.name!));
+      const written = await api.replace({ ...object, metadata: { ...object.metadata, resourceVersion: current.metadata?.resourceVersion } });
+      return writeStatus(object, written);
+    },
+    async get(ref, namespace, name) {
+      return (await api.read(head(ref, namespace, name))) as KubernetesObject & Record<string, unknown>;
+    },
+    async exists(ref, namespace, name) {
+      try {
+        await api.read(head(ref, namespace, name));
+        return true;
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return false;
+        throw err;
+      }
+    },
+    async delete(ref, namespace, name) {
+      try {
+        await api.delete(head(ref, namespace, name), undefined, undefined, 0);
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw err;
+      }
+    },
+    async resourceVersion() {
+      const list = (await requestJson(kc, 'GET', '/api/v1/namespaces?limit=1')) as { metadata: { resourceVersion: string } };
+      return list.metadata.resourceVersion;
+    },
+  };
+}
+
+function apiPath(object: KubernetesObject): string {
+  const group = object.apiVersion!.includes('/') ? `/apis/${object.apiVersion}` : `/api/${object.apiVersion}`;
+  const plural = `${object.kind!.toLowerCase()}s`;
+  const ns = object.metadata?.namespace ? `/namespaces/${object.metadata.namespace}` : '';
+  return `${group}${ns}/${plural}/${object.metadata!.name}`;
+}
+
+async function requestJson(kc: KubeConfig, method: string, path: string, body?: unknown): Promise<unknown> {
+  const cluster = kc.getCurrentCluster()!;
+  const opts: import('node:https').RequestOptions = { method, headers: { 'content-type': 'application/json' } };
+  await kc.applyToHTTPSOptions(opts);
+  const { request } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = request(`${cluster.server}${path}`, opts, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () =>
+        (res.statusCode ?? 500) < 300 ? resolve(JSON.parse(text)) : reject(Object.assign(new Error(`${method} ${path}: ${res.statusCode} ${text}`), { code: res.statusCode })),
+      );
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(JSON.stringify(body));
+    req.end();
+  });
+}
+
+/**
+ * The Kubernetes MCS API's ServiceExport (group multicluster.x-k8s.io, v1alpha1), which clusters
+ * install as a CRD; here with a schema that keeps whatever status an implementation writes.
+ */
+export const SERVICE_EXPORT_CRD = {
+  apiVersion: 'apiextensions.k8s.io/v1',
+  kind: 'CustomResourceDefinition',
+  metadata: { name: 'serviceexports.multicluster.x-k8s.io' },
+  spec: {
+    group: 'multicluster.x-k8s.io',
+    scope: 'Namespaced',
+    names: { kind: 'ServiceExport', listKind: 'ServiceExportList', plural: 'serviceexports', singular: 'serviceexport' },
+    versions: [
+      {
+        name: 'v1alpha1',
+        served: true,
+        storage: true,
+        schema: {
+          openAPIV3Schema: {
+            type: 'object',
+            properties: { status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+          },
+        },
+      },
+    ],
+  },
+};
+
+export interface KubeApiServerOptions {
+  /** also run kube-controller-manager and kube-scheduler (EndpointSlices, Deployments, …) */
+  controllers?: boolean;
+  /** install the ServiceExport CRD and wait until it is served */
+  serviceExports?: boolean;
+  serviceCIDRs?: string[];
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => running.forEach((c) => c.kill('SIGKILL')));
+
+export function kubeBinariesRequirement(): Requirement {
+  const dir = upstreamBinDir();
+  return { met: existsSync(join(dir, 'kube-apiserver')), unmet: `official kube-apiserver not built (${dir}): run npm run setup` };
+}
+
+export async function startKubeApiServer(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'clustermesh-kube-'));
+  const children: ChildProcess[] = [];
+  const tails = new Map<ChildProcess, string[]>();
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            c.once('exit', () => resolve());
+            c.kill('SIGTERM');
+            setTimeout(() => c.kill('SIGKILL'), 3000).unref();
+          }),
+      ),
+    );
+    children.forEach((c) => running.delete(c));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const [apiPort, etcdClientPort, etcdPeerPort] = [await freePort(), await freePort(), await freePort()];
+    const cp = await startControlPlane(
+      {
+        clusterName: 'test',
+        dir,
+        advertiseAddress: '127.0.0.1',
+        bindAddress: '127.0.0.1',
+        apiPort,
+        etcdClientPort,
+        etcdPeerPort,
+        serviceCIDRs: options.serviceCIDRs ?? ['10.96.0.0/16'],
+        controllers: options.controllers ?? false,
+      },
+      (name, command, args) => {
+        const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        const tail: string[] = [];
+        const keep = (chunk: Buffer) => {
+          tail.push(...chunk.toString().split('\n').filter(Boolean));
+          tail.splice(0, Math.max(0, tail.length - 20));
+        };
+        child.stdout!.on('data', keep);
+        child.stderr!.on('data', keep);
+        children.push(child);
+        running.add(child);
+        tails.set(child, tail);
+        return { alive: () => child.exitCode === null && child.signalCode === null, logTail: () => `${name}: ${tail.slice(-5).join(' / ')}` };
+      },
+    );
+    const adminYaml = readFileSync(cp.adminKubeconfig, 'utf8');
+    const kubeconfig = (contextName = 'lab') => renameContext(adminYaml, contextName);
+    const kc = new KubeConfig();
+    kc.loadFromString(adminYaml);
+    if (options.serviceExports) await installServiceExports(kc);
+    return {
+      objects: testObjects(kc),
+      url: cp.url,
+      kubeconfig,
+      kubeConfig: () => {
+        const kc = new KubeConfig();
+        kc.loadFromString(adminYaml);
+        return kc;
+      },
+      kubeletKubeconfig: async (node) => readFileSync(await cp.kubeletKubeconfig(node), 'utf8'),
+      close: stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function installServiceExports(kc: KubeConfig): Promise<void> {
+  await KubernetesObjectApi.makeApiClient(kc).create(SERVICE_EXPORT_CRD);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await requestJson(kc, 'GET', '/apis/multicluster.x-k8s.io/v1alpha1/serviceexports?limit=1');
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`the ServiceExport CRD was not served within 30 s: ${(err as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+/** The same kubeconfig with its one cluster, user and context named `name`. Pure. */
+export function renameContext(yaml: string, name: string): string {
+  const doc = parse(yaml) as {
+    clusters: Array<{ name: string }>;
+    users: Array<{ name: string }>;
+    contexts: Array<{ name: string; context: { cluster: string; user: string } }>;
+    'current-context': string;
+  };
+  doc.clusters[0]!.name = name;
+  doc.users[0]!.name = name;
+  doc.contexts[0] = { name, context: { cluster: name, user: name } };
+  doc['current-context'] = name;
+  return stringify(doc);
+}
