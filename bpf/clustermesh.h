@@ -40,7 +40,6 @@
 #define CM_SERVICE_MAP_MAX_ENTRIES 262144
 #define CM_BACKEND_MAP_MAX_ENTRIES 262144
 #define CM_REV_NAT_MAP_MAX_ENTRIES 65536 /* rev_nat_index is a __u16 */
-#define CM_SOCK_MAP_MAX_ENTRIES    65536 /* LRU: per-socket reverse NAT and UDP stickiness */
 /* Per family: every pod, node and CIDR entry the remote clusters publish (Cilium's ipcache
  * holds 512k; ours only the remote clusters' share of it). */
 #define CM_IPCACHE_MAP_MAX_ENTRIES 262144
@@ -82,38 +81,6 @@ struct lb4_reverse_nat {
 	__u8 pad[2];
 };
 
-/* cm_lb4_sk_rnat key: what a translated socket sees as its peer (Cilium's ipv4_revnat_tuple). */
-struct lb4_sock_rnat_key {
-	__u64 cookie;
-	__be32 address; /* backend */
-	__be16 port;
-	__u8 pad[2];
-};
-
-/* cm_lb4_sk_rnat value: what the application must see instead (recvmsg, getpeername). */
-struct lb4_sock_rnat_value {
-	__be32 address; /* VIP */
-	__be16 port;
-	__u16 rev_nat_index; /* checked against cm_lb4_rnat so a stale entry never rewrites */
-};
-
-/* cm_lb4_affin key: UDP stickiness, one backend per (socket, frontend). */
-struct lb4_affinity_key {
-	__u64 cookie;
-	__be32 address; /* VIP */
-	__be16 dport;
-	__u8 proto;
-	__u8 pad;
-};
-
-/* cm_lb4_affin / cm_lb6_affin value: the chosen slot is re-checked on every use, so a backend
- * that left the active slots is never reused. */
-struct lb_affinity_value {
-	__u32 backend_id;
-	__u16 backend_slot;
-	__u8 pad[2];
-};
-
 /* ---- IPv6 -------------------------------------------------------------------------------- */
 
 union v6addr {
@@ -152,26 +119,56 @@ struct lb6_reverse_nat {
 	__u8 pad[2];
 };
 
-struct lb6_sock_rnat_key {
-	__u64 cookie;
-	union v6addr address;
-	__be16 port;
-	__u8 pad[6];
+/* ---- per-socket state (cm_sock4 / cm_sock6: socket-local storage) ---------------------- */
+
+/* What one socket addressed and where the programs sent it: the reverse NAT of recvmsg() and
+ * getpeername(), and the backend an unconnected UDP socket sticks to. It lives in the socket's
+ * own storage (BPF_MAP_TYPE_SK_STORAGE), not in a node-wide LRU keyed by socket cookie: a shared
+ * LRU let short TCP connections evict a long-lived UDP socket's entry, whose replies then came
+ * from the backend's address (DNS and QUIC clients drop those). Socket storage has no capacity to
+ * share and goes away with its socket; each socket holds CM_SOCK_PEERS frontends, and only an
+ * unconnected UDP socket addressing more frontends than that replaces one of its own entries
+ * (counted in CM_STAT_SOCK_PEER_REPLACED). bpf_sk_storage_get is allowed in cgroup/sock_addr
+ * programs on this kernel (`bpftool feature probe`). The IPv4 table also serves IPv4-mapped
+ * destinations (::ffff:<VIP>) of dual-stack IPv6 sockets. */
+#define CM_SOCK_PEERS 4 /* a power of two: the replacement index is masked with it */
+
+struct sock4_peer {
+	__be32 frontend;      /* the VIP the application addressed */
+	__be32 backend;
+	__be16 frontend_port;
+	__be16 backend_port;
+	__u32 backend_id;     /* UDP stickiness: reused while it still sits in backend_slot */
+	__u16 backend_slot;   /* 1..count; 0 marks an unused entry */
+	__u16 rev_nat_index;  /* checked against cm_lb4_rnat so a stale entry never rewrites */
 };
 
-struct lb6_sock_rnat_value {
-	union v6addr address;
-	__be16 port;
+struct sock4_peers {
+	struct sock4_peer peer[CM_SOCK_PEERS];
+	__u32 next_replaced; /* round robin over peer[] once all are in use */
+};
+
+struct sock6_peer {
+	union v6addr frontend;
+	union v6addr backend;
+	__be16 frontend_port;
+	__be16 backend_port;
+	__u32 backend_id;
+	__u16 backend_slot;
 	__u16 rev_nat_index;
 };
 
-struct lb6_affinity_key {
-	__u64 cookie;
-	union v6addr address;
-	__be16 dport;
-	__u8 proto;
-	__u8 pad[5];
+struct sock6_peers {
+	struct sock6_peer peer[CM_SOCK_PEERS];
+	__u32 next_replaced;
 };
+
+/* ---- counters (cm_stats: per-CPU array of __u64, index CM_STAT_*) ------------------------ */
+
+/* What the programs could not do; lib/datapath reads the sums (Datapath.programStats()). */
+#define CM_STAT_SOCK_STATE_FAILED  0 /* no socket storage (ENOMEM): translated, but replies show the backend */
+#define CM_STAT_SOCK_PEER_REPLACED 1 /* a socket addressed more than CM_SOCK_PEERS frontends */
+#define CM_STATS_COUNT             2
 
 /* ---- remote ipcache (cm_ipcache4 / cm_ipcache6): address -> identity, cluster ----------- */
 
@@ -204,17 +201,14 @@ _Static_assert(sizeof(struct lb4_key) == 12, "lb4_key");
 _Static_assert(sizeof(struct lb4_service) == 12, "lb4_service");
 _Static_assert(sizeof(struct lb4_backend) == 12, "lb4_backend");
 _Static_assert(sizeof(struct lb4_reverse_nat) == 8, "lb4_reverse_nat");
-_Static_assert(sizeof(struct lb4_sock_rnat_key) == 16, "lb4_sock_rnat_key");
-_Static_assert(sizeof(struct lb4_sock_rnat_value) == 8, "lb4_sock_rnat_value");
-_Static_assert(sizeof(struct lb4_affinity_key) == 16, "lb4_affinity_key");
-_Static_assert(sizeof(struct lb_affinity_value) == 8, "lb_affinity_value");
 _Static_assert(sizeof(struct lb6_key) == 24, "lb6_key");
 _Static_assert(sizeof(struct lb6_service) == 12, "lb6_service");
 _Static_assert(sizeof(struct lb6_backend) == 24, "lb6_backend");
 _Static_assert(sizeof(struct lb6_reverse_nat) == 20, "lb6_reverse_nat");
-_Static_assert(sizeof(struct lb6_sock_rnat_key) == 32, "lb6_sock_rnat_key");
-_Static_assert(sizeof(struct lb6_sock_rnat_value) == 20, "lb6_sock_rnat_value");
-_Static_assert(sizeof(struct lb6_affinity_key) == 32, "lb6_affinity_key");
+_Static_assert(sizeof(struct sock4_peer) == 20, "sock4_peer");
+_Static_assert(sizeof(struct sock4_peers) == 84, "sock4_peers");
+_Static_assert(sizeof(struct sock6_peer) == 44, "sock6_peer");
+_Static_assert(sizeof(struct sock6_peers) == 180, "sock6_peers");
 _Static_assert(sizeof(struct ipcache4_key) == 8, "ipcache4_key");
 _Static_assert(sizeof(struct ipcache6_key) == 20, "ipcache6_key");
 _Static_assert(sizeof(struct ipcache_value) == 8, "ipcache_value");

@@ -9,6 +9,7 @@
  * connect() proceeds to the VIP itself (and, with no route for it, fails as unreachable).
  */
 #include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "clustermesh.h"
@@ -45,21 +46,14 @@ struct {
 	PIN_BY_NAME;
 } cm_lb4_rnat SEC(".maps");
 
+/* Per-socket state (why socket storage and not an LRU: bpf/clustermesh.h, struct sock4_peers). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct lb4_sock_rnat_key);
-	__type(value, struct lb4_sock_rnat_value);
-	__uint(max_entries, CM_SOCK_MAP_MAX_ENTRIES);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__type(key, int);
+	__type(value, struct sock4_peers);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	PIN_BY_NAME;
-} cm_lb4_sk_rnat SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct lb4_affinity_key);
-	__type(value, struct lb_affinity_value);
-	__uint(max_entries, CM_SOCK_MAP_MAX_ENTRIES);
-	PIN_BY_NAME;
-} cm_lb4_affin SEC(".maps");
+} cm_sock4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -89,20 +83,21 @@ struct {
 } cm_lb6_rnat SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct lb6_sock_rnat_key);
-	__type(value, struct lb6_sock_rnat_value);
-	__uint(max_entries, CM_SOCK_MAP_MAX_ENTRIES);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__type(key, int);
+	__type(value, struct sock6_peers);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	PIN_BY_NAME;
-} cm_lb6_sk_rnat SEC(".maps");
+} cm_sock6 SEC(".maps");
 
+/* Failures the programs cannot report to the caller (they always let the syscall proceed). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct lb6_affinity_key);
-	__type(value, struct lb_affinity_value);
-	__uint(max_entries, CM_SOCK_MAP_MAX_ENTRIES);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, CM_STATS_COUNT);
 	PIN_BY_NAME;
-} cm_lb6_affin SEC(".maps");
+} cm_stats SEC(".maps");
 
 /* Remote ipcache: written by the agent, read by `clustermesh identity` through the agent. No
  * program looks them up yet (the datapath enforces no policy); libbpf creates and pins every map
@@ -172,6 +167,21 @@ static __always_inline int ip6_equal(const union v6addr *a, const union v6addr *
 	return a->p[0] == b->p[0] && a->p[1] == b->p[1] && a->p[2] == b->p[2] && a->p[3] == b->p[3];
 }
 
+/* ::ffff:a.b.c.d, what a dual-stack AF_INET6 socket (not IPV6_V6ONLY) uses for an IPv4 peer. The
+ * kernel runs only the *6 hooks for it, so they balance it with the IPv4 maps. */
+static __always_inline int ip6_is_v4mapped(const union v6addr *a)
+{
+	return a->p[0] == 0 && a->p[1] == 0 && a->p[2] == bpf_htonl(0xffff);
+}
+
+static __always_inline void count_stat(__u32 index)
+{
+	__u64 *n = bpf_map_lookup_elem(&cm_stats, &index);
+
+	if (n)
+		*n += 1; /* per-CPU slot: no other CPU writes it */
+}
+
 /* A random slot in 1..count (count > 0 is checked by the caller). */
 static __always_inline __u16 random_active_slot(__u16 count)
 {
@@ -179,11 +189,26 @@ static __always_inline __u16 random_active_slot(__u16 count)
 }
 
 /* A remembered UDP choice is reused only while that backend still sits in the same active slot. */
-static __always_inline int affinity_still_valid(const struct lb_affinity_value *aff, __u16 count,
+static __always_inline int affinity_still_valid(__u16 remembered_slot, __u32 remembered_id, __u16 count,
 						__u32 slot_backend_id)
 {
-	return aff->backend_slot >= 1 && aff->backend_slot <= count &&
-	       slot_backend_id != CM_BACKEND_ID_NONE && slot_backend_id == aff->backend_id;
+	return remembered_slot >= 1 && remembered_slot <= count &&
+	       slot_backend_id != CM_BACKEND_ID_NONE && slot_backend_id == remembered_id;
+}
+
+/* The socket's state, created on first use; NULL (counted) only when the kernel has no memory.
+ * Translation still happens then: the connection works, only its peer shows the backend. */
+static __always_inline void *sock_state(struct bpf_sock_addr *ctx, void *map, int create)
+{
+	struct bpf_sock *sk = ctx->sk;
+	void *state;
+
+	if (!sk)
+		return NULL;
+	state = bpf_sk_storage_get(map, sk, NULL, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	if (!state && create)
+		count_stat(CM_STAT_SOCK_STATE_FAILED);
+	return state;
 }
 
 /* ---- IPv4 ---------------------------------------------------------------------------------- */
@@ -194,103 +219,155 @@ static __always_inline const struct lb4_service *lb4_slot(struct lb4_key *key, _
 	return bpf_map_lookup_elem(&cm_lb4_svc, key);
 }
 
-/* Picks the slot for this socket: sticky per socket for UDP, random per connect for TCP. */
-static __always_inline const struct lb4_service *lb4_pick(struct lb4_key *key, __u16 count, __u64 cookie)
+static __always_inline struct sock4_peer *sock4_by_frontend(struct sock4_peers *peers, __be32 address, __be16 port)
 {
-	struct lb4_affinity_key akey = {
-		.cookie = cookie, .address = key->address, .dport = key->dport, .proto = key->proto,
-	};
-	struct lb_affinity_value aval = {};
-	const struct lb_affinity_value *aff;
-	const struct lb4_service *slot_entry;
+#pragma unroll
+	for (int i = 0; i < CM_SOCK_PEERS; i++) {
+		struct sock4_peer *p = &peers->peer[i];
 
-	if (key->proto != CM_PROTO_UDP)
-		return lb4_slot(key, random_active_slot(count));
-
-	aff = bpf_map_lookup_elem(&cm_lb4_affin, &akey);
-	if (aff) {
-		slot_entry = lb4_slot(key, aff->backend_slot);
-		if (affinity_still_valid(aff, count, slot_entry ? slot_entry->backend_id : CM_BACKEND_ID_NONE))
-			return slot_entry;
+		if (p->backend_slot != 0 && p->frontend == address && p->frontend_port == port)
+			return p;
 	}
-	aval.backend_slot = random_active_slot(count);
-	slot_entry = lb4_slot(key, aval.backend_slot);
-	if (!slot_entry)
-		return NULL;
-	aval.backend_id = slot_entry->backend_id;
-	bpf_map_update_elem(&cm_lb4_affin, &akey, &aval, BPF_ANY);
-	return slot_entry;
+	return NULL;
 }
 
-static __always_inline void lb4_remember_frontend(__u64 cookie, const struct lb4_backend *backend,
-						  const struct lb4_key *frontend, __u16 rev_nat_index)
+static __always_inline struct sock4_peer *sock4_by_backend(struct sock4_peers *peers, __be32 address, __be16 port)
 {
-	struct lb4_sock_rnat_key key = {
-		.cookie = cookie, .address = backend->address, .port = backend->port,
-	};
-	struct lb4_sock_rnat_value val = {
-		.address = frontend->address, .port = frontend->dport, .rev_nat_index = rev_nat_index,
-	};
+#pragma unroll
+	for (int i = 0; i < CM_SOCK_PEERS; i++) {
+		struct sock4_peer *p = &peers->peer[i];
 
-	bpf_map_update_elem(&cm_lb4_sk_rnat, &key, &val, BPF_ANY);
+		if (p->backend_slot != 0 && p->backend == address && p->backend_port == port)
+			return p;
+	}
+	return NULL;
+}
+
+/* Where a new frontend goes: a free entry, else the socket's own oldest one (counted). */
+static __always_inline struct sock4_peer *sock4_free_entry(struct sock4_peers *peers)
+{
+#pragma unroll
+	for (int i = 0; i < CM_SOCK_PEERS; i++)
+		if (peers->peer[i].backend_slot == 0)
+			return &peers->peer[i];
+	count_stat(CM_STAT_SOCK_PEER_REPLACED);
+	return &peers->peer[peers->next_replaced++ & (CM_SOCK_PEERS - 1)];
+}
+
+/* Stores `want` in `entry` only if it differs: a socket that keeps its backend writes nothing. */
+static __always_inline void sock4_remember(struct sock4_peer *entry, const struct sock4_peer *want)
+{
+	if (entry->frontend == want->frontend && entry->backend == want->backend &&
+	    entry->frontend_port == want->frontend_port && entry->backend_port == want->backend_port &&
+	    entry->backend_id == want->backend_id && entry->backend_slot == want->backend_slot &&
+	    entry->rev_nat_index == want->rev_nat_index)
+		return;
+	*entry = *want;
+}
+
+/*
+ * Rewrites *address:*port (a frontend) to one of its active backends: sticky per socket and
+ * frontend for UDP, random per connect for TCP. Returns 1 when it rewrote.
+ */
+static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx, __be32 *address, __be16 *port)
+{
+	struct lb4_key key = { .address = *address, .dport = *port };
+	const struct lb4_service *svc, *slot_entry = NULL;
+	const struct lb4_backend *backend;
+	struct sock4_peer *entry = NULL;
+	struct sock4_peers *peers;
+	__u16 count, rev_nat_index, slot;
+	__u32 backend_id;
+
+	if (sock_proto(ctx, &key.proto) < 0)
+		return 0;
+	svc = lb4_slot(&key, CM_SERVICE_SLOT);
+	if (!svc || svc->count == 0)
+		return 0;
+	count = svc->count;
+	rev_nat_index = svc->rev_nat_index;
+
+	peers = sock_state(ctx, &cm_sock4, 1);
+	if (peers)
+		entry = sock4_by_frontend(peers, key.address, key.dport);
+	if (entry && key.proto == CM_PROTO_UDP) {
+		slot = entry->backend_slot;
+		backend_id = entry->backend_id;
+		slot_entry = lb4_slot(&key, slot);
+		if (!affinity_still_valid(slot, backend_id, count, slot_entry ? slot_entry->backend_id : CM_BACKEND_ID_NONE))
+			slot_entry = NULL;
+	}
+	if (!slot_entry) {
+		slot = random_active_slot(count);
+		slot_entry = lb4_slot(&key, slot);
+		if (!slot_entry)
+			return 0;
+	}
+	backend_id = slot_entry->backend_id;
+	backend = bpf_map_lookup_elem(&cm_lb4_be, &backend_id);
+	if (!backend)
+		return 0;
+
+	if (peers) {
+		struct sock4_peer want = {
+			.frontend = key.address, .backend = backend->address,
+			.frontend_port = key.dport, .backend_port = backend->port,
+			.backend_id = backend_id, .backend_slot = slot, .rev_nat_index = rev_nat_index,
+		};
+
+		sock4_remember(entry ? entry : sock4_free_entry(peers), &want);
+	}
+	*address = backend->address;
+	*port = backend->port;
+	return 1;
+}
+
+/* Rewrites *address:*port (a backend this socket was sent to) back to its frontend. */
+static __always_inline int sock4_rev(struct bpf_sock_addr *ctx, __be32 *address, __be16 *port)
+{
+	const struct lb4_reverse_nat *rnat;
+	struct sock4_peers *peers;
+	struct sock4_peer *entry;
+	__u16 rev_nat_index;
+
+	peers = sock_state(ctx, &cm_sock4, 0);
+	if (!peers)
+		return 0;
+	entry = sock4_by_backend(peers, *address, *port);
+	if (!entry)
+		return 0;
+	rev_nat_index = entry->rev_nat_index;
+	rnat = bpf_map_lookup_elem(&cm_lb4_rnat, &rev_nat_index);
+	if (!rnat || rnat->address != entry->frontend || rnat->port != entry->frontend_port) {
+		/* the service is gone or its index was reused: never show a stale frontend */
+		entry->backend_slot = 0;
+		return 0;
+	}
+	*address = entry->frontend;
+	*port = entry->frontend_port;
+	return 1;
 }
 
 static __always_inline void sock4_xlate_fwd(struct bpf_sock_addr *ctx)
 {
-	struct lb4_key key = {};
-	const struct lb4_service *svc, *slot_entry;
-	const struct lb4_backend *backend;
-	__u16 count, rev_nat_index;
-	__u32 backend_id;
-	__u64 cookie;
+	__be32 address = ctx->user_ip4;
+	__be16 port = ctx_dst_port(ctx);
 
-	if (sock_proto(ctx, &key.proto) < 0)
+	if (!sock4_fwd(ctx, &address, &port))
 		return;
-	key.address = ctx->user_ip4;
-	key.dport = ctx_dst_port(ctx);
-
-	svc = lb4_slot(&key, CM_SERVICE_SLOT);
-	if (!svc || svc->count == 0)
-		return;
-	count = svc->count;
-	rev_nat_index = svc->rev_nat_index;
-
-	cookie = bpf_get_socket_cookie(ctx);
-	slot_entry = lb4_pick(&key, count, cookie);
-	if (!slot_entry)
-		return;
-	backend_id = slot_entry->backend_id;
-	backend = bpf_map_lookup_elem(&cm_lb4_be, &backend_id);
-	if (!backend)
-		return;
-
-	key.backend_slot = CM_SERVICE_SLOT;
-	lb4_remember_frontend(cookie, backend, &key, rev_nat_index);
-	ctx->user_ip4 = backend->address;
-	ctx_set_port(ctx, backend->port);
+	ctx->user_ip4 = address;
+	ctx_set_port(ctx, port);
 }
 
 static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
 {
-	struct lb4_sock_rnat_key key = {
-		.cookie = bpf_get_socket_cookie(ctx), .address = ctx->user_ip4, .port = ctx_dst_port(ctx),
-	};
-	const struct lb4_sock_rnat_value *val;
-	const struct lb4_reverse_nat *rnat;
-	__u16 rev_nat_index;
+	__be32 address = ctx->user_ip4;
+	__be16 port = ctx_dst_port(ctx);
 
-	val = bpf_map_lookup_elem(&cm_lb4_sk_rnat, &key);
-	if (!val)
+	if (!sock4_rev(ctx, &address, &port))
 		return;
-	rev_nat_index = val->rev_nat_index;
-	rnat = bpf_map_lookup_elem(&cm_lb4_rnat, &rev_nat_index);
-	if (!rnat || rnat->address != val->address || rnat->port != val->port) {
-		/* the service is gone or its index was reused: never show a stale frontend */
-		bpf_map_delete_elem(&cm_lb4_sk_rnat, &key);
-		return;
-	}
-	ctx->user_ip4 = val->address;
-	ctx_set_port(ctx, val->port);
+	ctx->user_ip4 = address;
+	ctx_set_port(ctx, port);
 }
 
 /* ---- IPv6 ---------------------------------------------------------------------------------- */
@@ -301,102 +378,163 @@ static __always_inline const struct lb6_service *lb6_slot(struct lb6_key *key, _
 	return bpf_map_lookup_elem(&cm_lb6_svc, key);
 }
 
-static __always_inline const struct lb6_service *lb6_pick(struct lb6_key *key, __u16 count, __u64 cookie)
+static __always_inline struct sock6_peer *sock6_by_frontend(struct sock6_peers *peers, const union v6addr *address,
+							     __be16 port)
 {
-	struct lb6_affinity_key akey = {
-		.cookie = cookie, .address = key->address, .dport = key->dport, .proto = key->proto,
-	};
-	struct lb_affinity_value aval = {};
-	const struct lb_affinity_value *aff;
-	const struct lb6_service *slot_entry;
+#pragma unroll
+	for (int i = 0; i < CM_SOCK_PEERS; i++) {
+		struct sock6_peer *p = &peers->peer[i];
 
-	if (key->proto != CM_PROTO_UDP)
-		return lb6_slot(key, random_active_slot(count));
-
-	aff = bpf_map_lookup_elem(&cm_lb6_affin, &akey);
-	if (aff) {
-		slot_entry = lb6_slot(key, aff->backend_slot);
-		if (affinity_still_valid(aff, count, slot_entry ? slot_entry->backend_id : CM_BACKEND_ID_NONE))
-			return slot_entry;
+		if (p->backend_slot != 0 && p->frontend_port == port && ip6_equal(&p->frontend, address))
+			return p;
 	}
-	aval.backend_slot = random_active_slot(count);
-	slot_entry = lb6_slot(key, aval.backend_slot);
-	if (!slot_entry)
-		return NULL;
-	aval.backend_id = slot_entry->backend_id;
-	bpf_map_update_elem(&cm_lb6_affin, &akey, &aval, BPF_ANY);
-	return slot_entry;
+	return NULL;
 }
 
-static __always_inline void lb6_remember_frontend(__u64 cookie, const struct lb6_backend *backend,
-						  const struct lb6_key *frontend, __u16 rev_nat_index)
+static __always_inline struct sock6_peer *sock6_by_backend(struct sock6_peers *peers, const union v6addr *address,
+							    __be16 port)
 {
-	struct lb6_sock_rnat_key key = {
-		.cookie = cookie, .address = backend->address, .port = backend->port,
-	};
-	struct lb6_sock_rnat_value val = {
-		.address = frontend->address, .port = frontend->dport, .rev_nat_index = rev_nat_index,
-	};
+#pragma unroll
+	for (int i = 0; i < CM_SOCK_PEERS; i++) {
+		struct sock6_peer *p = &peers->peer[i];
 
-	bpf_map_update_elem(&cm_lb6_sk_rnat, &key, &val, BPF_ANY);
+		if (p->backend_slot != 0 && p->backend_port == port && ip6_equal(&p->backend, address))
+			return p;
+	}
+	return NULL;
 }
 
-static __always_inline void sock6_xlate_fwd(struct bpf_sock_addr *ctx)
+static __always_inline struct sock6_peer *sock6_free_entry(struct sock6_peers *peers)
 {
-	struct lb6_key key = {};
-	const struct lb6_service *svc, *slot_entry;
+#pragma unroll
+	for (int i = 0; i < CM_SOCK_PEERS; i++)
+		if (peers->peer[i].backend_slot == 0)
+			return &peers->peer[i];
+	count_stat(CM_STAT_SOCK_PEER_REPLACED);
+	return &peers->peer[peers->next_replaced++ & (CM_SOCK_PEERS - 1)];
+}
+
+static __always_inline void sock6_remember(struct sock6_peer *entry, const struct sock6_peer *want)
+{
+	if (ip6_equal(&entry->frontend, &want->frontend) && ip6_equal(&entry->backend, &want->backend) &&
+	    entry->frontend_port == want->frontend_port && entry->backend_port == want->backend_port &&
+	    entry->backend_id == want->backend_id && entry->backend_slot == want->backend_slot &&
+	    entry->rev_nat_index == want->rev_nat_index)
+		return;
+	*entry = *want;
+}
+
+static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx, union v6addr *address, __be16 *port)
+{
+	struct lb6_key key = { .dport = *port };
+	const struct lb6_service *svc, *slot_entry = NULL;
 	const struct lb6_backend *backend;
-	__u16 count, rev_nat_index;
+	struct sock6_peer *entry = NULL;
+	struct sock6_peers *peers;
+	__u16 count, rev_nat_index, slot;
 	__u32 backend_id;
-	__u64 cookie;
 
 	if (sock_proto(ctx, &key.proto) < 0)
-		return;
-	ctx_get_ip6(ctx, &key.address);
-	key.dport = ctx_dst_port(ctx);
-
+		return 0;
+	key.address = *address;
 	svc = lb6_slot(&key, CM_SERVICE_SLOT);
 	if (!svc || svc->count == 0)
-		return;
+		return 0;
 	count = svc->count;
 	rev_nat_index = svc->rev_nat_index;
 
-	cookie = bpf_get_socket_cookie(ctx);
-	slot_entry = lb6_pick(&key, count, cookie);
-	if (!slot_entry)
-		return;
+	peers = sock_state(ctx, &cm_sock6, 1);
+	if (peers)
+		entry = sock6_by_frontend(peers, &key.address, key.dport);
+	if (entry && key.proto == CM_PROTO_UDP) {
+		slot = entry->backend_slot;
+		backend_id = entry->backend_id;
+		slot_entry = lb6_slot(&key, slot);
+		if (!affinity_still_valid(slot, backend_id, count, slot_entry ? slot_entry->backend_id : CM_BACKEND_ID_NONE))
+			slot_entry = NULL;
+	}
+	if (!slot_entry) {
+		slot = random_active_slot(count);
+		slot_entry = lb6_slot(&key, slot);
+		if (!slot_entry)
+			return 0;
+	}
 	backend_id = slot_entry->backend_id;
 	backend = bpf_map_lookup_elem(&cm_lb6_be, &backend_id);
 	if (!backend)
-		return;
+		return 0;
 
-	key.backend_slot = CM_SERVICE_SLOT;
-	lb6_remember_frontend(cookie, backend, &key, rev_nat_index);
-	ctx_set_ip6(ctx, &backend->address);
-	ctx_set_port(ctx, backend->port);
+	if (peers) {
+		struct sock6_peer want = {
+			.frontend = key.address, .backend = backend->address,
+			.frontend_port = key.dport, .backend_port = backend->port,
+			.backend_id = backend_id, .backend_slot = slot, .rev_nat_index = rev_nat_index,
+		};
+
+		sock6_remember(entry ? entry : sock6_free_entry(peers), &want);
+	}
+	*address = backend->address;
+	*port = backend->port;
+	return 1;
+}
+
+static __always_inline int sock6_rev(struct bpf_sock_addr *ctx, union v6addr *address, __be16 *port)
+{
+	const struct lb6_reverse_nat *rnat;
+	struct sock6_peers *peers;
+	struct sock6_peer *entry;
+	__u16 rev_nat_index;
+
+	peers = sock_state(ctx, &cm_sock6, 0);
+	if (!peers)
+		return 0;
+	entry = sock6_by_backend(peers, address, *port);
+	if (!entry)
+		return 0;
+	rev_nat_index = entry->rev_nat_index;
+	rnat = bpf_map_lookup_elem(&cm_lb6_rnat, &rev_nat_index);
+	if (!rnat || !ip6_equal(&rnat->address, &entry->frontend) || rnat->port != entry->frontend_port) {
+		entry->backend_slot = 0;
+		return 0;
+	}
+	*address = entry->frontend;
+	*port = entry->frontend_port;
+	return 1;
+}
+
+/* An IPv4-mapped destination goes through the IPv4 maps and stays IPv4-mapped. */
+static __always_inline void sock6_xlate_fwd(struct bpf_sock_addr *ctx)
+{
+	__be16 port = ctx_dst_port(ctx);
+	union v6addr address;
+	int rewritten;
+
+	ctx_get_ip6(ctx, &address);
+	if (ip6_is_v4mapped(&address))
+		rewritten = sock4_fwd(ctx, &address.p[3], &port);
+	else
+		rewritten = sock6_fwd(ctx, &address, &port);
+	if (!rewritten)
+		return;
+	ctx_set_ip6(ctx, &address);
+	ctx_set_port(ctx, port);
 }
 
 static __always_inline void sock6_xlate_rev(struct bpf_sock_addr *ctx)
 {
-	struct lb6_sock_rnat_key key = {
-		.cookie = bpf_get_socket_cookie(ctx), .port = ctx_dst_port(ctx),
-	};
-	const struct lb6_sock_rnat_value *val;
-	const struct lb6_reverse_nat *rnat;
-	__u16 rev_nat_index;
+	__be16 port = ctx_dst_port(ctx);
+	union v6addr address;
+	int rewritten;
 
-	ctx_get_ip6(ctx, &key.address);
-	val = bpf_map_lookup_elem(&cm_lb6_sk_rnat, &key);
-	if (!val)
+	ctx_get_ip6(ctx, &address);
+	if (ip6_is_v4mapped(&address))
+		rewritten = sock4_rev(ctx, &address.p[3], &port);
+	else
+		rewritten = sock6_rev(ctx, &address, &port);
+	if (!rewritten)
 		return;
-	rev_nat_index = val->rev_nat_index;
-	rnat = bpf_map_lookup_elem(&cm_lb6_rnat, &rev_nat_index);
-	if (!rnat || !ip6_equal(&rnat->address, &val->address) || rnat->port != val->port) {
-		bpf_map_delete_elem(&cm_lb6_sk_rnat, &key);
-		return;
-	}
-	ctx_set_ip6(ctx, &val->address);
-	ctx_set_port(ctx, val->port);
+	ctx_set_ip6(ctx, &address);
+	ctx_set_port(ctx, port);
 }
 
 /* ---- programs (names <= 15 chars: the kernel keeps that many, the addon finds ours by name) -- */

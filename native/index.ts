@@ -50,18 +50,28 @@ export interface MapDump {
   count: number;
 }
 
-/** Every function throws an Error whose message is "ECODE: sentence", with `code` and `errno` set. */
+/**
+ * Every function throws an Error whose message is "ECODE: sentence", with `code` and `errno` set.
+ * Map functions take the fd of a map of an open object and check every buffer, size and count
+ * against that map's key and value sizes before the syscall (EINVAL naming the map otherwise).
+ */
 export interface NativeAddon {
-  /** Loads the object; maps pinned in pinDir are reused, missing ones are created and pinned there. */
+  /**
+   * Loads the object; maps pinned in pinDir are reused, missing ones are created and pinned there.
+   * A failure leaves no fd open; a rejected program's whole verifier log is in the message.
+   */
   openObject(objectPath: string, pinDir: string): LoadedObject;
   /** Releases the object's fds; pins and cgroup attachments stay. */
   closeObject(id: number): void;
+  /** Values per key of a per-CPU map (each rounded up to 8 bytes). */
+  possibleCpus(): number;
+  /** valueSize: the map's value size (× possibleCpus() for a per-CPU map) */
   mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null;
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(fd: number, key: Buffer): boolean;
   mapNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null;
   mapDump(fd: number, keySize: number, valueSize: number): MapDump;
-  /** keys/values hold `count` packed entries. */
+  /** keys/values hold at least `count` packed entries. */
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number): void;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): void;
   progQuery(cgroupDir: string, attachType: number): AttachedProgram[];

@@ -8,8 +8,11 @@ import { canonicalIp } from './ip.js';
 import type { BackendState } from './types.js';
 import type { L4Protocol } from '../kvstore/types.js';
 
-/** ipv4/ipv6: network order; be16: a port in network order; u*: host order (little-endian). */
-export type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4' | 'ipv6' | 'pad';
+/**
+ * ipv4/ipv6: network order; be16: a port in network order; u*: host order (little-endian);
+ * bytes: raw (an array of structs, e.g. sock4_peers.peer), sized like pad.
+ */
+export type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4' | 'ipv6' | 'bytes' | 'pad';
 
 export interface FieldSpec {
   offset: number;
@@ -18,7 +21,7 @@ export interface FieldSpec {
 }
 
 type FieldTypes = Record<string, FieldType>;
-type ValueOf<T extends FieldType> = T extends 'ipv4' | 'ipv6' ? string : T extends 'u64' ? bigint : number;
+type ValueOf<T extends FieldType> = T extends 'ipv4' | 'ipv6' ? string : T extends 'u64' ? bigint : T extends 'bytes' ? Buffer : number;
 
 /** The decoded struct: one property per field, padding left out. */
 export type Decoded<F extends FieldTypes> = {
@@ -34,7 +37,7 @@ export interface StructCodec<F extends FieldTypes> {
   decode(from: Buffer, at?: number): Decoded<F>;
 }
 
-const FIXED_SIZES: Record<Exclude<FieldType, 'pad'>, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, ipv4: 4, ipv6: 16 };
+const FIXED_SIZES: Record<Exclude<FieldType, 'pad' | 'bytes'>, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, ipv4: 4, ipv6: 16 };
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error('clustermesh datapath codecs assume a little-endian host (x86-64, arm64)');
@@ -56,6 +59,7 @@ function writeField(buf: Buffer, at: number, spec: FieldSpec, value: unknown): v
     case 'be16': return void buf.writeUInt16BE(value as number, o);
     case 'ipv4':
     case 'ipv6': return void buf.set(addressToBytes(value as string, spec.size), o);
+    case 'bytes': return void buf.set((value as Buffer).subarray(0, spec.size), o);
     case 'pad': return void buf.fill(0, o, o + spec.size);
   }
 }
@@ -70,20 +74,21 @@ function readField(buf: Buffer, at: number, spec: FieldSpec): unknown {
     case 'be16': return buf.readUInt16BE(o);
     case 'ipv4':
     case 'ipv6': return formatIp(buf.subarray(o, o + spec.size));
+    case 'bytes': return Buffer.from(buf.subarray(o, o + spec.size));
     case 'pad': return undefined;
   }
 }
 
-/** `layout` lists fields in header order as [name, offset, type, padSize?]. */
+/** `layout` lists fields in header order as [name, offset, type, size of pad/bytes?]. */
 function defineStruct<F extends FieldTypes>(
   name: string,
   size: number,
-  layout: { [K in keyof F]: readonly [offset: number, type: F[K], padSize?: number] },
+  layout: { [K in keyof F]: readonly [offset: number, type: F[K], rawSize?: number] },
 ): StructCodec<F> {
   const fields = Object.fromEntries(
-    Object.entries(layout).map(([field, [offset, type, padSize]]) => [
+    Object.entries(layout).map(([field, [offset, type, rawSize]]) => [
       field,
-      { offset, type, size: type === 'pad' ? (padSize ?? 0) : FIXED_SIZES[type as Exclude<FieldType, 'pad'>] },
+      { offset, type, size: type === 'pad' || type === 'bytes' ? (rawSize ?? 0) : FIXED_SIZES[type as Exclude<FieldType, 'pad' | 'bytes'>] },
     ]),
   ) as Record<keyof F & string, FieldSpec>;
   const specs = Object.entries(fields) as [string, FieldSpec][];
@@ -120,14 +125,6 @@ export const codecs = {
     address: [0, 'ipv4'], port: [4, 'be16'], proto: [6, 'u8'], state: [7, 'u8'], cluster_id: [8, 'u16'], pad: [10, 'pad', 2],
   }),
   lb4_reverse_nat: defineStruct('lb4_reverse_nat', 8, { address: [0, 'ipv4'], port: [4, 'be16'], pad: [6, 'pad', 2] }),
-  lb4_sock_rnat_key: defineStruct('lb4_sock_rnat_key', 16, {
-    cookie: [0, 'u64'], address: [8, 'ipv4'], port: [12, 'be16'], pad: [14, 'pad', 2],
-  }),
-  lb4_sock_rnat_value: defineStruct('lb4_sock_rnat_value', 8, { address: [0, 'ipv4'], port: [4, 'be16'], rev_nat_index: [6, 'u16'] }),
-  lb4_affinity_key: defineStruct('lb4_affinity_key', 16, {
-    cookie: [0, 'u64'], address: [8, 'ipv4'], dport: [12, 'be16'], proto: [14, 'u8'], pad: [15, 'pad', 1],
-  }),
-  lb_affinity_value: defineStruct('lb_affinity_value', 8, { backend_id: [0, 'u32'], backend_slot: [4, 'u16'], pad: [6, 'pad', 2] }),
   lb6_key: defineStruct('lb6_key', 24, {
     address: [0, 'ipv6'], dport: [16, 'be16'], backend_slot: [18, 'u16'], proto: [20, 'u8'], pad: [21, 'pad', 3],
   }),
@@ -136,13 +133,16 @@ export const codecs = {
     address: [0, 'ipv6'], port: [16, 'be16'], proto: [18, 'u8'], state: [19, 'u8'], cluster_id: [20, 'u16'], pad: [22, 'pad', 2],
   }),
   lb6_reverse_nat: defineStruct('lb6_reverse_nat', 20, { address: [0, 'ipv6'], port: [16, 'be16'], pad: [18, 'pad', 2] }),
-  lb6_sock_rnat_key: defineStruct('lb6_sock_rnat_key', 32, {
-    cookie: [0, 'u64'], address: [8, 'ipv6'], port: [24, 'be16'], pad: [26, 'pad', 6],
+  sock4_peer: defineStruct('sock4_peer', 20, {
+    frontend: [0, 'ipv4'], backend: [4, 'ipv4'], frontend_port: [8, 'be16'], backend_port: [10, 'be16'],
+    backend_id: [12, 'u32'], backend_slot: [16, 'u16'], rev_nat_index: [18, 'u16'],
   }),
-  lb6_sock_rnat_value: defineStruct('lb6_sock_rnat_value', 20, { address: [0, 'ipv6'], port: [16, 'be16'], rev_nat_index: [18, 'u16'] }),
-  lb6_affinity_key: defineStruct('lb6_affinity_key', 32, {
-    cookie: [0, 'u64'], address: [8, 'ipv6'], dport: [24, 'be16'], proto: [26, 'u8'], pad: [27, 'pad', 5],
+  sock4_peers: defineStruct('sock4_peers', 84, { peer: [0, 'bytes', 80], next_replaced: [80, 'u32'] }),
+  sock6_peer: defineStruct('sock6_peer', 44, {
+    frontend: [0, 'ipv6'], backend: [16, 'ipv6'], frontend_port: [32, 'be16'], backend_port: [34, 'be16'],
+    backend_id: [36, 'u32'], backend_slot: [40, 'u16'], rev_nat_index: [42, 'u16'],
   }),
+  sock6_peers: defineStruct('sock6_peers', 180, { peer: [0, 'bytes', 176], next_replaced: [176, 'u32'] }),
   ipcache4_key: defineStruct('ipcache4_key', 8, { prefixlen: [0, 'u32'], address: [4, 'ipv4'] }),
   ipcache6_key: defineStruct('ipcache6_key', 20, { prefixlen: [0, 'u32'], address: [4, 'ipv6'] }),
   ipcache_value: defineStruct('ipcache_value', 8, { identity: [0, 'u32'], cluster_id: [4, 'u16'], pad: [6, 'pad', 2] }),
@@ -167,8 +167,11 @@ export const constants = {
   CM_SERVICE_MAP_MAX_ENTRIES: 262144,
   CM_BACKEND_MAP_MAX_ENTRIES: 262144,
   CM_REV_NAT_MAP_MAX_ENTRIES: 65536,
-  CM_SOCK_MAP_MAX_ENTRIES: 65536,
+  CM_SOCK_PEERS: 4,
   CM_IPCACHE_MAP_MAX_ENTRIES: 262144,
+  CM_STAT_SOCK_STATE_FAILED: 0,
+  CM_STAT_SOCK_PEER_REPLACED: 1,
+  CM_STATS_COUNT: 2,
 } as const;
 
 export const PROTO_NUMBER: Record<L4Protocol, number> = { TCP: constants.CM_PROTO_TCP, UDP: constants.CM_PROTO_UDP };

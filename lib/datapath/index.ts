@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadNative, packageRoot, type LoadedObject, type NativeAddon } from '../../native/index.js';
 import { PROGRAM_HOOKS, ourPrograms, planAttach, type ProgramName } from './attach.js';
+import { constants } from './codecs.js';
 import type { EntryBuffer } from './encode.js';
 import { IPCACHE_MAPS, IpcacheWriter, type IpcacheEntry, type IpcacheStats, type IpcacheValue } from './ipcache.js';
 import { Planner } from './plan.js';
@@ -18,9 +19,9 @@ import type { DatapathService } from './types.js';
 export type { DatapathBackend, DatapathService, BackendState } from './types.js';
 export type { IpcacheEntry, IpcacheStats, IpcacheValue } from './ipcache.js';
 
-/** Maps the programs own (per-socket state); pinned too, never written by reconcile. */
-const SOCKET_MAPS = ['cm_lb4_sk_rnat', 'cm_lb4_affin', 'cm_lb6_sk_rnat', 'cm_lb6_affin'] as const;
-const PINNED_MAPS = [...MANAGED_MAPS, ...SOCKET_MAPS, ...IPCACHE_MAPS];
+/** Maps the programs own (per-socket state, their counters); pinned too, never written by reconcile. */
+const PROGRAM_MAPS = ['cm_sock4', 'cm_sock6', 'cm_stats'] as const;
+const PINNED_MAPS = [...MANAGED_MAPS, ...PROGRAM_MAPS, ...IPCACHE_MAPS];
 
 export interface DatapathOptions {
   /** a directory on bpffs, one per agent, e.g. /sys/fs/bpf/clustermesh/<node> */
@@ -40,6 +41,22 @@ export interface ReconcileStats {
   backends: number;
   durationMs: number;
 }
+
+/**
+ * What the programs counted since the maps were pinned (summed over CPUs). The programs always
+ * let the syscall proceed, so a failure inside them is only visible here.
+ */
+export interface ProgramStats {
+  /** translations whose socket got no storage (out of memory): they work, but recvmsg/getpeername show the backend */
+  sockStateFailed: number;
+  /** sockets that addressed more frontends than they keep (bpf/clustermesh.h CM_SOCK_PEERS) and replaced one */
+  sockPeerReplaced: number;
+}
+
+const PROGRAM_STATS: Record<keyof ProgramStats, number> = {
+  sockStateFailed: constants.CM_STAT_SOCK_STATE_FAILED,
+  sockPeerReplaced: constants.CM_STAT_SOCK_PEER_REPLACED,
+};
 
 function hookOf(native: NativeAddon, name: ProgramName): number {
   const attachType = native.constants()[PROGRAM_HOOKS[name]];
@@ -73,12 +90,15 @@ export class Datapath {
     const objectPath = options.objectPath ?? join(packageRoot, 'bpf', 'sock_lb.o');
     if (!existsSync(objectPath)) throw new Error(`BPF object missing at ${objectPath}: run \`make -C bpf\` (or npm run setup)`);
     const loaded = native.openObject(objectPath, options.pinDir);
-    const missing = PINNED_MAPS.filter((m) => !loaded.maps[m]);
-    if (missing.length > 0) {
+    try {
+      const missing = PINNED_MAPS.filter((m) => !loaded.maps[m]);
+      if (missing.length > 0) throw new Error(`${objectPath} lacks maps ${missing.join(', ')}: rebuild it with \`make -C bpf\``);
+      return new Datapath(native, loaded, options.batch ?? true);
+    } catch (error) {
+      // e.g. maps holding what this version cannot decode: release every fd of the object
       native.closeObject(loaded.id);
-      throw new Error(`${objectPath} lacks maps ${missing.join(', ')}: rebuild it with \`make -C bpf\``);
+      throw error;
     }
-    return new Datapath(native, loaded, options.batch ?? true);
   }
 
   /** Attaches all 8 programs to a cgroup v2 directory; again is a no-op, after a restart a swap. */
@@ -146,6 +166,22 @@ export class Datapath {
   lookupIpcache(ip: string): IpcacheValue | null {
     this.assertOpen();
     return this.ipcache.lookup(ip);
+  }
+
+  /** The programs' counters (cm_stats), summed over CPUs. */
+  programStats(): ProgramStats {
+    this.assertOpen();
+    const { fd, valueSize } = this.loaded.maps.cm_stats;
+    const key = Buffer.alloc(4);
+    const cpus = this.native.possibleCpus();
+    const read = (index: number): number => {
+      key.writeUInt32LE(index);
+      const values = this.native.mapLookup(fd, key, valueSize * cpus);
+      let sum = 0n;
+      for (let cpu = 0; cpu < cpus && values; cpu++) sum += values.readBigUInt64LE(cpu * valueSize);
+      return Number(sum);
+    };
+    return Object.fromEntries(Object.entries(PROGRAM_STATS).map(([name, index]) => [name, read(index)])) as unknown as ProgramStats;
   }
 
   /** Releases fds; the pinned maps and the cgroup attachments stay, and so does the datapath. */

@@ -10,6 +10,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openObject", Napi::Function::New(env, cm::OpenObject));
   exports.Set("closeObject", Napi::Function::New(env, cm::CloseObject));
+  exports.Set("possibleCpus", Napi::Function::New(env, cm::PossibleCpus));
   exports.Set("mapLookup", Napi::Function::New(env, cm::MapLookup));
   exports.Set("mapUpdate", Napi::Function::New(env, cm::MapUpdate));
   exports.Set("mapDelete", Napi::Function::New(env, cm::MapDelete));

@@ -9,15 +9,20 @@
 namespace cm {
 
 namespace {
-std::string last_warning;
+std::string libbpf_log;
 
+// Keeps every warning whole: a verifier log is one warning of many lines, often kilobytes.
 int RememberWarning(enum libbpf_print_level level, const char *fmt, va_list args) {
   if (level != LIBBPF_WARN) return 0;
-  char line[512];
-  vsnprintf(line, sizeof(line), fmt, args);
-  std::string text(line);
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  last_warning = text;
+  va_list measure;
+  va_copy(measure, args);
+  int length = vsnprintf(nullptr, 0, fmt, measure);
+  va_end(measure);
+  if (length <= 0) return 0;
+  std::string text(static_cast<size_t>(length), '\0');
+  vsnprintf(text.data(), text.size() + 1, fmt, args);
+  libbpf_log += text;
+  if (libbpf_log.back() != '\n') libbpf_log += '\n';
   return 0;
 }
 
@@ -27,12 +32,16 @@ std::string ErrnoName(int err) {
 }
 }  // namespace
 
-void CaptureLibbpfWarnings() { libbpf_set_print(RememberWarning); }
+void StartLibbpfLog() {
+  libbpf_set_print(RememberWarning);
+  libbpf_log.clear();
+}
 
-std::string LastLibbpfWarning() {
-  std::string warning = last_warning;
-  last_warning.clear();
-  return warning;
+std::string TakeLibbpfLog() {
+  std::string log;
+  log.swap(libbpf_log);
+  while (!log.empty() && (log.back() == '\n' || log.back() == ' ')) log.pop_back();
+  return log;
 }
 
 void ThrowErrno(Napi::Env env, int err, const std::string &sentence) {

@@ -11,8 +11,9 @@ namespace cm {
 // The sentence for a failed bpf() call, with the one common cause spelled out.
 std::string BpfFailure(int err, const std::string &what);
 
-// libbpf's own explanation of the last failure (its warnings are captured, not printed).
-std::string LastLibbpfWarning();
-void CaptureLibbpfWarnings();
+// libbpf's warnings (which include the whole verifier log of a rejected program) are captured,
+// not printed: StartLibbpfLog() begins a fresh capture, TakeLibbpfLog() returns and clears it.
+void StartLibbpfLog();
+std::string TakeLibbpfLog();
 
 }  // namespace cm

@@ -39,14 +39,6 @@ Napi::Value Layouts(const Napi::CallbackInfo &info) {
          FIELD(lb4_backend, state); FIELD(lb4_backend, cluster_id); FIELD(lb4_backend, pad));
   STRUCT(lb4_reverse_nat, FIELD(lb4_reverse_nat, address); FIELD(lb4_reverse_nat, port);
          FIELD(lb4_reverse_nat, pad));
-  STRUCT(lb4_sock_rnat_key, FIELD(lb4_sock_rnat_key, cookie); FIELD(lb4_sock_rnat_key, address);
-         FIELD(lb4_sock_rnat_key, port); FIELD(lb4_sock_rnat_key, pad));
-  STRUCT(lb4_sock_rnat_value, FIELD(lb4_sock_rnat_value, address); FIELD(lb4_sock_rnat_value, port);
-         FIELD(lb4_sock_rnat_value, rev_nat_index));
-  STRUCT(lb4_affinity_key, FIELD(lb4_affinity_key, cookie); FIELD(lb4_affinity_key, address);
-         FIELD(lb4_affinity_key, dport); FIELD(lb4_affinity_key, proto); FIELD(lb4_affinity_key, pad));
-  STRUCT(lb_affinity_value, FIELD(lb_affinity_value, backend_id); FIELD(lb_affinity_value, backend_slot);
-         FIELD(lb_affinity_value, pad));
   STRUCT(lb6_key, FIELD(lb6_key, address); FIELD(lb6_key, dport); FIELD(lb6_key, backend_slot);
          FIELD(lb6_key, proto); FIELD(lb6_key, pad));
   STRUCT(lb6_service, FIELD(lb6_service, backend_id); FIELD(lb6_service, count);
@@ -55,12 +47,14 @@ Napi::Value Layouts(const Napi::CallbackInfo &info) {
          FIELD(lb6_backend, state); FIELD(lb6_backend, cluster_id); FIELD(lb6_backend, pad));
   STRUCT(lb6_reverse_nat, FIELD(lb6_reverse_nat, address); FIELD(lb6_reverse_nat, port);
          FIELD(lb6_reverse_nat, pad));
-  STRUCT(lb6_sock_rnat_key, FIELD(lb6_sock_rnat_key, cookie); FIELD(lb6_sock_rnat_key, address);
-         FIELD(lb6_sock_rnat_key, port); FIELD(lb6_sock_rnat_key, pad));
-  STRUCT(lb6_sock_rnat_value, FIELD(lb6_sock_rnat_value, address); FIELD(lb6_sock_rnat_value, port);
-         FIELD(lb6_sock_rnat_value, rev_nat_index));
-  STRUCT(lb6_affinity_key, FIELD(lb6_affinity_key, cookie); FIELD(lb6_affinity_key, address);
-         FIELD(lb6_affinity_key, dport); FIELD(lb6_affinity_key, proto); FIELD(lb6_affinity_key, pad));
+  STRUCT(sock4_peer, FIELD(sock4_peer, frontend); FIELD(sock4_peer, backend); FIELD(sock4_peer, frontend_port);
+         FIELD(sock4_peer, backend_port); FIELD(sock4_peer, backend_id); FIELD(sock4_peer, backend_slot);
+         FIELD(sock4_peer, rev_nat_index));
+  STRUCT(sock4_peers, FIELD(sock4_peers, peer); FIELD(sock4_peers, next_replaced));
+  STRUCT(sock6_peer, FIELD(sock6_peer, frontend); FIELD(sock6_peer, backend); FIELD(sock6_peer, frontend_port);
+         FIELD(sock6_peer, backend_port); FIELD(sock6_peer, backend_id); FIELD(sock6_peer, backend_slot);
+         FIELD(sock6_peer, rev_nat_index));
+  STRUCT(sock6_peers, FIELD(sock6_peers, peer); FIELD(sock6_peers, next_replaced));
   STRUCT(ipcache4_key, FIELD(ipcache4_key, prefixlen); FIELD(ipcache4_key, address));
   STRUCT(ipcache6_key, FIELD(ipcache6_key, prefixlen); FIELD(ipcache6_key, address));
   STRUCT(ipcache_value, FIELD(ipcache_value, identity); FIELD(ipcache_value, cluster_id); FIELD(ipcache_value, pad));
@@ -84,7 +78,10 @@ Napi::Value Constants(const Napi::CallbackInfo &info) {
   CONSTANT(CM_SERVICE_MAP_MAX_ENTRIES);
   CONSTANT(CM_BACKEND_MAP_MAX_ENTRIES);
   CONSTANT(CM_REV_NAT_MAP_MAX_ENTRIES);
-  CONSTANT(CM_SOCK_MAP_MAX_ENTRIES);
+  CONSTANT(CM_SOCK_PEERS);
+  CONSTANT(CM_STAT_SOCK_STATE_FAILED);
+  CONSTANT(CM_STAT_SOCK_PEER_REPLACED);
+  CONSTANT(CM_STATS_COUNT);
   CONSTANT(CM_IPCACHE_MAP_MAX_ENTRIES);
   // The kernel's attach points of our programs, so a process without the object can detach them.
   CONSTANT(BPF_CGROUP_INET4_CONNECT);

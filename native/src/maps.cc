@@ -3,18 +3,74 @@
 #include <bpf/bpf.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "errors.h"
+#include "object.h"
 
 namespace cm {
 
 namespace {
+// The map behind argument 0, checked to be one of an open object.
+const OpenMap &MapArg(const Napi::CallbackInfo &info, const char *op) {
+  if (info.Length() < 1 || !info[0].IsNumber())
+    ThrowErrno(info.Env(), EINVAL, std::string(op) + ": the first argument must be a map fd from openObject");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  const OpenMap *map = FindOpenMap(fd);
+  if (!map)
+    ThrowErrno(info.Env(), EBADF, std::string(op) + ": fd " + std::to_string(fd) + " is not a map of an open object");
+  return *map;
+}
+
 int Fd(const Napi::CallbackInfo &info) { return info[0].As<Napi::Number>().Int32Value(); }
 
-Napi::Buffer<uint8_t> Bytes(const Napi::Value &value) { return value.As<Napi::Buffer<uint8_t>>(); }
+std::string Bytes(uint64_t n) { return std::to_string(n) + (n == 1 ? " byte" : " bytes"); }
 
-uint32_t U32(const Napi::Value &value) { return value.As<Napi::Number>().Uint32Value(); }
+Napi::Buffer<uint8_t> BufferArg(const Napi::CallbackInfo &info, size_t i, const char *op, const char *what) {
+  if (i >= info.Length() || !info[i].IsBuffer())
+    ThrowErrno(info.Env(), EINVAL, std::string(op) + ": " + what + " must be a Buffer");
+  return info[i].As<Napi::Buffer<uint8_t>>();
+}
+
+// A buffer holding exactly one key or value of the map.
+Napi::Buffer<uint8_t> ExactArg(const Napi::CallbackInfo &info, size_t i, const OpenMap &map, const char *op,
+                               const char *what, uint32_t want) {
+  auto buffer = BufferArg(info, i, op, what);
+  if (buffer.Length() != want)
+    ThrowErrno(info.Env(), EINVAL,
+               std::string(op) + ": " + what + " of " + Bytes(buffer.Length()) + " for map " + map.name + ", whose " +
+                   what + "s are " + Bytes(want));
+  return buffer;
+}
+
+uint32_t CountArg(const Napi::CallbackInfo &info, size_t i, const char *op, const char *what) {
+  double value = i < info.Length() && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+  if (!(value >= 0 && value <= UINT32_MAX && value == static_cast<double>(static_cast<uint32_t>(value))))
+    ThrowErrno(info.Env(), EINVAL, std::string(op) + ": " + what + " must be an integer in 0..2^32-1");
+  return static_cast<uint32_t>(value);
+}
+
+// A size the caller states must be the map's own.
+void RequireSize(const Napi::CallbackInfo &info, size_t i, const OpenMap &map, const char *op, const char *what,
+                 uint32_t want) {
+  uint32_t stated = CountArg(info, i, op, what);
+  if (stated != want)
+    ThrowErrno(info.Env(), EINVAL,
+               std::string(op) + ": " + what + " " + std::to_string(stated) + " for map " + map.name + ", whose " +
+                   what + " is " + std::to_string(want));
+}
+
+// `count` packed entries of `size` bytes must fit in the buffer.
+void RequireRoom(const Napi::CallbackInfo &info, const Napi::Buffer<uint8_t> &buffer, const OpenMap &map,
+                 const char *op, const char *what, uint32_t count, uint32_t size) {
+  uint64_t needed = static_cast<uint64_t>(count) * size;
+  if (needed > buffer.Length())
+    ThrowErrno(info.Env(), EINVAL,
+               std::string(op) + ": " + std::to_string(count) + " entries of map " + map.name + " need " +
+                   Bytes(needed) + " of " + what + ", the buffer has " + Bytes(buffer.Length()));
+}
 
 void Check(Napi::Env env, int result, const char *what) {
   if (result != 0) ThrowErrno(env, errno, BpfFailure(errno, what));
@@ -31,8 +87,10 @@ void CheckBatch(Napi::Env env, int result, const char *what, uint32_t done, uint
 
 Napi::Value MapLookup(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  auto key = Bytes(info[1]);
-  auto value = Napi::Buffer<uint8_t>::New(env, U32(info[2]));
+  const OpenMap &map = MapArg(info, "mapLookup");
+  auto key = ExactArg(info, 1, map, "mapLookup", "key", map.key_size);
+  RequireSize(info, 2, map, "mapLookup", "value size", map.value_bytes);
+  auto value = Napi::Buffer<uint8_t>::New(env, map.value_bytes);
   if (bpf_map_lookup_elem(Fd(info), key.Data(), value.Data()) != 0) {
     if (errno == ENOENT) return env.Null();
     Check(env, -1, "map lookup failed");
@@ -41,15 +99,19 @@ Napi::Value MapLookup(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
-  uint64_t flags = info.Length() > 3 ? info[3].As<Napi::Number>().Int64Value() : static_cast<uint64_t>(BPF_ANY);
-  Check(info.Env(), bpf_map_update_elem(Fd(info), Bytes(info[1]).Data(), Bytes(info[2]).Data(), flags),
-        "map update failed");
+  const OpenMap &map = MapArg(info, "mapUpdate");
+  auto key = ExactArg(info, 1, map, "mapUpdate", "key", map.key_size);
+  auto value = ExactArg(info, 2, map, "mapUpdate", "value", map.value_bytes);
+  uint64_t flags = info.Length() > 3 ? CountArg(info, 3, "mapUpdate", "flags") : static_cast<uint64_t>(BPF_ANY);
+  Check(info.Env(), bpf_map_update_elem(Fd(info), key.Data(), value.Data(), flags), "map update failed");
   return info.Env().Undefined();
 }
 
 Napi::Value MapDelete(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (bpf_map_delete_elem(Fd(info), Bytes(info[1]).Data()) == 0) return Napi::Boolean::New(env, true);
+  const OpenMap &map = MapArg(info, "mapDelete");
+  auto key = ExactArg(info, 1, map, "mapDelete", "key", map.key_size);
+  if (bpf_map_delete_elem(Fd(info), key.Data()) == 0) return Napi::Boolean::New(env, true);
   if (errno == ENOENT) return Napi::Boolean::New(env, false);
   Check(env, -1, "map delete failed");
   return env.Undefined();
@@ -57,8 +119,11 @@ Napi::Value MapDelete(const Napi::CallbackInfo &info) {
 
 Napi::Value MapNextKey(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  const void *current = info[1].IsNull() ? nullptr : Bytes(info[1]).Data();
-  auto next = Napi::Buffer<uint8_t>::New(env, U32(info[2]));
+  const OpenMap &map = MapArg(info, "mapNextKey");
+  const void *current = nullptr;
+  if (info.Length() < 2 || !info[1].IsNull()) current = ExactArg(info, 1, map, "mapNextKey", "key", map.key_size).Data();
+  RequireSize(info, 2, map, "mapNextKey", "key size", map.key_size);
+  auto next = Napi::Buffer<uint8_t>::New(env, map.key_size);
   if (bpf_map_get_next_key(Fd(info), current, next.Data()) != 0) {
     if (errno == ENOENT) return env.Null();
     Check(env, -1, "map iteration failed");
@@ -69,8 +134,11 @@ Napi::Value MapNextKey(const Napi::CallbackInfo &info) {
 // Walks the whole map in one call (get_next_key + lookup); entries deleted meanwhile are skipped.
 Napi::Value MapDump(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  const OpenMap &map = MapArg(info, "mapDump");
+  RequireSize(info, 1, map, "mapDump", "key size", map.key_size);
+  RequireSize(info, 2, map, "mapDump", "value size", map.value_bytes);
   int fd = Fd(info);
-  uint32_t key_size = U32(info[1]), value_size = U32(info[2]);
+  uint32_t key_size = map.key_size, value_size = map.value_bytes;
   std::vector<uint8_t> keys, values, key(key_size), value(value_size);
   uint32_t count = 0;
   const void *previous = nullptr;
@@ -93,19 +161,27 @@ Napi::Value MapDump(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
-  uint32_t wanted = U32(info[3]), count = wanted;
+  const OpenMap &map = MapArg(info, "mapUpdateBatch");
+  auto keys = BufferArg(info, 1, "mapUpdateBatch", "keys");
+  auto values = BufferArg(info, 2, "mapUpdateBatch", "values");
+  uint32_t wanted = CountArg(info, 3, "mapUpdateBatch", "count"), count = wanted;
+  RequireRoom(info, keys, map, "mapUpdateBatch", "keys", wanted, map.key_size);
+  RequireRoom(info, values, map, "mapUpdateBatch", "values", wanted, map.value_bytes);
   if (wanted == 0) return info.Env().Undefined();
   LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY, .flags = 0);
-  int result = bpf_map_update_batch(Fd(info), Bytes(info[1]).Data(), Bytes(info[2]).Data(), &count, &opts);
+  int result = bpf_map_update_batch(Fd(info), keys.Data(), values.Data(), &count, &opts);
   CheckBatch(info.Env(), result, "batch map update", count, wanted);
   return info.Env().Undefined();
 }
 
 Napi::Value MapDeleteBatch(const Napi::CallbackInfo &info) {
-  uint32_t wanted = U32(info[2]), count = wanted;
+  const OpenMap &map = MapArg(info, "mapDeleteBatch");
+  auto keys = BufferArg(info, 1, "mapDeleteBatch", "keys");
+  uint32_t wanted = CountArg(info, 2, "mapDeleteBatch", "count"), count = wanted;
+  RequireRoom(info, keys, map, "mapDeleteBatch", "keys", wanted, map.key_size);
   if (wanted == 0) return info.Env().Undefined();
   LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
-  int result = bpf_map_delete_batch(Fd(info), Bytes(info[1]).Data(), &count, &opts);
+  int result = bpf_map_delete_batch(Fd(info), keys.Data(), &count, &opts);
   CheckBatch(info.Env(), result, "batch map delete", count, wanted);
   return info.Env().Undefined();
 }

@@ -2,7 +2,10 @@
 #include <napi.h>
 
 namespace cm {
-// Map operations on an fd; keys and values are Buffers laid out as bpf/clustermesh.h says.
+// Map operations on the fd of a map of an open object; keys and values are Buffers laid out as
+// bpf/clustermesh.h says. Every buffer, size and count is checked against that map's key and
+// value sizes before the syscall (EINVAL naming the map and the sizes otherwise). A value of a
+// per-CPU map is one value per possible CPU, each rounded up to 8 bytes.
 Napi::Value MapLookup(const Napi::CallbackInfo &info);       // (fd, key, valueSize) -> Buffer | null
 Napi::Value MapUpdate(const Napi::CallbackInfo &info);       // (fd, key, value, flags?)
 Napi::Value MapDelete(const Napi::CallbackInfo &info);       // (fd, key) -> deleted?

@@ -94,3 +94,66 @@ describe.each([4, 6] as const)('socket LB over IPv%d', (family) => {
     expect(new Set(replies.map((r) => r.name))).toEqual(new Set(BACKEND_NAMES));
   });
 });
+
+describe('IPv4-mapped destinations of a dual-stack IPv6 socket', () => {
+  const { vip, backends } = ADDRS[4];
+  const mappedVip = `::ffff:${vip}`;
+  let tcpPorts: number[] = [];
+  let udpPorts: number[] = [];
+
+  beforeAll(async () => {
+    tcpPorts = [];
+    udpPorts = [];
+    for (const [i, addr] of backends.entries()) {
+      tcpPorts.push((await lab.servers.listenTcp(addr, BACKEND_NAMES[i])).port);
+      udpPorts.push((await lab.servers.listenUdp(addr, BACKEND_NAMES[i])).port);
+    }
+    lab.dp.reconcile([
+      { vip, port: VIP_PORT, proto: 'TCP', backends: backends.map((addr, i) => ({ addr, port: tcpPorts[i], state: 'active' as const, clusterId: 0 })) },
+      { vip, port: UDP_VIP_PORT, proto: 'UDP', backends: backends.map((addr, i) => ({ addr, port: udpPorts[i], state: 'active' as const, clusterId: 0 })) },
+    ]);
+  });
+
+  it('balances connect() to ::ffff:<VIP> over the IPv4 service', async () => {
+    const { reached, errors } = await lab.client.tcpConnects(mappedVip, VIP_PORT, 400);
+    expect(errors).toEqual({});
+    expect(reached.A + reached.B).toBe(400);
+    expect(reached.A).toBeGreaterThan(0);
+    expect(reached.B).toBeGreaterThan(0);
+  });
+
+  it('reports ::ffff:<VIP> as the peer (getpeername)', async () => {
+    const result = await lab.client.tcpPeer(mappedVip, VIP_PORT);
+    expect(result.error).toBeUndefined();
+    expect(BACKEND_NAMES).toContain(result.name);
+    expect(result.peer).toEqual({ address: mappedVip, port: VIP_PORT });
+  });
+
+  it('answers UDP from ::ffff:<VIP> (recvmsg) and keeps each socket on one backend', async () => {
+    const { perSocket } = await lab.client.udpExchanges(mappedVip, UDP_VIP_PORT, 20, 5);
+    const replies = perSocket.flat();
+    expect(replies.filter((r) => r.error)).toEqual([]);
+    expect(new Set(replies.map((r) => `${r.from?.address}|${r.from?.port}`))).toEqual(new Set([`${mappedVip}|${UDP_VIP_PORT}`]));
+    for (const socketReplies of perSocket) expect(new Set(socketReplies.map((r) => r.name)).size).toBe(1);
+    expect(new Set(replies.map((r) => r.name))).toEqual(new Set(BACKEND_NAMES));
+  });
+});
+
+describe('per-socket state', () => {
+  const { vip, backends } = ADDRS[4];
+  const FRONTENDS = 5; // one more than a socket keeps (CM_SOCK_PEERS in bpf/clustermesh.h)
+  const ports = Array.from({ length: FRONTENDS }, (_, i) => 1000 + i);
+
+  it('a UDP socket addressing more frontends than it keeps replaces its own oldest entry, counted', async () => {
+    // a backend of its own per frontend: replies are told apart by the backend they come from
+    const backendPorts: number[] = [];
+    for (const port of ports) backendPorts.push((await lab.servers.listenUdp(backends[0], `F${port}`)).port);
+    lab.dp.reconcile(
+      ports.map((port, i) => ({ vip, port, proto: 'UDP' as const, backends: [{ addr: backends[0], port: backendPorts[i], state: 'active' as const, clusterId: 0 }] })),
+    );
+    const before = lab.dp.programStats();
+    const { replies } = await lab.client.udpOneSocket(4, ports.map((port) => ({ host: vip, port })));
+    expect(replies.map((r) => [r.error, r.name, r.from])).toEqual(ports.map((port) => [undefined, `F${port}`, { address: vip, port }]));
+    expect(lab.dp.programStats()).toEqual({ sockStateFailed: before.sockStateFailed, sockPeerReplaced: before.sockPeerReplaced + 1 });
+  });
+});

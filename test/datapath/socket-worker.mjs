@@ -50,14 +50,20 @@ function count(tally, key) {
   tally[key] = (tally[key] ?? 0) + 1;
 }
 
-async function tcpConnects({ host, port, count: n }) {
+/** `n` connections one after another on each of `concurrency` lanes. */
+async function tcpConnects({ host, port, count: n, concurrency = 1 }) {
   const reached = {};
   const errors = {};
-  for (let i = 0; i < n; i++) {
-    const result = await tcpOnce(host, port);
-    if (result.error) count(errors, result.error);
-    else count(reached, result.name);
-  }
+  let started = 0;
+  const lane = async () => {
+    while (started < n) {
+      started++;
+      const result = await tcpOnce(host, port);
+      if (result.error) count(errors, result.error);
+      else count(reached, result.name);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, lane));
   return { reached, errors };
 }
 
@@ -99,6 +105,37 @@ async function udpExchanges({ host, port, sockets, messages }) {
   return { perSocket };
 }
 
+/** One unconnected socket sends one datagram to each target in turn (family: of the socket). */
+async function udpOneSocket({ targets, family }) {
+  const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
+  await new Promise((resolve) => socket.bind(0, resolve));
+  const replies = [];
+  for (const { host, port } of targets) replies.push(await udpRequest(socket, host, port));
+  socket.close();
+  return { replies };
+}
+
+/** Long-lived unconnected UDP sockets, each kept open between exchanges until udpClose. */
+const held = new Map();
+let nextHeld = 1;
+
+async function udpOpen({ family }) {
+  const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
+  await new Promise((resolve) => socket.bind(0, resolve));
+  held.set(nextHeld, socket);
+  return { id: nextHeld++ };
+}
+
+function udpExchange({ id, host, port }) {
+  return udpRequest(held.get(id), host, port);
+}
+
+function udpClose({ id }) {
+  held.get(id)?.close();
+  held.delete(id);
+  return {};
+}
+
 let loop;
 
 /** Connects over and over until loopStop (bounded), counting where each connect went. */
@@ -126,7 +163,9 @@ function loopProgress() {
   return { iterations: loop.iterations, errors: loop.errors };
 }
 
-const handlers = { listenTcp, listenUdp, tcpConnects, tcpPeer, udpExchanges, loopStart, loopStop, loopProgress };
+const handlers = {
+  listenTcp, listenUdp, tcpConnects, tcpPeer, udpExchanges, udpOneSocket, udpOpen, udpExchange, udpClose, loopStart, loopStop, loopProgress,
+};
 
 const lines = createInterface({ input: process.stdin });
 lines.on('line', async (line) => {

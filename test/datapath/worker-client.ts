@@ -65,8 +65,9 @@ export class SocketWorker {
     return this.call('listenUdp', { host, name });
   }
 
-  tcpConnects(host: string, port: number, count: number): Promise<Reached> {
-    return this.call('tcpConnects', { host, port, count });
+  /** `count` connects, `concurrency` at a time (default one after another). */
+  tcpConnects(host: string, port: number, count: number, concurrency = 1): Promise<Reached> {
+    return this.call('tcpConnects', { host, port, count, concurrency });
   }
 
   tcpPeer(host: string, port: number): Promise<TcpOnce> {
@@ -75,5 +76,19 @@ export class SocketWorker {
 
   udpExchanges(host: string, port: number, sockets: number, messages: number): Promise<{ perSocket: UdpReply[][] }> {
     return this.call('udpExchanges', { host, port, sockets, messages });
+  }
+
+  /** One unconnected socket of `family` sends to each target in turn. */
+  udpOneSocket(family: 4 | 6, targets: { host: string; port: number }[]): Promise<{ replies: UdpReply[] }> {
+    return this.call('udpOneSocket', { family, targets });
+  }
+
+  /** A long-lived unconnected UDP socket: exchange() sends one datagram and awaits the reply. */
+  async udpOpen(family: 4 | 6): Promise<{ exchange(host: string, port: number): Promise<UdpReply>; close(): Promise<void> }> {
+    const { id } = await this.call<{ id: number }>('udpOpen', { family });
+    return {
+      exchange: (host, port) => this.call<UdpReply>('udpExchange', { id, host, port }),
+      close: async () => void (await this.call('udpClose', { id })),
+    };
   }
 }
