@@ -14,3 +14,4 @@ export { disconnectUnderLoad } from './disconnect.js';
 export { deadCluster } from './dead-cluster.js';
 export { hostilePeer } from './hostile-peer.js';
 export { udpFailover, ipv6DualStack } from './protocols.js';
+export { peerRestartEmpty, peerCompaction } from './peer-restart.js';
