@@ -71,6 +71,7 @@ async function tcpPeer({ host, port }) {
   return tcpOnce(host, port);
 }
 
+/** Sends one datagram (to host:port, or to the peer of a connected socket) and awaits the reply. */
 function udpRequest(socket, host, port) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -82,12 +83,14 @@ function udpRequest(socket, host, port) {
       resolve({ name: msg.toString(), from: { address: rinfo.address, port: rinfo.port } });
     }
     socket.once('message', onMessage);
-    socket.send('hello', port, host, (error) => {
+    const sent = (error) => {
       if (!error) return;
       clearTimeout(timer);
       socket.off('message', onMessage);
       resolve({ error: error.code ?? error.message });
-    });
+    };
+    if (host === undefined) socket.send('hello', sent);
+    else socket.send('hello', port, host, sent);
   });
 }
 
@@ -115,13 +118,14 @@ async function udpOneSocket({ targets, family }) {
   return { replies };
 }
 
-/** Long-lived unconnected UDP sockets, each kept open between exchanges until udpClose. */
+/** Long-lived UDP sockets, kept open between exchanges until udpClose; connected when `peer` is given. */
 const held = new Map();
 let nextHeld = 1;
 
-async function udpOpen({ family }) {
+async function udpOpen({ family, peer }) {
   const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
   await new Promise((resolve) => socket.bind(0, resolve));
+  if (peer) await new Promise((resolve, reject) => socket.connect(peer.port, peer.host, (error) => (error ? reject(error) : resolve())));
   held.set(nextHeld, socket);
   return { id: nextHeld++ };
 }

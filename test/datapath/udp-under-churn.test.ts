@@ -2,7 +2,9 @@
  * Long-lived UDP sockets keep getting their replies from the VIP while 100,000 short TCP
  * connections go through the same node: the per-socket reverse NAT lives in each socket's own
  * storage (bpf/clustermesh.h, struct sock4_peers), so no other socket's churn can push it out.
- * (With the former node-wide 65,536-entry LRU, 100,000 connects evicted an idle socket's entry.)
+ * With the former node-wide 65,536-entry LRU keyed by socket cookie, the connected socket's entry
+ * (written at connect, not read until after the churn) was evicted, and its reply came from the
+ * backend's address; sockets whose entry had been read once survived the LRU's second chance.
  */
 import { ADDRS, createDatapathLab, type DatapathLab } from './lab.js';
 import { SocketWorker, type UdpReply } from './worker-client.js';
@@ -34,6 +36,8 @@ it(`UDP replies keep coming from the VIP while ${CONNECTS.toLocaleString('en')} 
   ]);
   const idle = await udpClient.udpOpen(4); // one exchange before the churn, one after it
   const busy = await udpClient.udpOpen(4); // exchanges all along
+  // connected before the churn, first exchange after it: its entry is written and never read meanwhile
+  const connected = await udpClient.udpOpen(4, { host: vip, port: UDP_PORT });
   const first = await idle.exchange(vip, UDP_PORT);
 
   let churnDone = false;
@@ -43,6 +47,7 @@ it(`UDP replies keep coming from the VIP while ${CONNECTS.toLocaleString('en')} 
   const { reached, errors } = await churn;
   during.push(await busy.exchange(vip, UDP_PORT));
   const last = await idle.exchange(vip, UDP_PORT);
+  const late = await connected.exchange();
 
   expect(errors).toEqual({});
   expect(reached).toEqual({ tcp: CONNECTS });
@@ -50,8 +55,8 @@ it(`UDP replies keep coming from the VIP while ${CONNECTS.toLocaleString('en')} 
   expect(during.length).toBeGreaterThan(1);
   expect(during.filter((r) => r.error !== undefined || r.from?.address !== vip || r.from?.port !== UDP_PORT)).toEqual([]);
   expect(new Set(during.map((r) => r.name)).size).toBe(1); // the busy socket stayed on its backend
-  expect([first.from, last.from]).toEqual([fromVip, fromVip]);
+  expect([first.from, last.from, late.from]).toEqual([fromVip, fromVip, fromVip]);
   expect(last.name).toBe(first.name); // and so did the idle one
   expect(lab.dp.programStats()).toEqual({ sockStateFailed: 0, sockPeerReplaced: 0 });
-  await Promise.all([idle.close(), busy.close()]);
+  await Promise.all([idle.close(), busy.close(), connected.close()]);
 });

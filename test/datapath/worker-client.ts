@@ -83,9 +83,15 @@ export class SocketWorker {
     return this.call('udpOneSocket', { family, targets });
   }
 
-  /** A long-lived unconnected UDP socket: exchange() sends one datagram and awaits the reply. */
-  async udpOpen(family: 4 | 6): Promise<{ exchange(host: string, port: number): Promise<UdpReply>; close(): Promise<void> }> {
-    const { id } = await this.call<{ id: number }>('udpOpen', { family });
+  /**
+   * A long-lived UDP socket, connected to `peer` if given: exchange() sends one datagram (to
+   * host:port, or without an address when connected) and awaits the reply.
+   */
+  async udpOpen(
+    family: 4 | 6,
+    peer?: { host: string; port: number },
+  ): Promise<{ exchange(host?: string, port?: number): Promise<UdpReply>; close(): Promise<void> }> {
+    const { id } = await this.call<{ id: number }>('udpOpen', { family, peer });
     return {
       exchange: (host, port) => this.call<UdpReply>('udpExchange', { id, host, port }),
       close: async () => void (await this.call('udpClose', { id })),
