@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { ReconcileStats } from '../lib/datapath/index.js';
 import type { DatapathService } from '../lib/datapath/types.js';
 import type { Logger } from '../lib/log.js';
-import type { HealthStatus, HealthTarget } from './health/index.js';
+import type { HealthStatus, HealthTarget, ProbeTarget } from './health/index.js';
 import { IdentityIndex, type IpcacheSink } from './identities.js';
 import type { LocalViewSource } from './local/informers.js';
 import { mergeServices, type MergeInput, type RemoteCluster, type ServiceExplanation } from './merge/index.js';
@@ -36,7 +36,7 @@ export interface RemoteViewSource {
 }
 
 export interface HealthSource {
-  setTargets(targets: readonly HealthTarget[]): void;
+  setTargets(targets: readonly ProbeTarget[]): void;
   status(target: HealthTarget): HealthStatus;
   onTransition(listener: () => void): () => void;
 }

@@ -1,15 +1,20 @@
 /**
  * Active TCP health checks of backends, so failover does not wait for Kubernetes (or a silent
  * peer) to notice a dead backend. Targets come and go with `setTargets` without disturbing the
- * others. One schedule (a queue by due time) holds every target: at most `maxConcurrentProbes`
- * connects are in flight and at most `maxProbesPerSecond` start, so a mesh of 100k backends costs
- * a bounded CPU share and one small record per target (not a timer and a waiting probe each);
- * with more targets than the rate covers in one interval, each target's interval stretches.
+ * others. Two schedules (queues by due time) hold every target, one for the targets in use and one
+ * for the standby ones: at most `maxConcurrentProbes` connects are in flight and at most
+ * `maxProbesPerSecond` start, so a mesh of 100k backends costs a bounded CPU share and one small
+ * record per target (not a timer and a waiting probe each). A target in use that is due always
+ * starts before a standby one, so only the number of targets in use stretches their interval
+ * (past rate × interval of them); standby targets share what is left.
  */
 import { DueQueue } from './due-queue.js';
 import { probeTcp, type ProbeOutcome } from './probe.js';
 import { INITIAL_STATE, nextState, type TargetState, type Thresholds } from './state.js';
-import { targetKey, type HealthStatus, type HealthTarget } from './types.js';
+import { targetKey, type HealthStatus, type HealthTarget, type ProbeTarget } from './types.js';
+
+/** One probe of a target: `probeTcp`, or a stand-in that observes or replaces it (benchmarks, tests). */
+export type Probe = (target: HealthTarget, timeoutMs: number, signal: AbortSignal) => Promise<ProbeOutcome>;
 
 export interface HealthCheckerOptions extends Thresholds {
   /** time between the starts of two probes of one target (a probe slower than this is followed at once) */
@@ -53,9 +58,17 @@ export type TransitionListener = (transition: HealthTransition) => void;
 interface Probed {
   target: HealthTarget;
   state: TargetState;
-  /** when its next probe may start (Date.now() time) */
-  dueAtMs: number;
+  standby: boolean;
+  /** its one live entry in a schedule; null while its probe runs (or once removed) */
+  entry: Scheduled | null;
   removed: boolean;
+}
+
+/** A place in a schedule; stale (skipped when it comes up) once its target moved or left. */
+interface Scheduled {
+  /** when the probe may start (Date.now() time) */
+  dueAtMs: number;
+  probed: Probed;
 }
 
 function validate(o: HealthCheckerOptions): HealthCheckerOptions {
@@ -71,8 +84,9 @@ export class HealthChecker {
   private readonly options: HealthCheckerOptions;
   private readonly targets = new Map<string, Probed>();
   private readonly listeners = new Set<TransitionListener>();
-  /** every live target once (removed ones are dropped when they come up) */
-  private readonly schedule = new DueQueue<Probed>();
+  /** the targets in use, and the standby ones: each live target once, stale entries skipped when they come up */
+  private readonly inUse = new DueQueue<Scheduled>();
+  private readonly standby = new DueQueue<Scheduled>();
   private readonly closing = new AbortController();
   private inFlight = 0;
   /** the rate budget: the next probe start allowed */
@@ -80,23 +94,41 @@ export class HealthChecker {
   private pumpTimer: NodeJS.Timeout | undefined;
   private pumpAtMs = Infinity;
 
-  constructor(options: Partial<HealthCheckerOptions> = {}) {
+  constructor(
+    options: Partial<HealthCheckerOptions> = {},
+    private readonly probe: Probe = probeTcp,
+  ) {
     this.options = validate({ ...DEFAULT_HEALTH_OPTIONS, ...options });
   }
 
-  /** The full set to probe: new targets start at once (status unknown), missing ones stop, the rest go on untouched. */
-  setTargets(targets: readonly HealthTarget[]): void {
+  /**
+   * The full set to probe: new targets start at once (status unknown), missing ones stop, the rest
+   * go on with their status and due time, moving between in use and standby as the plan says.
+   */
+  setTargets(targets: readonly ProbeTarget[]): void {
     if (this.closing.signal.aborted) throw new Error('health checker is closed; create a new one');
-    const wanted = new Map(targets.map((t) => [targetKey(t), t]));
+    const wanted = new Map<string, ProbeTarget>();
+    for (const t of targets) if (!wanted.has(targetKey(t))) wanted.set(targetKey(t), t); // the first claim names it
     for (const [key, probed] of this.targets) {
       if (!wanted.has(key)) this.stop(key, probed);
     }
     const nowMs = Date.now();
     for (const [key, target] of wanted) {
-      if (this.targets.has(key)) continue;
-      const probed: Probed = { target: { ...target }, state: INITIAL_STATE, dueAtMs: nowMs, removed: false };
+      const standby = target.standby === true;
+      const known = this.targets.get(key);
+      if (known) {
+        if (known.standby !== standby) this.move(known, standby);
+        continue;
+      }
+      const probed: Probed = {
+        target: { clusterId: target.clusterId, addr: target.addr, port: target.port },
+        state: INITIAL_STATE,
+        standby,
+        entry: null,
+        removed: false,
+      };
       this.targets.set(key, probed);
-      this.schedule.push(probed);
+      this.enqueue(probed, nowMs);
     }
     this.pump();
   }
@@ -115,13 +147,43 @@ export class HealthChecker {
     this.closing.abort();
     clearTimeout(this.pumpTimer);
     for (const [key, probed] of this.targets) this.stop(key, probed);
-    this.schedule.clear();
+    this.inUse.clear();
+    this.standby.clear();
     this.listeners.clear();
   }
 
   private stop(key: string, probed: Probed): void {
     probed.removed = true;
+    probed.entry = null;
     this.targets.delete(key);
+  }
+
+  private enqueue(probed: Probed, dueAtMs: number): void {
+    probed.entry = { dueAtMs, probed };
+    (probed.standby ? this.standby : this.inUse).push(probed.entry);
+  }
+
+  /** Into the other schedule, due when it was (a probe running now reschedules it there itself). */
+  private move(probed: Probed, standby: boolean): void {
+    probed.standby = standby;
+    if (probed.entry) this.enqueue(probed, probed.entry.dueAtMs);
+  }
+
+  /** The earliest live entry of a schedule, stale ones dropped on the way. */
+  private head(schedule: DueQueue<Scheduled>): Scheduled | undefined {
+    for (let entry = schedule.peek(); entry; entry = schedule.peek()) {
+      if (entry.probed.entry === entry) return entry;
+      schedule.pop();
+    }
+    return undefined;
+  }
+
+  /** A target in use due by the time the next probe may start goes first; else whichever is due first. */
+  private nextDue(startAtMs: number): { entry: Scheduled; schedule: DueQueue<Scheduled> } | undefined {
+    const used = this.head(this.inUse);
+    const spare = this.head(this.standby);
+    if (used && (!spare || used.dueAtMs <= Math.max(startAtMs, spare.dueAtMs))) return { entry: used, schedule: this.inUse };
+    return spare && { entry: spare, schedule: this.standby };
   }
 
   /** Starts every probe that is due, within the connect and rate budgets; arms a timer for the next. */
@@ -130,18 +192,15 @@ export class HealthChecker {
     const nowMs = Date.now();
     const spacingMs = 1000 / this.options.maxProbesPerSecond;
     while (this.inFlight < this.options.maxConcurrentProbes) {
-      const next = this.schedule.peek();
+      const next = this.nextDue(Math.max(nowMs, this.nextStartAtMs));
       if (!next) return;
-      if (next.removed) {
-        this.schedule.pop();
-        continue;
-      }
-      const startAtMs = Math.max(next.dueAtMs, this.nextStartAtMs);
+      const startAtMs = Math.max(next.entry.dueAtMs, this.nextStartAtMs);
       if (startAtMs > nowMs) return this.pumpAt(startAtMs);
-      this.schedule.pop();
+      next.schedule.pop();
+      next.entry.probed.entry = null;
       // Idle time earns at most one interval of starts (a burst still bounded by the connect slots).
       this.nextStartAtMs = Math.max(this.nextStartAtMs, nowMs - this.options.intervalMs) + spacingMs;
-      void this.probeOnce(next, nowMs);
+      void this.probeOnce(next.entry.probed, nowMs);
     }
   }
 
@@ -160,15 +219,12 @@ export class HealthChecker {
     this.inFlight++;
     let outcome: ProbeOutcome;
     try {
-      outcome = await probeTcp(probed.target, this.options.timeoutMs, this.closing.signal);
+      outcome = await this.probe(probed.target, this.options.timeoutMs, this.closing.signal);
     } finally {
       this.inFlight--;
     }
-    if (!probed.removed) {
-      // Rescheduled first, so a throwing listener cannot end this target's probes.
-      probed.dueAtMs = startedAtMs + this.options.intervalMs;
-      this.schedule.push(probed);
-    }
+    // Rescheduled first, so a throwing listener cannot end this target's probes.
+    if (!probed.removed) this.enqueue(probed, startedAtMs + this.options.intervalMs);
     this.pump();
     if (!probed.removed) this.record(probed, outcome);
   }

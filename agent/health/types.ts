@@ -9,11 +9,24 @@ export interface HealthTarget {
   port: number;
 }
 
+/**
+ * A target of the probe plan. `standby`: a backend no service uses now but one would use next if
+ * what it uses failed; standby targets are probed with what the probe rate leaves after the
+ * targets in use, so they never slow the probes that bound an abrupt failover.
+ */
+export interface ProbeTarget extends HealthTarget {
+  standby?: true;
+}
+
 /** `unknown`: not probed yet (or not a target); the merge trusts Kubernetes readiness then. */
 export type HealthStatus = 'healthy' | 'unhealthy' | 'unknown';
 
 export type HealthLookup = (clusterId: number, addr: string, port: number) => HealthStatus;
 
-export function targetKey(t: HealthTarget): string {
-  return `${t.clusterId}|${t.addr}|${t.port}`;
+/**
+ * One probe per address:port on this node, whichever services and clusters name it: whether it
+ * accepts connections is the same answer for all of them.
+ */
+export function targetKey(t: { addr: string; port: number }): string {
+  return `${t.addr}|${t.port}`;
 }

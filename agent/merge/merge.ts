@@ -8,7 +8,8 @@ import { isIP } from 'node:net';
 import type { ClusterService } from '../../lib/kvstore/types.js';
 import type { BackendState, DatapathBackend, DatapathService } from '../../lib/datapath/types.js';
 import type { ServicePolicy } from '../../lib/k8s/annotations.js';
-import { targetKey, type HealthTarget } from '../health/types.js';
+import { planProbes, type FrontendProbes } from '../health/probe-plan.js';
+import type { HealthTarget } from '../health/types.js';
 import { selectBackends, type Candidate, type Selected, type Selection } from './select.js';
 import type {
   BackendExplanation,
@@ -175,7 +176,7 @@ interface MergedFrontend {
   service: DatapathService;
   /** null when the input did not ask for explanations */
   explanation: FrontendExplanation | null;
-  targets: HealthTarget[];
+  probes: FrontendProbes;
 }
 
 function explainFrontend(
@@ -227,11 +228,16 @@ function mergeFrontend(
   return {
     service: { vip, port: port.port, proto: port.protocol, backends },
     explanation: input.explain === false ? null : explainFrontend(vip, port, selection, skipped),
-    targets: usable
-      .filter((c) => !c.terminating)
-      .map(({ clusterId, addr, port: p }) => ({ clusterId, addr, port: p })),
+    probes: {
+      used: selection.backends
+        .filter((s) => s.state === 'active' || s.state === 'quarantined')
+        .map(({ candidate }) => healthTarget(candidate)),
+      next: selection.next.map(healthTarget),
+    },
   };
 }
+
+const healthTarget = ({ clusterId, addr, port }: Candidate): HealthTarget => ({ clusterId, addr, port });
 
 function describePolicy(p: ServicePolicy): string {
   const parts = [`shared ${p.shared}`, `affinity ${p.affinity}`];
@@ -249,7 +255,7 @@ export function mergeServices(input: MergeInput): MergeResult {
   const explain = input.explain !== false;
   const desired: DatapathService[] = [];
   const explanations: ServiceExplanation[] = [];
-  const targets = new Map<string, HealthTarget>();
+  const probes: FrontendProbes[] = [];
   let programmed = 0;
   const unprogrammed = (explanation: () => ServiceExplanation): void => {
     if (explain) explanations.push(explanation());
@@ -283,7 +289,7 @@ export function mergeServices(input: MergeInput): MergeResult {
         const merged = mergeFrontend(input, svc, policy, usableRemotes, vip, port);
         desired.push(merged.service);
         if (merged.explanation) frontends.push(merged.explanation);
-        for (const t of merged.targets) targets.set(targetKey(t), t);
+        probes.push(merged.probes);
       }
     }
     programmed++;
@@ -300,5 +306,5 @@ export function mergeServices(input: MergeInput): MergeResult {
 
   desired.sort((a, b) => compare(a.vip, b.vip) || a.port - b.port || compare(a.proto, b.proto));
   explanations.sort((a, b) => compare(a.service, b.service));
-  return { desired, explanations, programmed, probeTargets: [...targets.values()].sort(byBackendOrder) };
+  return { desired, explanations, programmed, probeTargets: planProbes(probes) };
 }

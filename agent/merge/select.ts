@@ -28,6 +28,12 @@ export interface Selected {
 export interface Selection {
   decision: string;
   backends: Selected[];
+  /**
+   * The candidates that would carry the traffic if every chosen one failed (the health checker
+   * probes a few of them ahead): the next group in the policy's order, and past it, while a
+   * group's every backend is known unhealthy, the group after.
+   */
+  next: Candidate[];
 }
 
 type Healthy = (c: Candidate) => boolean;
@@ -102,6 +108,23 @@ function standbyReason(c: Candidate, sides: Sides, remoteWhy: string): string {
   return sideUsed ? remoteWhy : sides.why;
 }
 
+/**
+ * Chooses again with every chosen candidate out, probe verdicts set aside so that the answer does
+ * not flip as the probes of standby backends come and go; a group whose backends all failed their
+ * probes is passed over as the real selection would, keeping its place in the answer (its probes
+ * go on, and it is first again once one recovers).
+ */
+function nextInLine(candidates: Candidate[], policy: ServicePolicy, chosen: Set<Candidate>): Candidate[] {
+  const out = new Set(chosen);
+  const next: Candidate[] = [];
+  for (;;) {
+    const group = [...choose(candidates, policy, (c) => !out.has(c)).chosen].filter((c) => !out.has(c));
+    next.push(...group);
+    if (group.length === 0 || group.some(probedHealthy)) return next;
+    for (const c of group) out.add(c);
+  }
+}
+
 export function selectBackends(candidates: Candidate[], policy: ServicePolicy): Selection {
   let healthy = probedHealthy;
   let { chosen, sides, remoteWhy } = choose(candidates, policy, healthy);
@@ -122,5 +145,5 @@ export function selectBackends(candidates: Candidate[], policy: ServicePolicy): 
     if (healthy(candidate)) return { candidate, state: 'active', reason: `health ${candidate.health}` };
     return { candidate, state: 'quarantined', reason: 'failed its health check' };
   });
-  return { decision, backends };
+  return { decision, backends, next: nextInLine(candidates, policy, chosen) };
 }

@@ -2,7 +2,7 @@
 import type { ClusterService, L4Protocol } from '../../lib/kvstore/types.js';
 import type { BackendState, DatapathService } from '../../lib/datapath/types.js';
 import type { ParseResult, ServicePolicy } from '../../lib/k8s/annotations.js';
-import type { HealthLookup, HealthTarget } from '../health/types.js';
+import type { HealthLookup, ProbeTarget } from '../health/types.js';
 
 export interface ServicePort {
   /** Kubernetes port name ("" for an unnamed single port): remote backends are matched by it */
@@ -92,6 +92,6 @@ export interface MergeResult {
   explanations: ServiceExplanation[];
   /** local Services programmed (global, with a ClusterIP), counted with or without explanations */
   programmed: number;
-  /** every candidate backend of a programmed service, used or standby: what the health checker should probe */
-  probeTargets: HealthTarget[];
+  /** what the health checker should probe: the backends in use, and a few of those next in line (agent/health/probe-plan.ts) */
+  probeTargets: ProbeTarget[];
 }

@@ -152,3 +152,64 @@ it('refuses new targets after close', () => {
   checker.close();
   expect(() => checker.setTargets([])).toThrow(/closed/);
 });
+
+describe('targets in use before standby ones (a stand-in probe records each start)', () => {
+  const waitUntil = (what: string, condition: () => boolean) =>
+    withDeadline(
+      new Promise<void>((resolve) => {
+        const poll = () => (condition() ? resolve() : setTimeout(poll, 5));
+        poll();
+      }),
+      what,
+    );
+  const standbyTargets = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ clusterId: 2, addr: `10.102.${i >> 8}.${i & 255}`, port: 8080, standby: true as const }));
+
+  function recordingChecker(options: ConstructorParameters<typeof HealthChecker>[0]) {
+    const starts: string[] = [];
+    const clusterIds: number[] = [];
+    const checker = new HealthChecker(options, (target) => {
+      starts.push(target.addr);
+      clusterIds.push(target.clusterId);
+      return Promise.resolve({ result: 'up', detail: 'connected' });
+    });
+    checkers.push(checker);
+    return { checker, starts, clusterIds };
+  }
+
+  it('a target in use is probed at its own pace however many standby targets wait', async () => {
+    // 50 starts/s and 201 targets: one queue would probe each target once per 4 s, 200 others between.
+    const { checker, starts } = recordingChecker({ intervalMs: 100, maxProbesPerSecond: 50 });
+    const standby = standbyTargets(200);
+    checker.setTargets([...standby, { clusterId: 0, addr: '10.101.0.1', port: 8080 }]);
+    const inUseProbes = () => starts.filter((a) => a === '10.101.0.1').length;
+    await waitUntil('5 probes of the target in use', () => inUseProbes() >= 5);
+    expect(starts.length - inUseProbes()).toBeLessThan(standby.length);
+  });
+
+  it('a standby target that comes into use is probed next', async () => {
+    const { checker, starts } = recordingChecker({ intervalMs: 1000, maxProbesPerSecond: 100 });
+    const standby = standbyTargets(500);
+    checker.setTargets(standby);
+    await waitUntil('the first standby probes', () => starts.length >= 3);
+    const promoted = standby[400];
+    checker.setTargets([...standby.filter((s) => s !== promoted), { ...promoted, standby: undefined }]);
+    const before = starts.length;
+    await waitUntil('a probe of the promoted target', () => starts.includes(promoted.addr));
+    // at most the rate slot already taken before it
+    expect(starts.indexOf(promoted.addr) - before).toBeLessThanOrEqual(1);
+    expect(checker.status(promoted)).not.toBe('unhealthy');
+  });
+
+  it('probes an address:port once whichever clusters name it, and answers for all of them', async () => {
+    const { checker, starts, clusterIds } = recordingChecker({ intervalMs: 50 });
+    const a = { clusterId: 2, addr: '10.102.0.1', port: 8080 };
+    const b = { ...a, clusterId: 3 };
+    const healthy = transition(checker, a, 'healthy');
+    checker.setTargets([a, b]);
+    await healthy;
+    await waitUntil('a few probes', () => starts.length >= 4);
+    expect(checker.status(b)).toBe('healthy');
+    expect(new Set(clusterIds)).toEqual(new Set([a.clusterId])); // one series, named by the first claim
+  });
+});

@@ -148,7 +148,7 @@ describe('affinity truth table (Cilium) × local healthy/unhealthy/none × remot
     );
   });
 
-  it('affinity local keeps healthy remote backends on standby, still probed', () => {
+  it('affinity local keeps healthy remote backends on standby, probed as next in line', () => {
     const merged = mergeServices(
       input(
         [localService(withAffinity('local'), local)],
@@ -162,7 +162,7 @@ describe('affinity truth table (Cilium) × local healthy/unhealthy/none × remot
     });
     expect(merged.probeTargets).toEqual([
       { clusterId: 0, addr: L1, port: 8080 },
-      { clusterId: 2, addr: W1, port: 8080 },
+      { clusterId: 2, addr: W1, port: 8080, standby: true },
     ]);
   });
 });
