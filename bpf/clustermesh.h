@@ -130,7 +130,8 @@ struct lb6_reverse_nat {
  * unconnected UDP socket addressing more frontends than that replaces one of its own entries
  * (counted in CM_STAT_SOCK_PEER_REPLACED). bpf_sk_storage_get is allowed in cgroup/sock_addr
  * programs on this kernel (`bpftool feature probe`). The IPv4 table also serves IPv4-mapped
- * destinations (::ffff:<VIP>) of dual-stack IPv6 sockets. */
+ * destinations (::ffff:<VIP>) of dual-stack IPv6 sockets. test/datapath/udp-under-churn.test.ts
+ * shows the difference (the LRU failed it). */
 #define CM_SOCK_PEERS 4 /* a power of two: the replacement index is masked with it */
 
 struct sock4_peer {
