@@ -22,7 +22,9 @@ import {
   DEFAULT_ROUTE_DRAIN_MS,
   drainRemovedPeers,
   planRoutes,
+  withRestoredRoutes,
   type DrainingPeer,
+  type PlannedRoute,
   type RouteClusterView,
   type RoutePlan,
   type RouteStatus,
@@ -32,7 +34,7 @@ import {
 export interface RemoteViewSource {
   onChange(listener: () => void): () => void;
   views(): PeerView[];
-  status(): (PeerStatusLike & { id: number | null; connected: boolean; synced: { services: boolean } })[];
+  status(): (PeerStatusLike & { id: number | null; connected: boolean; synced: { services: boolean; nodes: boolean } })[];
 }
 
 export interface HealthSource {
@@ -47,6 +49,8 @@ export interface DatapathSink {
 }
 
 export interface RouteSink {
+  /** the routes this agent owns in the kernel (also a previous run's) */
+  owned(): Promise<PlannedRoute[]>;
   sync(plan: RoutePlan): Promise<RouteStatus>;
 }
 
@@ -102,6 +106,10 @@ export class Controller {
   /** the configured peers the last route sync routed, and the removed ones still draining */
   private routedPeers: RouteClusterView[] = [];
   private drainingPeers: DrainingPeer[] = [];
+  /** the owned routes found at the first route sync (a previous run's); null until read */
+  private restoredRoutes: PlannedRoute[] | null = null;
+  /** peers (by name) that delivered their nodes at least once since start */
+  private readonly nodesSyncedOnce = new Set<string>();
   private identities = new IdentityIndex([]);
   private readonly totals: DatapathTotals = { reconciles: 0, updates: 0, deletes: 0, last: null };
 
@@ -247,16 +255,27 @@ export class Controller {
     this.o.metrics.globalServices.set(result.programmed);
     // Routes follow the configured peers (also those past the cache TTL), not only the kept ones.
     const routed = this.o.routes ? this.routeViews(nowMs) : undefined;
-    this.armRecheck(peers.recheckAtMs, restoreIds.size > 0 ? this.startedAtMs + this.o.peerCacheTtlMs : undefined, routed?.recheckAtMs);
+    this.armRecheck(
+      peers.recheckAtMs,
+      restoreIds.size > 0 || routed?.keepRestored ? this.startedAtMs + this.o.peerCacheTtlMs : undefined,
+      routed?.recheckAtMs,
+    );
     if (!this.firstPassDone) {
       this.firstPassDone = true;
       this.o.log.info({ ...stats }, 'first datapath reconcile done: ready');
     }
-    if (routed) await this.syncRoutes(routed.views);
+    if (routed) await this.syncRoutes(routed.views, routed.keepRestored);
   }
 
-  /** The peers to route now: the configured ones and the removed ones still draining. */
-  private routeViews(nowMs: number): { views: RouteClusterView[]; recheckAtMs?: number } {
+  /**
+   * The peers to route now (the configured ones and the removed ones still draining), and whether
+   * the routes of the previous run stay: while some peer has not delivered its nodes since start,
+   * within one cache TTL of the start (as the restored backends).
+   */
+  private routeViews(nowMs: number): { views: RouteClusterView[]; recheckAtMs?: number; keepRestored: boolean } {
+    const status = this.o.remotes.status();
+    for (const s of status) if (s.synced.nodes) this.nodesSyncedOnce.add(s.name);
+    const keepRestored = nowMs < this.startedAtMs + this.o.peerCacheTtlMs && status.some((s) => !this.nodesSyncedOnce.has(s.name));
     const configured = this.o.remotes.views().map(({ name, nodes }) => ({ name, nodes }));
     const decision = drainRemovedPeers({
       previous: this.routedPeers,
@@ -271,7 +290,7 @@ export class Controller {
     }
     this.routedPeers = configured;
     this.drainingPeers = decision.draining;
-    return decision;
+    return { ...decision, keepRestored };
   }
 
   /**
@@ -308,9 +327,12 @@ export class Controller {
     this.recheckTimer = setTimeout(() => this.schedule(), Math.max(0, at - this.now()) + 1);
   }
 
-  private async syncRoutes(views: readonly RouteClusterView[]): Promise<void> {
+  private async syncRoutes(views: readonly RouteClusterView[], keepRestored: boolean): Promise<void> {
     try {
-      this.routeStatus = await this.o.routes!.sync(planRoutes(views, this.o.local.podCidrs()));
+      this.restoredRoutes ??= await this.o.routes!.owned();
+      const localPodCidrs = this.o.local.podCidrs();
+      const plan = withRestoredRoutes(planRoutes(views, localPodCidrs), this.restoredRoutes, keepRestored, localPodCidrs);
+      this.routeStatus = await this.o.routes!.sync(plan);
     } catch (err) {
       this.o.log.error({ err: String(err) }, 'pod route sync failed');
       this.routeStatus = { ...this.routeStatus, problems: [{ cluster: '', node: '', destination: '', reason: `route sync failed: ${String(err)}` }] };

@@ -8,7 +8,8 @@
  * to its last known nodes (its data path may well be up, and its pods' connections to ours need
  * the way back), however long the outage. A peer removed from the configuration drains: its
  * backends leave the maps at once, its routes stay for a grace period so that connections already
- * going to its pods keep their path, then go (`drainRemovedPeers`).
+ * going to its pods keep their path, then go (`drainRemovedPeers`). After a restart, the routes a
+ * previous run left stay until every peer has delivered its nodes again (`withRestoredRoutes`).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -95,6 +96,19 @@ function ownProblem(c: Candidate, localPodCidrs: readonly Cidr[]): string | null
   return null;
 }
 
+/** The CIDRs among `texts` that parse (the others are reported where they come from). */
+function parseCidrs(texts: readonly string[]): Cidr[] {
+  return texts.flatMap((text) => {
+    try {
+      return [parseCidr(text)];
+    } catch {
+      return [];
+    }
+  });
+}
+
+const byDestination = (a: PlannedRoute, b: PlannedRoute): number => (a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0);
+
 /**
  * Every remote node's pod CIDRs, except those that cannot be routed safely. Two remote CIDRs that
  * overlap are both refused: which one is right cannot be told, and one route would steal the
@@ -102,13 +116,7 @@ function ownProblem(c: Candidate, localPodCidrs: readonly Cidr[]): string | null
  */
 export function planRoutes(views: readonly RouteClusterView[], localPodCidrs: readonly string[]): RoutePlan {
   const refused: RouteProblem[] = [];
-  const local = localPodCidrs.flatMap((text) => {
-    try {
-      return [parseCidr(text)];
-    } catch {
-      return [];
-    }
-  });
+  const local = parseCidrs(localPodCidrs);
   const sorted = [...views].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const candidates = sorted.flatMap((v) => candidatesOf(v, refused));
   const routable: Candidate[] = [];
@@ -131,7 +139,7 @@ export function planRoutes(views: readonly RouteClusterView[], localPodCidrs: re
       routes.push({ destination: formatCidr(c.cidr), via: c.via!, cluster: c.cluster, node: c.node });
     }
   }
-  routes.sort((a, b) => (a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0));
+  routes.sort(byDestination);
   return { routes, refused };
 }
 
@@ -178,6 +186,20 @@ export function drainRemovedPeers(input: {
     draining,
     recheckAtMs: ends.length > 0 ? Math.min(...ends) : undefined,
   };
+}
+
+/**
+ * The plan plus the routes read from the kernel at start (a previous run's) while `keep` (some
+ * peer has not delivered its nodes since the start): a restart must not take away the path of
+ * connections to a peer that is slow or unreachable now. A planned route wins over a restored one
+ * it overlaps, and a restored one overlapping the local pod CIDRs is dropped, as the plan would.
+ */
+export function withRestoredRoutes(plan: RoutePlan, restored: readonly PlannedRoute[], keep: boolean, localPodCidrs: readonly string[]): RoutePlan {
+  if (!keep) return plan;
+  const taken = parseCidrs([...plan.routes.map((r) => r.destination), ...localPodCidrs]);
+  const carried = restored.filter((r) => parseCidrs([r.destination]).every((cidr) => !taken.some((t) => cidrsOverlap(t, cidr))));
+  if (carried.length === 0) return plan;
+  return { routes: [...plan.routes, ...carried].sort(byDestination), refused: plan.refused };
 }
 
 export interface RouteChanges {

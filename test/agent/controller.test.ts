@@ -155,6 +155,48 @@ describe('pod routes', () => {
   });
 });
 
+describe('pod routes after a restart', () => {
+  const TTL_MS = 60_000;
+  const restoredRoutes = [
+    { destination: '10.102.1.0/24', via: '10.99.0.3' },
+    { destination: '10.102.7.0/24', via: '10.99.0.9' },
+  ];
+  const westSynced = { ...peer('west', 2, []), nodes: [remoteNode('west', 'w1', '10.99.0.3', '10.102.1.0/24')] };
+  const westUnreachable = peer('west', 2, [], { state: 'disconnected', sinceMs: 1_000_000 });
+
+  beforeEach(async () => {
+    rig = controllerRig({ ttlMs: TTL_MS, routeDrainMs: 30_000, restoredRoutes });
+    rig.local.set([localService('echo', VIP, GLOBAL, ['10.101.1.5'])]);
+    rig.remotes.set([westUnreachable]);
+    rig.controller.start();
+    await settle();
+  });
+
+  it('keeps the previous run’s routes while a peer has not delivered its nodes', async () => {
+    expect(rig.routes.destinations).toEqual(['10.102.1.0/24', '10.102.7.0/24']);
+    rig.clock.now += TTL_MS - 1;
+    rig.controller.schedule();
+    await settle();
+    expect(rig.routes.destinations).toEqual(['10.102.1.0/24', '10.102.7.0/24']);
+  });
+
+  it('then routes by what the peer published: a node gone while the agent was down loses its route', async () => {
+    rig.remotes.set([westSynced]);
+    await settle();
+    expect(rig.routes.destinations).toEqual(['10.102.1.0/24']);
+    rig.remotes.set([{ ...westSynced, link: { state: 'disconnected', sinceMs: rig.clock.now } }]);
+    await settle();
+    expect(rig.routes.destinations).toEqual(['10.102.1.0/24']);
+  });
+
+  it('drops them one cache TTL after the start when the peer never comes', async () => {
+    rig.clock.now += TTL_MS;
+    rig.controller.schedule();
+    await settle();
+    expect(rig.routes.destinations).toEqual([]);
+  });
+});
+
 describe('before the local view has synced', () => {
   it('writes nothing and is not ready', async () => {
     rig = controllerRig();

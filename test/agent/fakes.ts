@@ -12,7 +12,7 @@ import { targetKey } from '../../agent/health/index.js';
 import type { LocalService } from '../../agent/merge/index.js';
 import { AgentMetrics } from '../../agent/metrics.js';
 import type { PeerView } from '../../agent/peers.js';
-import type { RoutePlan, RouteStatus } from '../../agent/routes.js';
+import type { PlannedRoute, RoutePlan, RouteStatus } from '../../agent/routes.js';
 import type { LocalViewSource } from '../../agent/local/informers.js';
 
 export const silentLog = pino({ level: 'silent' });
@@ -60,7 +60,7 @@ export class FakeRemotes implements RemoteViewSource {
       failures: 0,
       lastFailure: null,
       rejected: 0,
-      synced: { services: this.synced.has(p.name) },
+      synced: { services: this.synced.has(p.name), nodes: this.synced.has(p.name) },
     }));
   set(peers: PeerView[]): void {
     this.peers = peers;
@@ -107,7 +107,11 @@ export class FakeDatapath {
 
 /** Installs every planned route at once; `destinations` is what the kernel would hold. */
 export class FakeRoutes {
-  destinations: string[] = [];
+  destinations: string[];
+  constructor(private readonly restored: PlannedRoute[] = []) {
+    this.destinations = restored.map((r) => r.destination);
+  }
+  owned = async (): Promise<PlannedRoute[]> => this.restored;
   sync = async (plan: RoutePlan): Promise<RouteStatus> => {
     this.destinations = plan.routes.map((r) => r.destination);
     return { installed: plan.routes, problems: plan.refused };
@@ -179,13 +183,15 @@ export interface ControllerRig {
   clock: { now: number };
 }
 
-/** `routeDrainMs` given: the controller syncs pod routes into `routes`. */
-export function controllerRig(opts: { ttlMs?: number; restored?: DatapathService[]; routeDrainMs?: number } = {}): ControllerRig {
+/** `routeDrainMs` given: the controller syncs pod routes into `routes` (holding `restoredRoutes` at start). */
+export function controllerRig(
+  opts: { ttlMs?: number; restored?: DatapathService[]; routeDrainMs?: number; restoredRoutes?: PlannedRoute[] } = {},
+): ControllerRig {
   const local = new FakeLocal();
   const remotes = new FakeRemotes();
   const health = new FakeHealth();
   const datapath = new FakeDatapath(opts.restored);
-  const routes = new FakeRoutes();
+  const routes = new FakeRoutes(opts.restoredRoutes);
   const clock = { now: 1_000_000 };
   const registry = createMetricsRegistry();
   const controller = new Controller({

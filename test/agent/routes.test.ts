@@ -4,7 +4,15 @@
  */
 import { maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
 import type { NodeRecord } from '../../lib/kvstore/types.js';
-import { RouteManager, drainRemovedPeers, planRoutes, type DrainingPeer, type RouteClusterView } from '../../agent/routes.js';
+import {
+  RouteManager,
+  drainRemovedPeers,
+  planRoutes,
+  withRestoredRoutes,
+  type DrainingPeer,
+  type PlannedRoute,
+  type RouteClusterView,
+} from '../../agent/routes.js';
 import { TestNetns } from '../harness/netns.js';
 import { silentLog } from './fakes.js';
 
@@ -93,6 +101,26 @@ describe('drainRemovedPeers', () => {
   it('routes a re-added peer by its current nodes, not the drained ones', () => {
     const result = drainRemovedPeers({ previous: [], draining: [draining(west, NOW - 1)], configured: [westMoved], drainMs: DRAIN, nowMs: NOW });
     expect(planRoutes(result.views, []).routes.map((r) => r.destination)).toEqual(['10.102.9.0/24']);
+  });
+});
+
+describe('withRestoredRoutes', () => {
+  const planned: PlannedRoute = { destination: '10.102.1.0/24', via: '10.99.0.3', cluster: 'west', node: 'w1' };
+  const route = (destination: string, via = '10.99.0.9'): PlannedRoute => ({ destination, via });
+  const refused = [{ cluster: 'west', node: 'w9', destination: '10.101.9.0/24', reason: 'overlaps the local cluster' }];
+
+  it.each<[string, PlannedRoute[], boolean, string[]]>([
+    ['not kept: the plan alone', [route('10.102.7.0/24')], false, ['10.102.1.0/24']],
+    ['kept: added beside the plan, in order', [route('10.103.1.0/24'), route('10.102.7.0/24')], true, ['10.102.1.0/24', '10.102.7.0/24', '10.103.1.0/24']],
+    ['the same destination: the plan’s route (its next hop) wins', [route('10.102.1.0/24', '10.99.0.77')], true, ['10.102.1.0/24 via 10.99.0.3']],
+    ['overlapping a planned route: dropped', [route('10.102.0.0/16')], true, ['10.102.1.0/24']],
+    ['overlapping the local pod CIDRs: dropped', [route('10.101.9.0/24')], true, ['10.102.1.0/24']],
+    ['IPv6 beside IPv4', [route('fd99:102:0:7::/64', 'fd99:99::9')], true, ['10.102.1.0/24', 'fd99:102:0:7::/64']],
+  ])('%s', (_name, restored, keep, expected) => {
+    const result = withRestoredRoutes({ routes: [planned], refused }, restored, keep, ['10.101.0.0/16']);
+    const shown = result.routes.map((r) => (expected.some((e) => e.includes(' via ')) ? `${r.destination} via ${r.via}` : r.destination));
+    expect(shown).toEqual(expected);
+    expect(result.refused).toEqual(refused);
   });
 });
 
