@@ -4,7 +4,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { remoteUserName } from '../lib/kvstore/users.js';
+import { LOCAL_READER_USER, remoteUserName } from '../lib/kvstore/users.js';
 import { UserError } from '../lib/errors.js';
 import { type CertifiedKey, certificateCommonName, issueClientCert, verifyCertificate } from '../lib/pki.js';
 import {
@@ -41,7 +41,20 @@ export interface ClusterSide {
   mountDir: string;
   /** this cluster's clustermesh-remotes Secret (decoded), {} when absent */
   remotes: Record<string, string>;
+  /** with the chart's kvstoremesh: where this cluster's agents read every peer instead */
+  cache?: CacheSide;
 }
+
+/** Cached mode: the agents' Secret, whose every peer entry names this cluster's own etcd. */
+export interface CacheSide {
+  /** the local etcd as the agents reach it (the ConfigMap's cache-endpoint) */
+  endpoint: string;
+  secret: string;
+  /** that Secret (decoded), {} when absent */
+  remotes: Record<string, string>;
+}
+
+export const CACHE_REMOTES_SECRET = 'clustermesh-cache-remotes';
 
 /** Reads and checks one side: installed, valid identity, usable CA, server cert from that CA, endpoint. */
 export async function readClusterSide(cluster: Cluster, namespace: string): Promise<ClusterSide> {
@@ -67,7 +80,23 @@ export async function readClusterSide(cluster: Cluster, namespace: string): Prom
     endpoints: await etcdEndpoints(cluster, namespace),
     mountDir: config['remotes-mount-dir'] || DEFAULT_REMOTES_MOUNT_DIR,
     remotes: (await readSecretData(cluster, namespace, REMOTES_SECRET)) ?? {},
+    cache: await readCacheSide(cluster, namespace, config),
   };
+}
+
+async function readCacheSide(
+  cluster: Cluster,
+  namespace: string,
+  config: Record<string, string>,
+): Promise<CacheSide | undefined> {
+  const endpoint = config['cache-endpoint'];
+  if (!endpoint) return undefined;
+  if (!/^https:\/\/[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint))
+    throw new UserError(
+      `context ${cluster.context}: ConfigMap ${namespace}/${CONFIG_MAP} cache-endpoint "${endpoint}" is not https://host:port; run clustermesh install again`,
+    );
+  const secret = config['cache-remotes-secret'] || CACHE_REMOTES_SECRET;
+  return { endpoint, secret, remotes: (await readSecretData(cluster, namespace, secret)) ?? {} };
 }
 
 async function assertServerCertFromCa(cluster: Cluster, namespace: string, ca: CertifiedKey): Promise<void> {
@@ -178,6 +207,32 @@ async function connectedSecret(self: ClusterSide, peer: ClusterSide): Promise<Ku
   return secretObject(self.namespace, REMOTES_SECRET, { ...withoutRemote(self.remotes, peer.identity.name), ...entry });
 }
 
+/**
+ * Cached mode: `peer` in the agents' Secret of `self`, naming self's own etcd, its CA and the
+ * local-reader certificate (self's CA), which is kept while it still verifies.
+ */
+async function cachedSecret(self: ClusterSide, peer: ClusterSide): Promise<KubernetesObject | null> {
+  if (!self.cache) return null;
+  const { remotes } = self.cache;
+  const name = peer.identity.name;
+  const existing = { certPem: remotes[`${name}.etcd-client.crt`], keyPem: remotes[`${name}.etcd-client.key`] };
+  const reusable =
+    existing.certPem &&
+    existing.keyPem &&
+    verifyCertificate(existing.certPem, self.ca.certPem).ok &&
+    certificateCommonName(existing.certPem) === LOCAL_READER_USER;
+  const reader = reusable ? existing : await issueClientCert(self.ca, { commonName: LOCAL_READER_USER });
+  const entry = remoteEntry(name, [self.cache.endpoint], self.ca.certPem, reader, self.mountDir);
+  return secretObject(self.namespace, self.cache.secret, { ...withoutRemote(remotes, name), ...entry });
+}
+
+function withoutCachedPeer(self: ClusterSide, peer: string): KubernetesObject | null {
+  return self.cache ? secretObject(self.namespace, self.cache.secret, withoutRemote(self.cache.remotes, peer)) : null;
+}
+
+const written = (objects: Array<KubernetesObject | null>): KubernetesObject[] =>
+  objects.filter((o): o is KubernetesObject => o !== null);
+
 export interface LinkResult {
   a: ClusterIdentity;
   b: ClusterIdentity;
@@ -194,15 +249,26 @@ async function readPair(a: Cluster, b: Cluster, namespace: string): Promise<[Clu
 
 export async function connectClusters(a: Cluster, b: Cluster, namespace: string): Promise<LinkResult> {
   const [sideA, sideB] = await readPair(a, b, namespace);
-  const secrets = [await connectedSecret(sideA, sideB), await connectedSecret(sideB, sideA)];
-  await upsertObject(a, secrets[0]);
-  await upsertObject(b, secrets[1]);
+  // The peers' Secret first: a cached side's kvstoremesh mirrors the peer before its agents look.
+  const forA = written([await connectedSecret(sideA, sideB), await cachedSecret(sideA, sideB)]);
+  const forB = written([await connectedSecret(sideB, sideA), await cachedSecret(sideB, sideA)]);
+  for (const object of forA) await upsertObject(a, object);
+  for (const object of forB) await upsertObject(b, object);
   return { a: sideA.identity, b: sideB.identity };
 }
 
 export async function disconnectClusters(a: Cluster, b: Cluster, namespace: string): Promise<LinkResult> {
   const [sideA, sideB] = await readPair(a, b, namespace);
-  await upsertObject(a, secretObject(namespace, REMOTES_SECRET, withoutRemote(sideA.remotes, sideB.identity.name)));
-  await upsertObject(b, secretObject(namespace, REMOTES_SECRET, withoutRemote(sideB.remotes, sideA.identity.name)));
+  // The agents' cache entry first, so they drain the peer before the kvstoremesh deletes its cache.
+  for (const [cluster, self, peer] of [
+    [a, sideA, sideB],
+    [b, sideB, sideA],
+  ] as const) {
+    const objects = written([
+      withoutCachedPeer(self, peer.identity.name),
+      secretObject(namespace, REMOTES_SECRET, withoutRemote(self.remotes, peer.identity.name)),
+    ]);
+    for (const object of objects) await upsertObject(cluster, object);
+  }
   return { a: sideA.identity, b: sideB.identity };
 }

@@ -83,9 +83,13 @@ export interface GlobalService {
   shared: boolean;
 }
 
+/** cached: the kvstoremesh mirrors the peers into this cluster's etcd and the agents read only it. */
+export type MeshMode = 'cached' | 'direct';
+
 export interface StatusReport {
   context: string;
   cluster?: { name: string; id: number };
+  mode: MeshMode;
   apiserver: { ready: boolean; detail: string };
   agents: { total: number; reachable: number };
   remotes: RemoteSummary[];
@@ -97,6 +101,7 @@ export interface StatusReport {
 export interface StatusInput {
   context: string;
   cluster?: { name: string; id: number };
+  mode: MeshMode;
   apiserver: { ready: boolean; detail: string };
   /** the peers this cluster's remotes Secret lists */
   expectedRemotes: string[];
@@ -122,11 +127,12 @@ export function summarise(input: StatusInput): StatusReport {
   if (input.agents.length === 0)
     errors.push({ message: 'no clustermesh agents found', hint: 'check the clustermesh-agent DaemonSet (kubectl -n clustermesh-system get ds)' });
   const names = [...new Set([...input.expectedRemotes, ...reachable.flatMap((a) => a.status!.remotes.map((r) => r.name))])].sort();
-  const remotes = names.map((name) => summariseRemote(name, reachable, input.agents.length, errors, input.expectedRemotes.includes(name)));
+  const remotes = names.map((name) => summariseRemote(name, reachable, input.agents.length, errors, input.expectedRemotes.includes(name), input.mode));
   const allConnected = remotes.every((r) => !input.expectedRemotes.includes(r.name) || r.synced === input.agents.length);
   return {
     context: input.context,
     cluster: input.cluster,
+    mode: input.mode,
     apiserver: input.apiserver,
     agents: { total: input.agents.length, reachable: reachable.length },
     remotes,
@@ -137,7 +143,7 @@ export function summarise(input: StatusInput): StatusReport {
 }
 
 /** `agents` are the ones that answered; `total` counts every agent, so [n/total] shows the silent ones. */
-function summariseRemote(name: string, agents: AgentProbe[], total: number, errors: Problem[], expected: boolean): RemoteSummary {
+function summariseRemote(name: string, agents: AgentProbe[], total: number, errors: Problem[], expected: boolean, mode: MeshMode): RemoteSummary {
   const views = agents.map((a) => {
     const remote = a.status!.remotes.find((r) => r.name === name);
     return { node: a.node, remote: remote && normaliseRemote(remote) };
@@ -146,7 +152,13 @@ function summariseRemote(name: string, agents: AgentProbe[], total: number, erro
     if (!expected && remote) errors.push({ message: `agent on ${node} still has remote ${name}, which is not in the ${REMOTES_SECRET} Secret`, hint: 'it drains once the agent sees the Secret change' });
     if (expected && !remote) errors.push({ message: `agent on ${node} does not know remote ${name} yet`, hint: `the ${REMOTES_SECRET} Secret reaches agents through their mounted config directory; wait or check the agent log` });
     else if (expected && remote && !remote.connected)
-      errors.push({ message: `agent on ${node} is not connected to ${name}: ${remote.lastError ?? 'no error reported'}`, hint: `check that ${name}'s etcd endpoint is reachable from ${node} and that connect ran after both installs` });
+      errors.push({
+        message: `agent on ${node} is not connected to ${name}${mode === 'cached' ? ' (through the local cache)' : ''}: ${remote.lastError ?? 'no error reported'}`,
+        hint:
+          mode === 'cached'
+            ? `check the kvstoremesh (kubectl -n clustermesh-system logs deploy/clustermesh-apiserver -c kvstoremesh): it must reach ${name}'s etcd, and ${node} this cluster's etcd`
+            : `check that ${name}'s etcd endpoint is reachable from ${node} and that connect ran after both installs`,
+      });
   }
   const present = views.flatMap((v) => (v.remote ? [v.remote] : []));
   return {
@@ -241,6 +253,7 @@ export async function gatherStatus(cluster: Cluster, namespace: string): Promise
   if (!config) {
     return summarise({
       context: cluster.context,
+      mode: 'direct',
       apiserver: { ready: false, detail: 'not installed' },
       expectedRemotes: [],
       agents: [],
@@ -257,6 +270,7 @@ export async function gatherStatus(cluster: Cluster, namespace: string): Promise
   return summarise({
     context: cluster.context,
     cluster: { name: config['cluster-name'] ?? '?', id: Number(config['cluster-id']) },
+    mode: config['cache-endpoint'] ? 'cached' : 'direct',
     apiserver: await apiserverReadiness(cluster, namespace, config['apiserver-health-url']),
     expectedRemotes: remoteNames(remotes),
     agents,
@@ -286,6 +300,9 @@ export function formatStatus(report: StatusReport): string {
   const lines = [
     `cluster ${report.cluster ? `${report.cluster.name} (ID ${report.cluster.id})` : '?'} — context ${report.context}: ${report.ready ? 'READY' : 'NOT READY'}`,
     `  clustermesh-apiserver: ${report.apiserver.ready ? 'ready' : 'not ready'} (${report.apiserver.detail})`,
+    report.mode === 'cached'
+      ? "  mode: cached (the kvstoremesh mirrors every peer into this cluster's etcd; agents read only it)"
+      : "  mode: direct (every agent reads every peer's etcd)",
     `  agents: ${report.agents.reachable}/${report.agents.total} answering`,
   ];
   for (const r of report.remotes)

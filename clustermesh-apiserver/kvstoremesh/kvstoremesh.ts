@@ -71,7 +71,8 @@ export class KVStoreMesh {
       collect() {
         this.reset();
         for (const peer of statuses())
-          for (const [kind, count] of Object.entries(peer.records)) this.set({ cluster: peer.name, kind }, count);
+          for (const [kind, count] of Object.entries(peer.records))
+            this.set({ cluster: peer.name, kind }, count);
       },
     });
   }

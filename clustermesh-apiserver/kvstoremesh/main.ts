@@ -14,7 +14,11 @@ import { clusterIDProblem, clusterNameProblem } from '../../lib/kvstore/codecs.j
 import { loadEtcdClientConfig } from '../../lib/kvstore/etcd.js';
 import { createLogger } from '../../lib/log.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
-import { DEFAULT_REMOTES_SECRET, DirectoryPeerSource, SecretPeerSource } from '../../lib/remotes/config-source.js';
+import {
+  DEFAULT_REMOTES_SECRET,
+  DirectoryPeerSource,
+  SecretPeerSource,
+} from '../../lib/remotes/config-source.js';
 import { envName, parseHostPort } from '../config.js';
 import { startHealthServer } from '../health.js';
 import { DEFAULT_PEER_CACHE_TTL_MS, KVStoreMesh } from './kvstoremesh.js';
@@ -44,24 +48,46 @@ export function buildProgram(): Command {
   return new Command(NAME)
     .description('Mirrors every peer cluster into the local etcd under cilium/cache/ for the local agents')
     .allowExcessArguments(false)
-    .addOption(flag('--cluster-name <name>', "this cluster's name").argParser(problemCheck(clusterNameProblem)).makeOptionMandatory())
     .addOption(
-      flag('--cluster-id <id>', "this cluster's ID (1..255)")
-        .argParser(checked((text) => {
-          const id = /^\d+$/.test(text) ? Number(text) : NaN;
-          const why = clusterIDProblem(id);
-          if (why) throw new Error(why);
-          return id;
-        }))
+      flag('--cluster-name <name>', "this cluster's name")
+        .argParser(problemCheck(clusterNameProblem))
         .makeOptionMandatory(),
     )
-    .addOption(flag('--etcd-endpoints <urls>', "comma-separated https:// URLs of this cluster's etcd").makeOptionMandatory())
+    .addOption(
+      flag('--cluster-id <id>', "this cluster's ID (1..255)")
+        .argParser(
+          checked((text) => {
+            const id = /^\d+$/.test(text) ? Number(text) : NaN;
+            const why = clusterIDProblem(id);
+            if (why) throw new Error(why);
+            return id;
+          }),
+        )
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      flag(
+        '--etcd-endpoints <urls>',
+        "comma-separated https:// URLs of this cluster's etcd",
+      ).makeOptionMandatory(),
+    )
     .addOption(flag('--etcd-ca <file>', "CA of etcd's server certificate").makeOptionMandatory())
-    .addOption(flag('--etcd-cert <file>', 'client certificate (CN admin) for the local etcd').makeOptionMandatory())
+    .addOption(
+      flag('--etcd-cert <file>', 'client certificate (CN admin) for the local etcd').makeOptionMandatory(),
+    )
     .addOption(flag('--etcd-key <file>', 'key of the client certificate').makeOptionMandatory())
-    .addOption(flag('--clustermesh-config <dir>', 'the peers (the clustermesh-remotes Secret mounted); absent: read the Secret'))
-    .addOption(flag('--kubeconfig <file>', 'kubeconfig, when the peers are read from the Secret (absent: in-cluster)'))
-    .addOption(flag('--namespace <ns>', 'namespace of the clustermesh-remotes Secret').default('clustermesh-system'))
+    .addOption(
+      flag(
+        '--clustermesh-config <dir>',
+        'the peers (the clustermesh-remotes Secret mounted); absent: read the Secret',
+      ),
+    )
+    .addOption(
+      flag('--kubeconfig <file>', 'kubeconfig, when the peers are read from the Secret (absent: in-cluster)'),
+    )
+    .addOption(
+      flag('--namespace <ns>', 'namespace of the clustermesh-remotes Secret').default('clustermesh-system'),
+    )
     .addOption(
       flag('--health-addr <host:port>', '/healthz, /readyz and /metrics listen here')
         .argParser(checked((text) => parseHostPort(text, '--health-addr')))
@@ -77,7 +103,9 @@ export function buildProgram(): Command {
 function kubeConfig(path: string | undefined): KubeConfig {
   if (path) return loadKubeConfig({ path });
   if (!process.env.KUBERNETES_SERVICE_HOST)
-    throw new Error('no --clustermesh-config nor --kubeconfig given and not running in a cluster; pass one of them');
+    throw new Error(
+      'no --clustermesh-config nor --kubeconfig given and not running in a cluster; pass one of them',
+    );
   const kc = new KubeConfig();
   kc.loadFromCluster();
   return kc;
@@ -112,13 +140,26 @@ async function main(argv: string[]): Promise<void> {
   const registry = createMetricsRegistry({ defaultMetrics: true, labels: { cluster: flags.clusterName } });
   let mesh: KVStoreMesh;
   try {
-    const endpoints = flags.etcdEndpoints.split(',').map((e) => e.trim()).filter(Boolean);
+    const endpoints = flags.etcdEndpoints
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
     const source = flags.clustermeshConfig
       ? new DirectoryPeerSource({ dir: flags.clustermeshConfig, log })
-      : new SecretPeerSource({ kubeConfig: kubeConfig(flags.kubeconfig), namespace: flags.namespace, secretName: DEFAULT_REMOTES_SECRET, log });
+      : new SecretPeerSource({
+          kubeConfig: kubeConfig(flags.kubeconfig),
+          namespace: flags.namespace,
+          secretName: DEFAULT_REMOTES_SECRET,
+          log,
+        });
     mesh = new KVStoreMesh({
       cluster: { name: flags.clusterName, id: flags.clusterId },
-      etcd: loadEtcdClientConfig({ endpoints, caFile: flags.etcdCa, certFile: flags.etcdCert, keyFile: flags.etcdKey }),
+      etcd: loadEtcdClientConfig({
+        endpoints,
+        caFile: flags.etcdCa,
+        certFile: flags.etcdCert,
+        keyFile: flags.etcdKey,
+      }),
       source,
       log,
       registry,

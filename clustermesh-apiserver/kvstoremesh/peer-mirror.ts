@@ -206,10 +206,18 @@ export class PeerMirror {
     }
   }
 
-  private async connectOnce(session: Session): Promise<{ client: Etcd3; config: ClusterConfig; revision: string }> {
+  private async connectOnce(
+    session: Session,
+  ): Promise<{ client: Etcd3; config: ClusterConfig; revision: string }> {
     const key = clusterConfigKey(this.name);
     const { endpoints, caPem, certPem, keyPem } = this.config;
-    const peer: EtcdClientConfig = { endpoints, caPem, certPem, keyPem, dialTimeoutMs: this.opts.dialTimeoutMs };
+    const peer: EtcdClientConfig = {
+      endpoints,
+      caPem,
+      certPem,
+      keyPem,
+      dialTimeoutMs: this.opts.dialTimeoutMs,
+    };
     const client = await connectEtcd(peer, key);
     try {
       const response = await client.get(key).exec();
@@ -252,7 +260,8 @@ export class PeerMirror {
       },
     });
     const key = clusterConfigKey(this.name);
-    if ((await this.opts.local.get(key).string()) !== value) await this.opts.local.put(key).value(value).exec();
+    if ((await this.opts.local.get(key).string()) !== value)
+      await this.opts.local.put(key).value(value).exec();
   }
 
   /** The peer's config key is the link's pulse, as for an agent; any change of it means a new session. */
@@ -356,7 +365,10 @@ export class PeerMirror {
   }
 
   private async deleteCache(signal: AbortSignal, { withConfig }: { withConfig: boolean }): Promise<void> {
-    const prefixes = [...STATE_KINDS.map((kind) => STATE_KIND_SPECS[kind].cachePrefix(this.name)), syncedClusterPrefix(this.name)];
+    const prefixes = [
+      ...STATE_KINDS.map((kind) => STATE_KIND_SPECS[kind].cachePrefix(this.name)),
+      syncedClusterPrefix(this.name),
+    ];
     await retryUntilAborted(
       async () => {
         for (const prefix of prefixes) await this.opts.local.delete().prefix(prefix).exec();

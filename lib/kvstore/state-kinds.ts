@@ -47,7 +47,12 @@ export const STATE_KIND_SPECS: Record<StateKind, StateKindSpec> = {
     canaryOf: SERVICES_PREFIX,
     cachePrefix: cachedServicesClusterPrefix,
   },
-  nodes: { record: 'node', prefix: nodesClusterPrefix, canaryOf: NODES_PREFIX, cachePrefix: cachedNodesClusterPrefix },
+  nodes: {
+    record: 'node',
+    prefix: nodesClusterPrefix,
+    canaryOf: NODES_PREFIX,
+    cachePrefix: cachedNodesClusterPrefix,
+  },
   identities: {
     record: 'identity',
     prefix: () => `${IDENTITY_ID_PREFIX}/`,

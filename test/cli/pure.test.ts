@@ -12,7 +12,7 @@ const agent = (node: string, connected: boolean, services = 1): AgentProbe => ({
   url: `http://${node}/status`,
   status: { cluster: 'east', node, remotes: [{ name: 'west', connected, ready: connected, synced: { services: connected }, counts: { services, nodes: 3 } }] },
 });
-const base = { context: 'east', apiserver: { ready: true, detail: 'ready' }, expectedRemotes: ['west'], globalServices: [], problems: [] };
+const base = { context: 'east', mode: 'direct' as const, apiserver: { ready: true, detail: 'ready' }, expectedRemotes: ['west'], globalServices: [], problems: [] };
 
 test.each([
   ['all agents synced', [agent('a', true, 1), agent('b', true, 3)], true, { connected: 2, synced: 2, services: { min: 1, avg: 2, max: 3 } }],
@@ -23,6 +23,13 @@ test.each([
   expect(report.ready).toBe(ready);
   expect(report.remotes[0]).toMatchObject(remote);
   expect(report.errors.length > 0).toBe(!ready);
+});
+
+test('status: a disconnected agent points at the kvstoremesh in cached mode, at the peer in direct mode', () => {
+  const hint = (mode: 'cached' | 'direct') =>
+    summarise({ ...base, mode, agents: [agent('a', false)] }).errors.map((e) => [e.message, e.hint]);
+  expect(hint('cached')).toEqual([[expect.stringContaining('(through the local cache)'), expect.stringContaining('-c kvstoremesh')]]);
+  expect(hint('direct')).toEqual([[expect.not.stringContaining('local cache'), expect.stringContaining("west's etcd endpoint is reachable")]]);
 });
 
 test('annotation patches', () => {

@@ -91,7 +91,7 @@ export function parseFlags(args: string[]): Map<string, string> {
  * The flag names of a daemon's command line as ARCHITECTURE.md "Daemon command lines" states it:
  * the backticked text (possibly over several lines) after the line `<daemon>:`.
  */
-export function architectureFlags(daemon: 'clustermesh-apiserver' | 'agent'): string[] {
+export function architectureFlags(daemon: 'clustermesh-apiserver' | 'kvstoremesh' | 'agent'): string[] {
   const text = readFileSync(join(REPO_ROOT, 'ARCHITECTURE.md'), 'utf8');
   const section = text.split('### Daemon command lines')[1];
   if (!section) throw new Error('ARCHITECTURE.md has no "Daemon command lines" section');

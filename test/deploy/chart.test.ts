@@ -164,7 +164,10 @@ describe('clustermesh-apiserver Deployment', () => {
       ),
     );
     expect(keys).not.toContain('clustermesh-ca/ca.key');
-    expect(apiserverPod.spec!.volumes!.filter((v) => v.secret)).toEqual([]);
+    // Whole only the remotes Secret the kvstoremesh reads: its keys are the peers, unknown here.
+    expect(apiserverPod.spec!.volumes!.filter((v) => v.secret).map((v) => v.secret!.secretName)).toEqual([
+      'clustermesh-remotes',
+    ]);
   });
 
   it('passes exactly the flags ARCHITECTURE.md gives clustermesh-apiserver (in-cluster: no --kubeconfig)', () => {
@@ -213,6 +216,40 @@ describe('clustermesh-apiserver Deployment', () => {
       (v.projected?.sources ?? []).map((s) => s.secret!.name!),
     );
     for (const secret of new Set(secrets)) expect(readme).toContain(`\`${secret}\``);
+  });
+});
+
+describe('kvstoremesh container', () => {
+  const mesh = container(apiserverPod, 'kvstoremesh');
+  const flags = parseFlags(mesh.args!);
+
+  it('passes exactly the flags ARCHITECTURE.md gives the kvstoremesh (peers from the mounted Secret)', () => {
+    const expected = architectureFlags('kvstoremesh').filter((f) => f !== '--namespace' && f !== '--kubeconfig');
+    expect([...flags.keys()].sort()).toEqual(expected.sort());
+  });
+
+  it('reads the peers from the remotes Secret and writes the etcd beside it as admin', () => {
+    const [remotes] = volumeHolding(mesh, apiserverPod.spec!.volumes, `${flags.get('--clustermesh-config')}/east`);
+    expect(remotes.secret).toMatchObject({ secretName: 'clustermesh-remotes', optional: true });
+    const apiserverFlags = parseFlags(container(apiserverPod, 'clustermesh-apiserver').args!);
+    for (const flag of ['--etcd-endpoints', '--etcd-ca', '--etcd-cert', '--etcd-key'])
+      expect([flag, flags.get(flag)]).toEqual([flag, apiserverFlags.get(flag)]);
+  });
+
+  it('probes /healthz and /readyz on the port of --health-addr', () => {
+    const port = mesh.ports!.find((p) => p.name === 'mesh-health')!.containerPort;
+    expect(portOf(flags.get('--health-addr')!)).toBe(port);
+    expect(mesh.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 'mesh-health' });
+  });
+
+  it('is left out, with the cache entries of the ConfigMap, when disabled', () => {
+    const objects = renderCluster('east', ['--set', 'apiserver.kvstoremesh.enabled=false']);
+    const pod = findObject<V1Deployment>(objects, 'Deployment', 'clustermesh-apiserver').spec!.template;
+    expect(pod.spec!.containers.map((c) => c.name)).toEqual(['etcd', 'clustermesh-apiserver']);
+    expect(findObject<V1ConfigMap>(objects, 'ConfigMap', 'clustermesh-config').data!['cache-endpoint']).toBeUndefined();
+    expect(findObject<V1ConfigMap>(east, 'ConfigMap', 'clustermesh-config').data!['cache-endpoint']).toBe(
+      'https://clustermesh-apiserver.clustermesh-system.svc:2379',
+    );
   });
 });
 
@@ -271,13 +308,21 @@ describe('clustermesh-agent DaemonSet', () => {
     expect(volume(hybridPod.spec!.volumes, mount.name).hostPath?.path).toBe('/sys/fs/cgroup/unified');
   });
 
-  it('mounts the optional remote-clusters Secret as the --clustermesh-config directory', () => {
-    const mount = daemon.volumeMounts!.find((m) => m.mountPath === flags.get('--clustermesh-config'))!;
-    expect(mount.subPath).toBeUndefined();
-    expect(volume(agentPod.spec!.volumes, mount.name).secret).toMatchObject({
-      secretName: 'clustermesh-remotes',
-      optional: true,
-    });
+  it('mounts the optional remote-clusters Secret as the --clustermesh-config directory: the cache entries by default, the peers without the kvstoremesh', () => {
+    const direct = findObject<V1DaemonSet>(
+      renderCluster('east', ['--set', 'apiserver.kvstoremesh.enabled=false']),
+      'DaemonSet',
+      'clustermesh-agent',
+    ).spec!.template;
+    for (const [pod, secretName] of [
+      [agentPod, 'clustermesh-cache-remotes'],
+      [direct, 'clustermesh-remotes'],
+    ] as const) {
+      const c = container(pod, 'clustermesh-agent');
+      const mount = c.volumeMounts!.find((m) => m.mountPath === parseFlags(c.args!).get('--clustermesh-config'))!;
+      expect(mount.subPath).toBeUndefined();
+      expect(volume(pod.spec!.volumes, mount.name).secret).toMatchObject({ secretName, optional: true });
+    }
   });
 
   it('probes /healthz and /readyz on the port of --health-addr', () => {
@@ -336,10 +381,10 @@ describe('RBAC', () => {
     expect(rulesCover(clusterRole('clustermesh-agent').rules, group, resource).sort()).toEqual(READ_VERBS);
   });
 
-  it('lets the agent read only the remote-clusters Secret', () => {
+  it('lets the agent read only the remote-clusters Secret it mounts', () => {
     const rules = role('clustermesh-agent').rules!;
     expect(rules).toEqual([
-      { apiGroups: [''], resources: ['secrets'], resourceNames: ['clustermesh-remotes'], verbs: READ_VERBS },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['clustermesh-cache-remotes'], verbs: READ_VERBS },
     ]);
     expect(rulesCover(clusterRole('clustermesh-agent').rules, '', 'secrets')).toEqual([]);
   });

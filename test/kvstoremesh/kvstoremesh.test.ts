@@ -14,6 +14,7 @@ import { bootstrapEtcd } from '../../clustermesh-apiserver/etcd-bootstrap.js';
 import { KVStoreMesh } from '../../clustermesh-apiserver/kvstoremesh/kvstoremesh.js';
 import { decodeClusterConfig, encodeClusterService } from '../../lib/kvstore/codecs.js';
 import { createEtcdClient } from '../../lib/kvstore/etcd.js';
+import { NO_LOCAL_ADDRESSES } from '../../lib/kvstore/ownership.js';
 import {
   CACHE_PREFIX,
   SERVICES_PREFIX,
@@ -30,7 +31,15 @@ import { createLogger } from '../../lib/log.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
 import { DirectoryPeerSource } from '../../lib/remotes/config-source.js';
 import { EtcdHarness } from '../harness/etcd.js';
-import { LOCAL, PeerEtcd, agentCert, node, removePeerEntry, service, writePeerEntry } from '../agent-remote/helpers.js';
+import {
+  LOCAL,
+  PeerEtcd,
+  agentCert,
+  node,
+  removePeerEntry,
+  service,
+  writePeerEntry,
+} from '../agent-remote/helpers.js';
 import { CuttableProxy, waitFor } from '../kvstore/helpers.js';
 
 const EAST = { name: 'east', id: 2 };
@@ -57,7 +66,8 @@ describe('kvstoremesh with real etcds', () => {
   const keysUnder = async (prefix: string): Promise<string[]> =>
     (await localAdmin.getAll().prefix(prefix).keys()).sort();
   const rejected = async (cluster: string): Promise<number> => {
-    const values = (await registry.getSingleMetric('clustermesh_kvstoremesh_rejected_records_total')?.get())?.values ?? [];
+    const values =
+      (await registry.getSingleMetric('clustermesh_kvstoremesh_rejected_records_total')?.get())?.values ?? [];
     return values.filter((v) => v.labels.cluster === cluster).reduce((sum, v) => sum + v.value, 0);
   };
   /** What the datapath would be built from, without the link (which differs by design). */
@@ -76,6 +86,7 @@ describe('kvstoremesh with real etcds', () => {
     new RemoteClusters({
       localCluster: LOCAL,
       source: new DirectoryPeerSource({ dir, log, debounceMs: 20 }),
+      localAddresses: () => NO_LOCAL_ADDRESSES,
       log,
       metrics: createMetricsRegistry(),
       backoff,
@@ -110,8 +121,20 @@ describe('kvstoremesh with real etcds', () => {
       [east, EAST, [proxy.endpoint]],
       [north, NORTH, north.etcd.endpoints],
     ] as const) {
-      await writePeerEntry(meshDir, ref.name, [...endpoints], peer.etcd.ca.certPem, await agentCert(peer.etcd));
-      await writePeerEntry(directDir, ref.name, peer.etcd.endpoints, peer.etcd.ca.certPem, await agentCert(peer.etcd));
+      await writePeerEntry(
+        meshDir,
+        ref.name,
+        [...endpoints],
+        peer.etcd.ca.certPem,
+        await agentCert(peer.etcd),
+      );
+      await writePeerEntry(
+        directDir,
+        ref.name,
+        peer.etcd.endpoints,
+        peer.etcd.ca.certPem,
+        await agentCert(peer.etcd),
+      );
       // Cached mode: every peer entry names the local etcd and the local reader, as Cilium's
       // kvstoremesh secret does.
       await writePeerEntry(cachedDir, ref.name, local.endpoints, local.ca.certPem, reader);
@@ -138,7 +161,8 @@ describe('kvstoremesh with real etcds', () => {
     localAdmin?.close();
     await proxy?.close();
     await Promise.all([local?.stop(), east?.stop(), north?.stop()]);
-    for (const dir of [meshDir, directDir, cachedDir]) if (dir) await rm(dir, { recursive: true, force: true });
+    for (const dir of [meshDir, directDir, cachedDir])
+      if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('mirrors both peers under cilium/cache/ with their canaries and a cached config', async () => {
@@ -158,12 +182,20 @@ describe('kvstoremesh with real etcds', () => {
         `cilium/cache/ip/v1/${ref.name}/10.10${ref.id}.1.7`,
       ]);
       expect(await keysUnder(syncedClusterPrefix(ref.name))).toEqual(
-        ['identities', 'ip', 'nodes', 'services'].map((kind) => `cilium/synced/${ref.name}/cilium/cache/${kind}/v1`),
+        ['identities', 'ip', 'nodes', 'services'].map(
+          (kind) => `cilium/synced/${ref.name}/cilium/cache/${kind}/v1`,
+        ),
       );
-      const config = decodeClusterConfig('config', (await localAdmin.get(clusterConfigKey(ref.name)).buffer())!);
+      const config = decodeClusterConfig(
+        'config',
+        (await localAdmin.get(clusterConfigKey(ref.name)).buffer())!,
+      );
       expect(config).toEqual({
         ok: true,
-        value: { id: ref.id, capabilities: { syncedCanaries: true, maxConnectedClusters: 255, cached: true } },
+        value: {
+          id: ref.id,
+          capabilities: { syncedCanaries: true, maxConnectedClusters: 255, cached: true },
+        },
       });
     }
     // the bytes are the peer's own
@@ -178,8 +210,9 @@ describe('kvstoremesh with real etcds', () => {
   });
 
   it('gives an agent reading the cache the same records as an agent reading the peers', async () => {
-    await waitFor('both agents ready for both peers', () =>
-      ready(direct, [EAST.name, NORTH.name])() && ready(cached, [EAST.name, NORTH.name])(),
+    await waitFor(
+      'both agents ready for both peers',
+      () => ready(direct, [EAST.name, NORTH.name])() && ready(cached, [EAST.name, NORTH.name])(),
     );
     expect(records(cached.views())).toEqual(records(direct.views()));
     expect(records(cached.views()).map((v) => [v.name, v.services.length, v.identities.length])).toEqual([
@@ -190,7 +223,12 @@ describe('kvstoremesh with real etcds', () => {
     await east.putService(service(EAST.name, EAST.id, 'svc-east-3', '10.12.1.9'));
     await east.admin.delete().key(serviceKey(EAST.name, 'default', 'svc-east-2'));
     const names = (remotes: RemoteClusters) =>
-      remotes.views().find((v) => v.name === EAST.name)!.services.map((s) => s.name).sort().join(',');
+      remotes
+        .views()
+        .find((v) => v.name === EAST.name)!
+        .services.map((s) => s.name)
+        .sort()
+        .join(',');
     await waitFor('the change through the cache', () => names(cached) === 'svc-east-1,svc-east-3');
     await waitFor('the change directly', () => names(direct) === 'svc-east-1,svc-east-3');
     expect(records(cached.views())).toEqual(records(direct.views()));
@@ -199,8 +237,14 @@ describe('kvstoremesh with real etcds', () => {
   it('refuses and counts invalid records: they never reach the cache', async () => {
     const before = await rejected(EAST.name);
     const bad: Array<[string, string]> = [
-      [serviceKey(EAST.name, 'default', 'wrong-id'), encodeClusterService(service(EAST.name, NORTH.id, 'wrong-id'))],
-      [serviceKey(EAST.name, 'default', 'impostor'), encodeClusterService(service(NORTH.name, EAST.id, 'impostor'))],
+      [
+        serviceKey(EAST.name, 'default', 'wrong-id'),
+        encodeClusterService(service(EAST.name, NORTH.id, 'wrong-id')),
+      ],
+      [
+        serviceKey(EAST.name, 'default', 'impostor'),
+        encodeClusterService(service(NORTH.name, EAST.id, 'impostor')),
+      ],
       [serviceKey(EAST.name, 'default', 'garbage'), '{"cluster":'],
     ];
     for (const [key, value] of bad) await east.admin.put(key).value(value);
@@ -209,13 +253,19 @@ describe('kvstoremesh with real etcds', () => {
     await waitFor('marker cached', async () =>
       (await keysUnder(cachedServicesClusterPrefix(EAST.name))).some((k) => k.endsWith('/svc-marker')),
     );
-    await waitFor('every invalid record counted', async () => (await rejected(EAST.name)) - before === bad.length);
+    await waitFor(
+      'every invalid record counted',
+      async () => (await rejected(EAST.name)) - before === bad.length,
+    );
     expect((await keysUnder(cachedServicesClusterPrefix(EAST.name))).map((k) => k.split('/').pop())).toEqual([
       'svc-east-1',
       'svc-east-3',
       'svc-marker',
     ]);
-    expect(mesh.status().find((s) => s.name === EAST.name)).toMatchObject({ rejected: bad.length, synced: true });
+    expect(mesh.status().find((s) => s.name === EAST.name)).toMatchObject({
+      rejected: bad.length,
+      synced: true,
+    });
     for (const [key] of bad) await east.admin.delete().key(key);
   });
 
@@ -223,10 +273,18 @@ describe('kvstoremesh with real etcds', () => {
     const reader = createEtcdClient(await local.clientConfig(LOCAL_READER_USER));
     try {
       expect((await reader.getAll().prefix(cachedServicesClusterPrefix(NORTH.name)).keys()).length).toBe(2);
-      await expect(reader.put(serviceKey(NORTH.name, 'default', 'x')).value('{}').exec()).rejects.toThrow(/permission denied/);
-      await expect(reader.put(`${cachedServicesClusterPrefix(NORTH.name)}default/x`).value('{}').exec()).rejects.toThrow(
-        /permission denied/,
-      );
+      await expect(
+        reader
+          .put(serviceKey(NORTH.name, 'default', 'x'))
+          .value('{}')
+          .exec(),
+      ).rejects.toThrow(/permission denied/);
+      await expect(
+        reader
+          .put(`${cachedServicesClusterPrefix(NORTH.name)}default/x`)
+          .value('{}')
+          .exec(),
+      ).rejects.toThrow(/permission denied/);
       await expect(reader.getAll().prefix(`${SERVICES_PREFIX}/`).keys()).rejects.toThrow(/permission denied/);
     } finally {
       reader.close();
@@ -235,19 +293,30 @@ describe('kvstoremesh with real etcds', () => {
 
   it("drops an unreachable peer's cache after the TTL and refills it when the peer is back", async () => {
     await proxy.cut();
-    await waitFor('east marked disconnected', () => mesh.status().find((s) => s.name === EAST.name)?.connected === false);
-    await waitFor('east cache dropped after the TTL', async () => (await keysUnder(`${CACHE_PREFIX}/services/v1/${EAST.name}/`)).length === 0);
+    await waitFor(
+      'east marked disconnected',
+      () => mesh.status().find((s) => s.name === EAST.name)?.connected === false,
+    );
+    await waitFor(
+      'east cache dropped after the TTL',
+      async () => (await keysUnder(`${CACHE_PREFIX}/services/v1/${EAST.name}/`)).length === 0,
+    );
     expect(await keysUnder(syncedClusterPrefix(EAST.name))).toEqual([]);
-    await waitFor('the cached agent lets east go', () =>
-      (cached.views().find((v) => v.name === EAST.name)?.services.length ?? 0) === 0,
+    await waitFor(
+      'the cached agent lets east go',
+      () => (cached.views().find((v) => v.name === EAST.name)?.services.length ?? 0) === 0,
     );
     expect(await keysUnder(cachedServicesClusterPrefix(NORTH.name))).toHaveLength(2);
 
     await proxy.restore();
-    await waitFor('east cached again', async () => (await keysUnder(cachedServicesClusterPrefix(EAST.name))).length === 3);
+    await waitFor(
+      'east cached again',
+      async () => (await keysUnder(cachedServicesClusterPrefix(EAST.name))).length === 3,
+    );
     await mesh.whenSynced();
-    await waitFor('the cached agent has east again', () =>
-      (cached.views().find((v) => v.name === EAST.name)?.services.length ?? 0) === 3,
+    await waitFor(
+      'the cached agent has east again',
+      () => (cached.views().find((v) => v.name === EAST.name)?.services.length ?? 0) === 3,
     );
   });
 
@@ -260,6 +329,8 @@ describe('kvstoremesh with real etcds', () => {
     expect(await localAdmin.get(clusterConfigKey(NORTH.name)).string()).toBeNull();
     expect(mesh.status().map((s) => s.name)).toEqual([EAST.name]);
     // east is untouched
-    expect(await localAdmin.get(syncedCanaryKey(EAST.name, 'cilium/cache/services/v1')).string()).not.toBeNull();
+    expect(
+      await localAdmin.get(syncedCanaryKey(EAST.name, 'cilium/cache/services/v1')).string(),
+    ).not.toBeNull();
   });
 });

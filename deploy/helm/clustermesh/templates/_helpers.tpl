@@ -22,3 +22,13 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{/* Where the certificate Secrets are mounted in the apiserver pod. */}}
 {{- define "clustermesh.etcdServerCertDir" -}}/var/lib/etcd-secrets{{- end }}
 {{- define "clustermesh.etcdClientCertDir" -}}/var/lib/clustermesh/etcd-client{{- end }}
+
+{{/* The Secret the agents read their peers from: the peers themselves, or the kvstoremesh cache. */}}
+{{- define "clustermesh.agentRemotesSecret" -}}
+{{ ternary .Values.agent.cacheRemotesSecretName .Values.agent.remotesSecretName .Values.apiserver.kvstoremesh.enabled }}
+{{- end }}
+
+{{/* Where the agents reach the kvstoremesh cache: the etcd Service inside the cluster. */}}
+{{- define "clustermesh.cacheEndpoint" -}}
+https://clustermesh-apiserver.{{ .Release.Namespace }}.svc:{{ .Values.apiserver.etcd.clientPort }}
+{{- end }}
