@@ -89,7 +89,8 @@ export function createEtcdClient(config: EtcdClientConfig): Etcd3 {
     grpcOptions: {
       'grpc.max_reconnect_backoff_ms': 2_000,
       'grpc.initial_reconnect_backoff_ms': 100,
-      // A full prefix read (10k services ≈ 9 MB) exceeds gRPC's 4 MiB default reply size.
+      // Listings come in pages (lib/kvstore/listing.ts), but a page of 1,000 keys may still pass
+      // gRPC's 4 MiB default reply size with large records, and so may a watch response.
       'grpc.max_receive_message_length': MAX_REPLY_BYTES,
       // Without keepalives a silent partition (a pulled link: no reset) is never noticed.
       'grpc.keepalive_time_ms': 5_000,
