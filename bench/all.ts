@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: every benchmark in sequence (datapath, apiserver, agent, failover, mesh), then
+ * `npm run bench`: every benchmark in sequence (datapath, apiserver, agent, health, failover, mesh), then
  * bench/RESULTS.md: the machine and date, a summary against DESIGN §8's numbers to beat, every
  * figure beside the baseline it ran with and the ratio, and each bench's tables. A bench that
  * fails is reported as not run (the others still run) and the exit code is 1.
@@ -14,6 +14,7 @@ import { runAgentBench } from './agent.js';
 import { runApiserverBench } from './apiserver.js';
 import { runDatapathBench } from './datapath.js';
 import { runFailoverBench } from './failover.js';
+import { runHealthBench } from './health.js';
 import { runMeshBench } from './mesh.js';
 import { type BenchResult, type Figure, type MachineInfo, type Table, describeMachine, formatMarkdown, formatText, machineInfo } from './report.js';
 
@@ -21,6 +22,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   datapath: runDatapathBench,
   apiserver: runApiserverBench,
   agent: runAgentBench,
+  health: runHealthBench,
   failover: runFailoverBench,
   mesh: runMeshBench,
 };
@@ -34,6 +36,7 @@ export const SIZE_KNOBS: Record<string, string> = {
   BENCH_AGENT_CHANGES: 'propagation samples (default 1000)',
   BENCH_AGENT_PEERS: 'peers in the full sync (default 16)',
   BENCH_AGENT_SERVICES: 'global services per peer (default 2000, 4 backends each)',
+  BENCH_HEALTH_SECONDS: 'probing window per plan and mesh (default 10)',
   BENCH_FAILOVER_REPS: 'repetitions of each failover scenario (default 20)',
   BENCH_FAILOVER_BASELINE_REPS: 'repetitions of graceful failover with health checks off (default 5)',
   BENCH_MESH_PEERS: 'mock peer clusters in the mesh full sync (default 254: every cluster ID with the local one)',
@@ -238,7 +241,7 @@ export function resultsMarkdown(runs: BenchRun[], machine: MachineInfo, date: Da
     ...sections.flatMap((s) => [s, '']),
     '## Reproduce',
     '',
-    '`npm run bench` (root; about 5 minutes here), or one part: `npm run bench:datapath`, `bench:apiserver`, `bench:agent`, `bench:failover`, `bench:mesh`. Smaller runs for a quick look (the verdicts are then not the issues\'):',
+    '`npm run bench` (root; about 5 minutes here), or one part: `npm run bench:datapath`, `bench:apiserver`, `bench:agent`, `bench:health`, `bench:failover`, `bench:mesh`. Smaller runs for a quick look (the verdicts are then not the issues\'):',
     '',
     ...Object.entries(SIZE_KNOBS).map(([k, v]) => `- \`${k}\`: ${v}`),
     '',

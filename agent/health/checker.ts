@@ -8,6 +8,7 @@
  * starts before a standby one, so only the number of targets in use stretches their interval
  * (past rate × interval of them); standby targets share what is left.
  */
+import { createStopController } from '../../lib/kvstore/retry.js';
 import { DueQueue } from './due-queue.js';
 import { probeTcp, type ProbeOutcome } from './probe.js';
 import { INITIAL_STATE, nextState, type TargetState, type Thresholds } from './state.js';
@@ -87,7 +88,8 @@ export class HealthChecker {
   /** the targets in use, and the standby ones: each live target once, stale entries skipped when they come up */
   private readonly inUse = new DueQueue<Scheduled>();
   private readonly standby = new DueQueue<Scheduled>();
-  private readonly closing = new AbortController();
+  /** every probe in flight listens to it */
+  private readonly closing = createStopController();
   private inFlight = 0;
   /** the rate budget: the next probe start allowed */
   private nextStartAtMs = 0;
