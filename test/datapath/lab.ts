@@ -30,11 +30,13 @@ let labs = 0;
 
 export async function createDatapathLab(): Promise<DatapathLab> {
   const lab: Partial<DatapathLab> = { pinDir: `/sys/fs/bpf/cm-dp-test-${process.pid}-${++labs}` };
+  // Every step runs even if an earlier one throws (e.g. the addon is being rebuilt), so no
+  // namespace or cgroup outlives the test; the first error is reported.
   lab.teardown = async () => {
-    lab.dp?.close();
-    Datapath.destroy(lab.pinDir!, lab.cgroup?.dir);
-    await lab.ns?.destroy();
-    await lab.cgroup?.remove();
+    const steps = [() => lab.dp?.close(), () => Datapath.destroy(lab.pinDir!, lab.cgroup?.dir), () => lab.ns?.destroy(), () => lab.cgroup?.remove()];
+    const errors: unknown[] = [];
+    for (const step of steps) await Promise.resolve().then(step).catch((error: unknown) => errors.push(error));
+    if (errors.length > 0) throw errors[0];
   };
   try {
     lab.ns = TestNetns.create('cm-dp');
@@ -46,7 +48,7 @@ export async function createDatapathLab(): Promise<DatapathLab> {
     lab.client = SocketWorker.start(lab.ns, lab.cgroup.dir);
     return lab as DatapathLab;
   } catch (error) {
-    await lab.teardown();
+    await lab.teardown().catch(() => undefined); // the original error says more
     throw error;
   }
 }
