@@ -4,7 +4,8 @@
  * service in one chain, loaded with iptables-restore in its own namespace), at 1 / 1k / 10k / 30k
  * services side by side; then the time to program 30k services x 4 backends from empty, to
  * reconcile the same state again and to apply a 1% change, batched vs one syscall per entry, each
- * with the time spent inside the map-write syscalls alone (the floor the kernel sets).
+ * with the time spent inside the map-write syscalls alone (the floor the kernel sets); then what
+ * the kernel charges per element of each map kind and flag (bench/map-costs.ts).
  * Run: npx tsc -p tsconfig.json && node dist/bench/datapath.js   (root; bpffs mounted)
  * Smaller runs: BENCH_DATAPATH_SIZES=1,1000 BENCH_DATAPATH_CONNECTS=500 (the largest size is the one
  * programmed).
@@ -15,6 +16,7 @@ import { Datapath, type DatapathService, type ReconcileStats } from '../lib/data
 import { loadNative, type NativeAddon } from '../native/index.js';
 import { createTestCgroup, type TestCgroup } from '../test/harness/cgroup.js';
 import { TestNetns } from '../test/harness/netns.js';
+import { runMapCostsBench } from './map-costs.js';
 import { type BenchResult, type Figure, type Table, envInt, envInts, figure, percentile, runStandalone } from './report.js';
 
 const SIZES = envInts('BENCH_DATAPATH_SIZES', [1, 1_000, 10_000, 30_000]);
@@ -220,6 +222,7 @@ function timeMapWrites(native: NativeAddon): { takeMs(): number; restore(): void
 }
 
 const REPEATS = 6;
+const FULL_REPEATS = 3;
 
 interface Measured {
   stats: ReconcileStats;
@@ -247,13 +250,30 @@ interface ProgrammingRow {
   firstDeltaMs: number;
 }
 
+/** Full syncs into fresh (empty) maps; each one pays for creating its maps before it is timed. */
+async function measureFullSyncs(pinDir: string, mapWrites: MapWrites, batch: boolean): Promise<Measured> {
+  const size = SIZES[SIZES.length - 1];
+  const runs: Measured[] = [];
+  for (let i = 0; i < FULL_REPEATS; i++) {
+    const dp = await Datapath.open({ pinDir, batch });
+    try {
+      runs.push(measure(dp, mapWrites, services(size, 0)));
+    } finally {
+      dp.close();
+      Datapath.destroy(pinDir);
+    }
+  }
+  return median(runs);
+}
+
 async function measureProgramming(pinDir: string, mapWrites: MapWrites, batch: boolean): Promise<ProgrammingRow> {
+  const full = await measureFullSyncs(pinDir, mapWrites, batch);
   const dp = await Datapath.open({ pinDir, batch });
   try {
     const size = SIZES[SIZES.length - 1];
     // inputs are built before each call: reconcile's own time is what is measured
     const base = services(size, 0);
-    const full = measure(dp, mapWrites, base);
+    measure(dp, mapWrites, base);
     // 1%: every 100th service has one backend replaced (another port); reverting is a 1% change too
     const replaced = services(size, 0, 1);
     const changed = services(size, 0).map((s, i) => (i % 100 === 0 ? replaced[i] : s));
@@ -276,8 +296,9 @@ function programmingTable(rows: ProgrammingRow[]): Table {
   return {
     title: `Programming ${size} services × ${BACKENDS_PER_SERVICE} backends: batched vs one syscall per entry`,
     notes: [
+      'layout: cm_lb*_svc preallocated hash, cm_lb*_be and cm_lb*_rnat arrays indexed by ID (the map-cost tables below compare the layouts);',
       'Datapath.reconcile, diff included: total / inside the map-write syscalls alone;',
-      `"same state" and "1% change" are medians of ${REPEATS} and ${2 * REPEATS} runs`,
+      `"from empty", "same state" and "1% change" are medians of ${FULL_REPEATS}, ${REPEATS} and ${2 * REPEATS} runs`,
     ],
     columns: ['writes', 'from empty', 'same state again', `1% change (1 backend replaced in ${Math.ceil(size / 100)} services)`, 'first 1% change'],
     rows: rows.map((r) => [r.batch ? 'batched' : 'single', cell(r.full), cell(r.same), cell(r.delta), `${r.firstDeltaMs.toFixed(1)} ms`]),
@@ -314,10 +335,12 @@ export async function runDatapathBench(): Promise<BenchResult> {
     const batched = await measureProgramming(`${world.pinDir}-batch`, mapWrites, true);
     const single = await measureProgramming(`${world.pinDir}-single`, mapWrites, false);
     const ipt = execFileSync('iptables', ['--version'], { encoding: 'utf8' }).trim();
+    // what the kernel charges per element of each map kind: why bpf/sock_lb.c has the layout it has
+    const maps = await runMapCostsBench();
     return {
       name: 'datapath',
-      tables: [latencyTable(latency, ipt), programmingTable([batched, single])],
-      figures: [...latencyFigures(latency), ...programmingFigures(batched, single)],
+      tables: [latencyTable(latency, ipt), programmingTable([batched, single]), ...maps.tables],
+      figures: [...latencyFigures(latency), ...programmingFigures(batched, single), ...maps.figures],
     };
   } finally {
     mapWrites.restore();

@@ -33,10 +33,14 @@
 /* Backend IDs and rev NAT indexes start at 1; 0 means "none". */
 #define CM_BACKEND_ID_NONE 0
 
+/* A backend array entry with this port holds no backend (see cm_lb4_be). */
+#define CM_BACKEND_UNUSED_PORT 0
+
 /* Slot 0 of a service is the service itself; slots 1..count are its active backends. */
 #define CM_SERVICE_SLOT 0
 
-/* Capacities: 30k services x 4 backends need 150k service entries and 120k backends. */
+/* Capacities: 30k services x 4 backends need 150k service entries and 120k backends. The
+ * backend and rev NAT maps are arrays indexed by ID, so IDs stay below their max_entries. */
 #define CM_SERVICE_MAP_MAX_ENTRIES 262144
 #define CM_BACKEND_MAP_MAX_ENTRIES 262144
 #define CM_REV_NAT_MAP_MAX_ENTRIES 65536 /* rev_nat_index is a __u16 */
@@ -64,7 +68,8 @@ struct lb4_service {
 	__u8 pad[3];
 };
 
-/* cm_lb4_be: backend_id (__u32) -> backend. */
+/* cm_lb4_be: an array indexed by backend_id. An entry no backend uses is all zero; port 0 is never
+ * a backend's, so the programs treat an entry with port 0 as absent (CM_BACKEND_UNUSED_PORT). */
 struct lb4_backend {
 	__be32 address;
 	__be16 port;
@@ -74,7 +79,8 @@ struct lb4_backend {
 	__u8 pad[2];
 };
 
-/* cm_lb4_rnat: rev_nat_index (__u16) -> frontend. */
+/* cm_lb4_rnat: an array indexed by rev_nat_index (a __u32 key: array keys are 4 bytes). An unused
+ * entry is all zero, and port 0 is no frontend's, so it never matches a socket's frontend. */
 struct lb4_reverse_nat {
 	__be32 address;
 	__be16 port;

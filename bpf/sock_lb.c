@@ -19,30 +19,30 @@
 
 #define PIN_BY_NAME __uint(pinning, LIBBPF_PIN_BY_NAME)
 
+/* The service maps are preallocated hashes and the backend and rev NAT maps arrays indexed by ID:
+ * per element written, that is what the kernel charges least for (bench/map-costs.ts; the choice
+ * in ARCHITECTURE.md, datapath module). An array entry cannot be deleted: an unused one is zero. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct lb4_key);
 	__type(value, struct lb4_service);
 	__uint(max_entries, CM_SERVICE_MAP_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	PIN_BY_NAME;
 } cm_lb4_svc SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lb4_backend);
 	__uint(max_entries, CM_BACKEND_MAP_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	PIN_BY_NAME;
 } cm_lb4_be SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u16);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
 	__type(value, struct lb4_reverse_nat);
 	__uint(max_entries, CM_REV_NAT_MAP_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	PIN_BY_NAME;
 } cm_lb4_rnat SEC(".maps");
 
@@ -60,25 +60,22 @@ struct {
 	__type(key, struct lb6_key);
 	__type(value, struct lb6_service);
 	__uint(max_entries, CM_SERVICE_MAP_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	PIN_BY_NAME;
 } cm_lb6_svc SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lb6_backend);
 	__uint(max_entries, CM_BACKEND_MAP_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	PIN_BY_NAME;
 } cm_lb6_be SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u16);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
 	__type(value, struct lb6_reverse_nat);
 	__uint(max_entries, CM_REV_NAT_MAP_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	PIN_BY_NAME;
 } cm_lb6_rnat SEC(".maps");
 
@@ -305,7 +302,7 @@ static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx, __be32 *address,
 	}
 	backend_id = slot_entry->backend_id;
 	backend = bpf_map_lookup_elem(&cm_lb4_be, &backend_id);
-	if (!backend)
+	if (!backend || backend->port == CM_BACKEND_UNUSED_PORT)
 		return 0;
 
 	if (peers) {
@@ -328,7 +325,7 @@ static __always_inline int sock4_rev(struct bpf_sock_addr *ctx, __be32 *address,
 	const struct lb4_reverse_nat *rnat;
 	struct sock4_peers *peers;
 	struct sock4_peer *entry;
-	__u16 rev_nat_index;
+	__u32 rev_nat_index; /* the key of the cm_lb4_rnat array */
 
 	peers = sock_state(ctx, &cm_sock4, 0);
 	if (!peers)
@@ -461,7 +458,7 @@ static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx, union v6addr *ad
 	}
 	backend_id = slot_entry->backend_id;
 	backend = bpf_map_lookup_elem(&cm_lb6_be, &backend_id);
-	if (!backend)
+	if (!backend || backend->port == CM_BACKEND_UNUSED_PORT)
 		return 0;
 
 	if (peers) {
@@ -483,7 +480,7 @@ static __always_inline int sock6_rev(struct bpf_sock_addr *ctx, union v6addr *ad
 	const struct lb6_reverse_nat *rnat;
 	struct sock6_peers *peers;
 	struct sock6_peer *entry;
-	__u16 rev_nat_index;
+	__u32 rev_nat_index; /* the key of the cm_lb6_rnat array */
 
 	peers = sock_state(ctx, &cm_sock6, 0);
 	if (!peers)

@@ -148,9 +148,9 @@ export const codecs = {
   ipcache_value: defineStruct('ipcache_value', 8, { identity: [0, 'u32'], cluster_id: [4, 'u16'], pad: [6, 'pad', 2] }),
 };
 
-/** Keys that are bare integers in the header (backend_id: __u32, rev_nat_index: __u16). */
+/** Keys that are bare integers: the backend and rev NAT maps are arrays, whose keys are __u32. */
 export const BACKEND_ID_SIZE = 4;
-export const REV_NAT_INDEX_SIZE = 2;
+export const REV_NAT_INDEX_SIZE = 4;
 
 /** The header's named numbers; native/check-layout.ts compares them with the addon's constants(). */
 export const constants = {
@@ -163,6 +163,7 @@ export const constants = {
   CM_SVC_FLAG_NONE: 0,
   CM_SVC_FLAG_REMOTE_BACKENDS: 1,
   CM_BACKEND_ID_NONE: 0,
+  CM_BACKEND_UNUSED_PORT: 0,
   CM_SERVICE_SLOT: 0,
   CM_SERVICE_MAP_MAX_ENTRIES: 262144,
   CM_BACKEND_MAP_MAX_ENTRIES: 262144,

@@ -1,12 +1,12 @@
 /**
  * Packs map entries straight into one growing Buffer per map and operation, the layout the
  * batch syscalls take. Field offsets come from the codecs (checked against the header); padding
- * is never written, and the buffers start zeroed, so it stays zero.
+ * is never written and the buffers start zeroed, so it stays zero. The backend and rev NAT maps
+ * are arrays (bpf/sock_lb.c): removing an entry there is writing the all-zero value.
  */
 import { BACKEND_ID_SIZE, REV_NAT_INDEX_SIZE, codecs } from './codecs.js';
 import type { IpFamily } from '../net/ip.js';
-import { canonicalIp } from './ip.js';
-import { FAMILY_MAPS, type BackendValue, type FrontendValue, type ManagedMap, type RevNatValue } from './state.js';
+import { FAMILY_MAPS, type FrontendValue, type ManagedMap } from './state.js';
 
 const INITIAL_ENTRIES = 64;
 
@@ -53,7 +53,7 @@ function putBytes(buf: Buffer, at: number, bytes: Uint8Array): void {
   for (let i = 0; i < bytes.length; i++) buf[at + i] = bytes[i];
 }
 
-/** The buffers of one family: updates in write order, then deletes in write order. */
+/** The buffers of one family: updates in write order, then removals in write order. */
 export function familyBuffers(family: IpFamily) {
   const f = FAMILY_MAPS[family];
   const svcKey = f.key.size;
@@ -65,20 +65,39 @@ export function familyBuffers(family: IpFamily) {
     headUpdates: new EntryBuffer(f.svc, 'update', svcKey, svcValue),
     headDeletes: new EntryBuffer(f.svc, 'delete', svcKey, 0),
     slotDeletes: new EntryBuffer(f.svc, 'delete', svcKey, 0),
-    backendDeletes: new EntryBuffer(f.be, 'delete', BACKEND_ID_SIZE, 0),
-    revNatDeletes: new EntryBuffer(f.rnat, 'delete', REV_NAT_INDEX_SIZE, 0),
+    backendClears: new EntryBuffer(f.be, 'update', BACKEND_ID_SIZE, f.backend.size),
+    revNatClears: new EntryBuffer(f.rnat, 'update', REV_NAT_INDEX_SIZE, f.revNat.size),
   };
 }
 
 export type FamilyBuffers = ReturnType<typeof familyBuffers>;
+
+// Plain byte stores: 150k service entries per full sync, and Buffer's write methods check bounds
+// and types on every call.
+function put16be(buf: Buffer, at: number, v: number): void {
+  buf[at] = v >>> 8;
+  buf[at + 1] = v & 255;
+}
+
+function put16le(buf: Buffer, at: number, v: number): void {
+  buf[at] = v & 255;
+  buf[at + 1] = v >>> 8;
+}
+
+function put32le(buf: Buffer, at: number, v: number): void {
+  buf[at] = v & 255;
+  buf[at + 1] = (v >>> 8) & 255;
+  buf[at + 2] = (v >>> 16) & 255;
+  buf[at + 3] = v >>> 24;
+}
 
 export function addServiceKey(out: EntryBuffer, fe: FrontendValue, slot: number): number {
   const i = out.add();
   const at = i * out.keySize;
   const o = LAYOUT[fe.family].key;
   putBytes(out.keys, at + o.address, fe.vip);
-  out.keys.writeUInt16BE(fe.port, at + o.dport);
-  out.keys.writeUInt16LE(slot, at + o.backend_slot);
+  put16be(out.keys, at + o.dport, fe.port);
+  put16le(out.keys, at + o.backend_slot, slot);
   out.keys[at + o.proto] = fe.proto;
   return i;
 }
@@ -86,37 +105,48 @@ export function addServiceKey(out: EntryBuffer, fe: FrontendValue, slot: number)
 export function addServiceEntry(out: EntryBuffer, fe: FrontendValue, slot: number, backendId: number, count: number, flags: number): void {
   const at = addServiceKey(out, fe, slot) * out.valueSize;
   const o = LAYOUT[fe.family].service;
-  out.values.writeUInt32LE(backendId, at + o.backend_id);
-  out.values.writeUInt16LE(count, at + o.count);
-  out.values.writeUInt16LE(fe.revNat, at + o.rev_nat_index);
+  put32le(out.values, at + o.backend_id, backendId);
+  put16le(out.values, at + o.count, count);
+  put16le(out.values, at + o.rev_nat_index, fe.revNat);
   out.values[at + o.flags] = flags;
 }
 
-export function addBackendKey(out: EntryBuffer, id: number): number {
+/** A new array entry: its index as the key; returns the offset of its value. */
+function addArrayEntry(out: EntryBuffer, index: number): number {
   const i = out.add();
-  out.keys.writeUInt32LE(id, i * out.keySize);
-  return i;
+  put32le(out.keys, i * out.keySize, index);
+  return i * out.valueSize;
 }
 
-export function addBackendEntry(out: EntryBuffer, family: IpFamily, id: number, b: BackendValue): void {
-  const at = addBackendKey(out, id) * out.valueSize;
+/** Writes the all-zero value (nothing) at `index` of an array. */
+export function addArrayClear(out: EntryBuffer, index: number): void {
+  const at = addArrayEntry(out, index);
+  out.values.fill(0, at, at + out.valueSize);
+}
+
+/** An IPv4 address as a number (lib/net/ip.ts ipv4Number), or an IPv6 address's bytes. */
+export type Address = number | Uint8Array;
+
+/** Appends backend `id`; returns the offset of its value (to compare it with what the kernel holds). */
+export function addBackendEntry(out: EntryBuffer, family: IpFamily, id: number, addr: Address, port: number, proto: number, state: number, clusterId: number): number {
+  const at = addArrayEntry(out, id);
   const o = LAYOUT[family].backend;
-  putBytes(out.values, at + o.address, canonicalIp(b.addr, 'backend address').bytes);
-  out.values.writeUInt16BE(b.port, at + o.port);
-  out.values[at + o.proto] = b.proto;
-  out.values[at + o.state] = b.state;
-  out.values.writeUInt16LE(b.clusterId, at + o.cluster_id);
+  if (typeof addr === 'number') {
+    put16be(out.values, at + o.address, addr >>> 16);
+    put16be(out.values, at + o.address + 2, addr & 0xffff);
+  } else putBytes(out.values, at + o.address, addr);
+  put16be(out.values, at + o.port, port);
+  out.values[at + o.proto] = proto;
+  out.values[at + o.state] = state;
+  put16le(out.values, at + o.cluster_id, clusterId);
+  return at;
 }
 
-export function addRevNatKey(out: EntryBuffer, id: number): number {
-  const i = out.add();
-  out.keys.writeUInt16LE(id, i * out.keySize);
-  return i;
-}
-
-export function addRevNatEntry(out: EntryBuffer, family: IpFamily, id: number, r: RevNatValue): void {
-  const at = addRevNatKey(out, id) * out.valueSize;
+/** Appends rev NAT `index` → vip:port; returns the offset of its value. */
+export function addRevNatEntry(out: EntryBuffer, family: IpFamily, index: number, vip: Uint8Array, port: number): number {
+  const at = addArrayEntry(out, index);
   const o = LAYOUT[family].revNat;
-  putBytes(out.values, at + o.address, r.bytes);
-  out.values.writeUInt16BE(r.port, at + o.port);
+  putBytes(out.values, at + o.address, vip);
+  put16be(out.values, at + o.port, port);
+  return at;
 }

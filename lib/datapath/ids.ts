@@ -1,24 +1,38 @@
 /**
- * Stable ID allocation for services (rev NAT index, 1..65535) and backends (1..2^32-1).
+ * Stable ID allocation for services (rev NAT index, 1..65535) and backends (1..262143): both
+ * index the arrays of bpf/sock_lb.c, so they are dense and bounded.
  * An identity keeps its ID for as long as it is wanted; new IDs come from a cursor that only
  * moves forward (wrapping), so a just-freed ID is not handed to someone else while sockets or
  * slots may still refer to it.
  */
+
+/** Identity → ID: a Map, or anything that works like one (lib/datapath/endpoint-index.ts). */
+export interface IdIndex<K> {
+  readonly size: number;
+  get(identity: K): number | undefined;
+  has(identity: K): boolean;
+  set(identity: K, id: number): unknown;
+  delete(identity: K): boolean;
+  entries(): IterableIterator<[K, number]>;
+}
+
 export class IdAllocator<K = string> {
-  private readonly byIdentity = new Map<K, number>();
-  private readonly used = new Set<number>();
+  /** 1 at each ID in use: a byte each beats a Set of numbers */
+  private readonly used: Uint8Array;
   private cursor: number;
 
   constructor(
     private readonly what: string,
     private readonly maxId: number,
     restored: Iterable<[identity: K, id: number]> = [],
+    private readonly byIdentity: IdIndex<K> = new Map<K, number>(),
   ) {
+    this.used = new Uint8Array(maxId + 1);
     let highest = 0;
     for (const [identity, id] of restored) {
-      if (this.byIdentity.has(identity) || this.used.has(id)) continue;
+      if (this.byIdentity.has(identity) || this.used[id] === 1) continue;
       this.byIdentity.set(identity, id);
-      this.used.add(id);
+      this.used[id] = 1;
       highest = Math.max(highest, id);
     }
     this.cursor = highest;
@@ -28,15 +42,20 @@ export class IdAllocator<K = string> {
     return this.byIdentity.get(identity);
   }
 
+  /** How many IDs are in use. */
+  get size(): number {
+    return this.byIdentity.size;
+  }
+
   /** The identity's ID, allocating one if it has none. */
   acquire(identity: K): number {
     const existing = this.byIdentity.get(identity);
     if (existing !== undefined) return existing;
-    if (this.used.size >= this.maxId) throw new Error(`out of ${this.what} IDs: at most ${this.maxId} can exist at once`);
+    if (this.byIdentity.size >= this.maxId) throw new Error(`out of ${this.what} IDs: at most ${this.maxId} can exist at once`);
     do this.cursor = this.cursor >= this.maxId ? 1 : this.cursor + 1;
-    while (this.used.has(this.cursor));
+    while (this.used[this.cursor] === 1);
     this.byIdentity.set(identity, this.cursor);
-    this.used.add(this.cursor);
+    this.used[this.cursor] = 1;
     return this.cursor;
   }
 
@@ -45,12 +64,7 @@ export class IdAllocator<K = string> {
     const id = this.byIdentity.get(identity);
     if (id === undefined) return;
     this.byIdentity.delete(identity);
-    this.used.delete(id);
-  }
-
-  /** Frees every identity not in `wanted` (a set, or a map keyed by identity: no copy needed). */
-  retainOnly(wanted: { has(identity: K): boolean }): void {
-    for (const identity of this.byIdentity.keys()) if (!wanted.has(identity)) this.release(identity);
+    this.used[id] = 0;
   }
 
   entries(): IterableIterator<[K, number]> {

@@ -1,41 +1,25 @@
 /**
  * Pure decisions of the datapath: desired services → the fewest map writes that make the maps
- * (mirrored as a decoded MapState) mean them, packed for the batch syscalls.
+ * (mirrored as a MapState) mean them, encoded straight into the buffers the batch syscalls take.
  *
  * Incremental: each service's last applied input is cached with what it compiled to, so a
  * reconcile compares each service with its cached input (a few field compares) and only
  * validates, assigns IDs, lays out and diffs the services that changed, appeared or went away
  * (and the backends and reverse-NAT entries they touch). The first plan of a Planner sweeps
  * everything the maps hold, so leftovers from before a restart or a failed write go away.
+ *
+ * Cheap where it counts: a full sync of 30k services × 4 backends handles 120k backend listings,
+ * so a backend is no object but a row of typed arrays indexed by its ID (IDs are dense: they
+ * index the kernel's backend array), a listing is three array elements of its service, and a
+ * backend's value is encoded once, into the batch buffer, and compared there with the bytes the
+ * kernel holds (lib/datapath/state.ts ArrayMirror).
  */
 import { PROTO_NUMBER, STATE_NUMBER, constants } from './codecs.js';
-import {
-  addBackendEntry,
-  addBackendKey,
-  addRevNatEntry,
-  addRevNatKey,
-  addServiceEntry,
-  addServiceKey,
-  familyBuffers,
-  type EntryBuffer,
-  type FamilyBuffers,
-} from './encode.js';
-import type { IpFamily } from '../net/ip.js';
+import { addArrayClear, addBackendEntry, addRevNatEntry, addServiceEntry, addServiceKey, familyBuffers, type Address, type EntryBuffer, type FamilyBuffers } from './encode.js';
+import { ipv4Number, type IpFamily } from '../net/ip.js';
 import { canonicalIp } from './ip.js';
 import { layoutSlots } from './slots.js';
-import {
-  ABSENT_SLOT,
-  FAMILIES,
-  type BackendKey,
-  backendKey,
-  restoreIds,
-  serviceIdentity,
-  type BackendValue,
-  type FrontendValue,
-  type Ids,
-  type MapState,
-  type RevNatValue,
-} from './state.js';
+import { ABSENT_SLOT, FAMILIES, endpointKey, ipv4EndpointKey, restoreIds, type EndpointKey, type FrontendValue, type Ids, type MapState } from './state.js';
 import type { BackendState, DatapathService } from './types.js';
 
 const MAX_PORT = 65535;
@@ -44,66 +28,39 @@ const MAX_CLUSTER_ID = 65535; // cluster_id is __u16
 
 /** When services disagree about a backend, the backend map records the least available state. */
 const STATE_SEVERITY: Record<BackendState, number> = { active: 0, terminating: 1, maintenance: 2, quarantined: 3 };
-const STATE_BY_SEVERITY = (Object.keys(STATE_SEVERITY) as BackendState[]).sort((a, b) => STATE_SEVERITY[a] - STATE_SEVERITY[b]);
+const SEVERITIES = 4;
+const SEVERITY_OF_STATE: number[] = [];
+const STATE_OF_SEVERITY: number[] = [];
+for (const [state, severity] of Object.entries(STATE_SEVERITY) as [BackendState, number][]) {
+  SEVERITY_OF_STATE[STATE_NUMBER[state]] = severity;
+  STATE_OF_SEVERITY[severity] = STATE_NUMBER[state];
+}
+
+// A listing's port, cluster ID and state number in one number: port + cluster·2^16 + state·2^32.
+const TWO_16 = 65536;
+const TWO_32 = 4294967296;
+const packListing = (port: number, clusterId: number, state: number) => port + clusterId * TWO_16 + state * TWO_32;
+const listedState = (packed: number) => Math.floor(packed / TWO_32);
+const listedCluster = (packed: number) => Math.floor((packed % TWO_32) / TWO_16);
 
 // ---- validation ---------------------------------------------------------------------------------
 
-/** One listing of a backend; its address bytes are encoded only when the backend is written. */
-export interface NormalBackend {
-  /** as listed (compared with the next input) */
-  listedAddr: string;
-  addr: string;
-  port: number;
-  state: BackendState;
-  clusterId: number;
-  key: BackendKey;
-}
-
-export interface NormalService {
-  /** the input as listed (compared with the next input) */
-  listed: { vip: string; port: number; proto: DatapathService['proto'] };
-  family: IpFamily;
-  vip: string;
-  vipBytes: Uint8Array;
-  port: number;
-  proto: number;
-  backends: NormalBackend[];
-  identity: string;
-}
-
-function checkPort(port: number, what: string): void {
-  if (!Number.isInteger(port) || port < 1 || port > MAX_PORT) throw new Error(`${what}: port ${port} is not in 1..${MAX_PORT}`);
-}
-
-/** Validates one service and puts its addresses in canonical form. Throws one line naming the culprit. */
-export function normalizeService(service: DatapathService): NormalService {
-  const where = `service ${service.vip}:${service.port}/${service.proto}`;
-  const vip = canonicalIp(service.vip, `${where}: vip`);
-  checkPort(service.port, where);
-  const proto = PROTO_NUMBER[service.proto];
-  if (proto === undefined) throw new Error(`${where}: protocol must be TCP or UDP`);
-  if (service.backends.length > MAX_SLOTS) throw new Error(`${where}: more than ${MAX_SLOTS} backends`);
-  const backends = service.backends.map((b) => {
-    const at = `${where}: backend ${b.addr}:${b.port}`;
-    const addr = canonicalIp(b.addr, at);
-    if (addr.family !== vip.family) throw new Error(`${at}: address family differs from the vip's`);
-    checkPort(b.port, at);
-    if (STATE_NUMBER[b.state] === undefined) throw new Error(`${at}: unknown state "${b.state}"`);
-    if (!Number.isInteger(b.clusterId) || b.clusterId < 0 || b.clusterId > MAX_CLUSTER_ID) {
-      throw new Error(`${at}: clusterId ${b.clusterId} is not in 0..${MAX_CLUSTER_ID}`);
-    }
-    return { listedAddr: b.addr, addr: addr.text, port: b.port, state: b.state, clusterId: b.clusterId, key: backendKey(addr, b.port, proto) };
-  });
-  const identity = serviceIdentity(vip.family, vip.text, service.port, proto);
-  return { listed: { vip: service.vip, port: service.port, proto: service.proto }, family: vip.family, vip: vip.text, vipBytes: vip.bytes, port: service.port, proto, backends, identity };
-}
-
-// ---- the per-service cache ----------------------------------------------------------------------
-
-/** One service as last planned: its validated input and compiled entries. */
+/** One service as last planned: its validated input (as listed, to compare) and what it compiled to. */
 interface CachedService {
+  vip: string;
+  port: number;
+  proto: DatapathService['proto'];
   inputKey: string;
-  normal: NormalService;
+  family: IpFamily;
+  key: EndpointKey;
+  vipBytes: Uint8Array;
+  protoNumber: number;
+  /** per listed backend, in input order: the address as listed, packListing(), its EndpointKey */
+  addrs: string[];
+  listings: number[];
+  backendKeys: EndpointKey[];
+  /** per listed backend: its ID (set when admitted) */
+  backendIds: number[];
   frontend?: FrontendValue;
   /** the plan generation that last listed it */
   seen: number;
@@ -111,56 +68,207 @@ interface CachedService {
 
 const inputKeyOf = (s: DatapathService) => `${s.vip}|${s.port}|${s.proto}`;
 
-function sameFrontend(a: NormalService['listed'], b: DatapathService): boolean {
+const validPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= MAX_PORT;
+const portError = (what: string, port: number) => new Error(`${what}: port ${port} is not in 1..${MAX_PORT}`);
+// names of the culprit, only built for an error: validation runs for 120k backends in a full sync
+const serviceName = (s: DatapathService) => `service ${s.vip}:${s.port}/${s.proto}`;
+const backendName = (s: DatapathService, b: DatapathService['backends'][number]) => `${serviceName(s)}: backend ${b.addr}:${b.port}`;
+
+/** Validates one service and keys its addresses. Throws one line naming the culprit. */
+function normalizeService(service: DatapathService, seen: number): CachedService {
+  const vip = canonicalIp(service.vip, `${serviceName(service)}: vip`);
+  if (!validPort(service.port)) throw portError(serviceName(service), service.port);
+  const proto = PROTO_NUMBER[service.proto];
+  if (proto === undefined) throw new Error(`${serviceName(service)}: protocol must be TCP or UDP`);
+  const n = service.backends.length;
+  if (n > MAX_SLOTS) throw new Error(`${serviceName(service)}: more than ${MAX_SLOTS} backends`);
+  const addrs = new Array<string>(n);
+  const listings = new Array<number>(n);
+  const backendKeys = new Array<EndpointKey>(n);
+  for (let i = 0; i < n; i++) {
+    const b = service.backends[i];
+    if (!validPort(b.port)) throw portError(backendName(service, b), b.port);
+    const state = STATE_NUMBER[b.state];
+    if (state === undefined) throw new Error(`${backendName(service, b)}: unknown state "${b.state}"`);
+    if (!Number.isInteger(b.clusterId) || b.clusterId < 0 || b.clusterId > MAX_CLUSTER_ID) {
+      throw new Error(`${backendName(service, b)}: clusterId ${b.clusterId} is not in 0..${MAX_CLUSTER_ID}`);
+    }
+    // a plain dotted quad (nearly every backend) is keyed without allocating
+    const v4 = vip.family === 4 ? ipv4Number(b.addr) : -1;
+    let key: EndpointKey | undefined = v4 >= 0 ? ipv4EndpointKey(v4, b.port, proto) : undefined;
+    if (key === undefined) {
+      const addr = canonicalIp(b.addr, backendName(service, b));
+      if (addr.family !== vip.family) throw new Error(`${backendName(service, b)}: address family differs from the vip's`);
+      key = endpointKey(addr, b.port, proto);
+    }
+    addrs[i] = b.addr;
+    listings[i] = packListing(b.port, b.clusterId, state);
+    backendKeys[i] = key;
+  }
+  return {
+    vip: service.vip,
+    port: service.port,
+    proto: service.proto,
+    inputKey: inputKeyOf(service),
+    family: vip.family,
+    key: endpointKey(vip, service.port, proto),
+    vipBytes: vip.bytes,
+    protoNumber: proto,
+    addrs,
+    listings,
+    backendKeys,
+    backendIds: [],
+    seen,
+  };
+}
+
+const listedTwice = (s: CachedService) => new Error(`service ${s.vip}:${s.port}/${s.proto} is listed twice`);
+
+function sameFrontend(a: CachedService, b: DatapathService): boolean {
   return a.vip === b.vip && a.port === b.port && a.proto === b.proto;
 }
 
 /** Structural compare: true when `input` is what `cached` was planned from (so it plans the same). */
-export function sameInput(cached: NormalService, input: DatapathService): boolean {
-  if (!sameFrontend(cached.listed, input) || cached.backends.length !== input.backends.length) return false;
-  for (let i = 0; i < input.backends.length; i++) {
-    const x = cached.backends[i];
-    const y = input.backends[i];
-    if (x.listedAddr !== y.addr || x.port !== y.port || x.state !== y.state || x.clusterId !== y.clusterId) return false;
+function sameInput(cached: CachedService, input: DatapathService): boolean {
+  const backends = input.backends;
+  if (!sameFrontend(cached, input) || cached.addrs.length !== backends.length) return false;
+  for (let i = 0; i < backends.length; i++) {
+    const b = backends[i];
+    if (cached.addrs[i] !== b.addr || cached.listings[i] !== packListing(b.port, b.clusterId, STATE_NUMBER[b.state])) return false;
   }
   return true;
 }
 
-/** A backend ID and every listing of it (one per service that lists it, duplicates included). */
-interface BackendUse {
-  key: BackendKey;
-  id: number;
-  family: IpFamily;
-  /** its backend map value; never changed in place, so the mirror shares it once committed */
-  value: BackendValue;
-  /** created with its first listing: a literal of one element, not an empty array grown by push (17 slots) */
-  listings: NormalBackend[];
+// ---- backends: one row of typed arrays per ID ----------------------------------------------------
+
+const INITIAL_ROWS = 1024;
+
+function grownTo<T extends Uint8Array | Uint16Array | Uint32Array>(array: T, length: number): T {
+  const bigger = new (array.constructor as new (n: number) => T)(length);
+  bigger.set(array);
+  return bigger;
 }
 
-/** The backend map value: the least available state any listing gives, the lowest cluster ID. */
-function backendValue(use: BackendUse): BackendValue {
-  let severity = 0;
-  let clusterId = MAX_CLUSTER_ID;
-  for (const l of use.listings) {
-    severity = Math.max(severity, STATE_SEVERITY[l.state]);
-    clusterId = Math.min(clusterId, l.clusterId);
+/**
+ * Every backend with an ID: what identifies it (address, port, protocol), and its listings
+ * counted by state severity and cluster, from which its map value follows. Rows are indexed by
+ * backend ID and grow on demand.
+ */
+class BackendTable {
+  private rows = INITIAL_ROWS;
+  listings = new Uint32Array(INITIAL_ROWS);
+  /** listings per state severity: SEVERITIES per row */
+  private bySeverity = new Uint32Array(INITIAL_ROWS * SEVERITIES);
+  /** the lowest cluster ID of its listings */
+  private cluster = new Uint16Array(INITIAL_ROWS);
+  family = new Uint8Array(INITIAL_ROWS);
+  private port = new Uint16Array(INITIAL_ROWS);
+  private proto = new Uint8Array(INITIAL_ROWS);
+  /** IPv4 address as a number */
+  private addr4 = new Uint32Array(INITIAL_ROWS);
+  /** the rare rows that are not IPv4 TCP/UDP: address bytes, and the string key */
+  private readonly addr6 = new Map<number, Uint8Array>();
+  private readonly otherKeys = new Map<number, string>();
+  /** listings per cluster, only for the rare backend listed with different cluster IDs */
+  private readonly clusters = new Map<number, Map<number, number>>();
+
+  /** Takes row `id` for the backend keyed `key` (`addr`: its address as listed, for non-numeric keys). */
+  open(id: number, key: EndpointKey, family: IpFamily, addr: string, port: number, proto: number): void {
+    if (id >= this.rows) this.grow(id);
+    this.family[id] = family;
+    this.port[id] = port;
+    this.proto[id] = proto;
+    if (typeof key === 'number') this.addr4[id] = Math.floor(key / 131072);
+    else {
+      this.otherKeys.set(id, key);
+      if (family === 6) this.addr6.set(id, canonicalIp(addr, 'backend address').bytes);
+      else this.addr4[id] = ipv4Number(canonicalIp(addr, 'backend address').text);
+    }
   }
-  const state = STATE_NUMBER[STATE_BY_SEVERITY[severity]];
-  if (use.value.state !== state || use.value.clusterId !== clusterId) use.value = { ...use.value, state, clusterId };
-  return use.value;
+
+  /** Frees row `id` (no listing left); returns the key its ID was held under. */
+  close(id: number): EndpointKey {
+    const key = this.otherKeys.get(id) ?? this.addr4[id] * 131072 + this.port[id] * 2 + (this.proto[id] === constants.CM_PROTO_UDP ? 1 : 0);
+    this.otherKeys.delete(id);
+    this.addr6.delete(id);
+    this.family[id] = 0;
+    return key;
+  }
+
+  list(id: number, listing: number): void {
+    const cluster = listedCluster(listing);
+    const n = this.listings[id]++;
+    this.bySeverity[id * SEVERITIES + SEVERITY_OF_STATE[listedState(listing)]]++;
+    const mixed = this.clusters.get(id);
+    if (n === 0) this.cluster[id] = cluster;
+    else if (mixed) mixed.set(cluster, (mixed.get(cluster) ?? 0) + 1);
+    else if (cluster !== this.cluster[id]) this.clusters.set(id, new Map([[this.cluster[id], n], [cluster, 1]]));
+    if (cluster < this.cluster[id]) this.cluster[id] = cluster;
+  }
+
+  unlist(id: number, listing: number): void {
+    this.listings[id]--;
+    this.bySeverity[id * SEVERITIES + SEVERITY_OF_STATE[listedState(listing)]]--;
+    const mixed = this.clusters.get(id);
+    if (!mixed) return;
+    const cluster = listedCluster(listing);
+    const left = mixed.get(cluster)! - 1;
+    if (left > 0) mixed.set(cluster, left);
+    else mixed.delete(cluster);
+    this.cluster[id] = Math.min(...mixed.keys());
+    if (mixed.size === 1) this.clusters.delete(id);
+  }
+
+  /** Appends the backend's map value (least available state, lowest cluster) to `out`; returns its offset. */
+  encode(out: EntryBuffer, id: number): number {
+    let severity = SEVERITIES - 1;
+    while (severity > 0 && this.bySeverity[id * SEVERITIES + severity] === 0) severity--;
+    const family = this.family[id] as IpFamily;
+    const addr: Address = family === 4 ? this.addr4[id] : this.addr6.get(id)!;
+    return addBackendEntry(out, family, id, addr, this.port[id], this.proto[id], STATE_OF_SEVERITY[severity], this.cluster[id]);
+  }
+
+  private grow(id: number): void {
+    let rows = this.rows;
+    while (rows <= id) rows *= 2;
+    this.listings = grownTo(this.listings, rows);
+    this.bySeverity = grownTo(this.bySeverity, rows * SEVERITIES);
+    this.cluster = grownTo(this.cluster, rows);
+    this.family = grownTo(this.family, rows);
+    this.port = grownTo(this.port, rows);
+    this.proto = grownTo(this.proto, rows);
+    this.addr4 = grownTo(this.addr4, rows);
+    this.rows = rows;
+  }
 }
 
-function compileFrontend(s: NormalService, revNat: number, backendIds: number[], previous: readonly number[]): FrontendValue {
-  const layout = layoutSlots(
-    s.backends.map((b, i) => ({ backendId: backendIds[i], state: b.state })),
-    previous,
-  );
-  const remote = s.backends.some((b) => b.clusterId !== 0);
+/** IDs (backend IDs, rev NAT indexes) a plan touches, each once. */
+class Touched {
+  readonly ids: number[] = [];
+  private mark = new Uint8Array(INITIAL_ROWS);
+
+  add(id: number): void {
+    if (id >= this.mark.length) this.mark = grownTo(this.mark, Math.max(id + 1, this.mark.length * 2));
+    if (this.mark[id] === 1) return;
+    this.mark[id] = 1;
+    this.ids.push(id);
+  }
+
+  clear(): void {
+    for (const id of this.ids) this.mark[id] = 0;
+    this.ids.length = 0;
+  }
+}
+
+function compileFrontend(s: CachedService, revNat: number, previous: readonly number[]): FrontendValue {
+  const active = s.listings.map((l) => listedState(l) === constants.CM_BACKEND_ACTIVE);
+  const layout = layoutSlots(s.backendIds, active, previous);
+  const remote = s.listings.some((l) => listedCluster(l) !== 0);
   return {
     family: s.family,
     vip: s.vipBytes,
     port: s.port,
-    proto: s.proto,
+    proto: s.protoNumber,
     hasHead: true,
     count: layout.count,
     revNat,
@@ -170,55 +278,7 @@ function compileFrontend(s: NormalService, revNat: number, backendIds: number[],
   };
 }
 
-// ---- what a plan touches ------------------------------------------------------------------------
-
-/** The entries a plan may change, each with what it should hold (null: nothing). */
-interface Touched {
-  frontends: Map<string, FrontendValue | null>;
-  backends: Map<number, BackendUse | null>;
-  revNats: Map<number, RevNatValue | null>;
-}
-
-interface Changes {
-  frontends: Map<string, FrontendValue | null>;
-  backends: Map<number, BackendValue | null>;
-  revNats: Map<number, RevNatValue | null>;
-}
-
-function nothingTouched(): Record<IpFamily, Touched> {
-  const family = (): Touched => ({ frontends: new Map(), backends: new Map(), revNats: new Map() });
-  return { 4: family(), 6: family() };
-}
-
-/** Every entry the maps hold, as unwanted: what the plan wants again overrides it. */
-function everythingTouched(mirror: MapState): Record<IpFamily, Touched> {
-  const touched = nothingTouched();
-  for (const family of FAMILIES) {
-    for (const identity of mirror[family].frontends.keys()) touched[family].frontends.set(identity, null);
-    for (const id of mirror[family].backends.keys()) touched[family].backends.set(id, null);
-    for (const id of mirror[family].revNats.keys()) touched[family].revNats.set(id, null);
-  }
-  return touched;
-}
-
 // ---- diff ---------------------------------------------------------------------------------------
-
-function diffRevNats(changes: Map<number, RevNatValue | null>, have: Map<number, RevNatValue>, out: FamilyBuffers, family: IpFamily): void {
-  for (const [id, want] of changes) {
-    const old = have.get(id);
-    if (want && (!old || old.addr !== want.addr || old.port !== want.port)) addRevNatEntry(out.revNatUpdates, family, id, want);
-    else if (!want && old) addRevNatKey(out.revNatDeletes, id);
-  }
-}
-
-function diffBackends(changes: Map<number, BackendValue | null>, have: Map<number, BackendValue>, out: FamilyBuffers, family: IpFamily): void {
-  for (const [id, want] of changes) {
-    const old = have.get(id);
-    const same = old && want && old.addr === want.addr && old.port === want.port && old.proto === want.proto && old.state === want.state && old.clusterId === want.clusterId;
-    if (want && !same) addBackendEntry(out.backendUpdates, family, id, want);
-    else if (!want && old) addBackendKey(out.backendDeletes, id);
-  }
-}
 
 function deleteSlotsFrom(old: FrontendValue, from: number, out: EntryBuffer): void {
   for (let i = from; i < old.slots.length; i++) if (old.slots[i] !== ABSENT_SLOT) addServiceKey(out, old, i + 1);
@@ -248,11 +308,13 @@ export interface Plan {
   /**
    * Packed writes in the order that never lets a reader meet a dangling reference: reverse NAT
    * and backends exist before a slot names them; slots are filled before slot 0 raises `count`;
-   * slot 0 goes before the slots behind it, and backends and reverse NAT go last. The buffers
-   * are the planner's own and hold until its next plan.
+   * slot 0 goes before the slots behind it, and backends and reverse NAT are cleared last. The
+   * buffers are the planner's own and hold until its next plan.
    */
   steps: EntryBuffer[];
+  /** entries written with a value */
   updates: number;
+  /** entries removed: deleted from the service hash, or cleared to zero in the arrays */
   deletes: number;
   /** Call once every step is in the maps: the mirror then holds what they hold. */
   commit(): void;
@@ -260,10 +322,15 @@ export interface Plan {
 
 export class Planner {
   private readonly byInputKey = new Map<string, CachedService>();
-  private readonly byIdentity = new Map<string, CachedService>();
-  private readonly uses = new Map<BackendKey, BackendUse>();
   private readonly buffers = { 4: familyBuffers(4), 6: familyBuffers(6) };
-  private ids: Ids;
+  private ids!: Ids;
+  private backends!: BackendTable;
+  /** the service holding each rev NAT index */
+  private byRevNat: (CachedService | undefined)[] = [];
+  private readonly touchedBackends = new Touched();
+  private readonly touchedRevNats = new Touched();
+  /** frontends a plan touches and what they should hold (null: nothing), each once */
+  private readonly touchedFrontends: [EndpointKey, FrontendValue | null][] = [];
   private generation = 0;
   private sweep = true;
   /** the services of the previous plan, in the order they were listed */
@@ -271,25 +338,27 @@ export class Planner {
 
   /** `mirror` is what the maps hold now; the planner keeps it current through commit(). */
   constructor(private readonly mirror: MapState) {
-    this.ids = restoreIds(mirror);
+    this.reset();
   }
 
   get backendCount(): number {
-    return this.mirror[4].backends.size + this.mirror[6].backends.size;
+    return this.ids.backends.size;
   }
 
   /** The writes that make the maps mean `desired`. Bad input throws before anything changes. */
   plan(desired: readonly DatapathService[]): Plan {
     const { fresh, listed } = this.changedServices(desired);
     try {
-      const touched = this.sweep ? everythingTouched(this.mirror) : nothingTouched();
-      if (listed.length - fresh.length < this.byInputKey.size) this.retire(fresh, touched);
-      this.admit(fresh, touched);
-      const changes = this.settleBackends(touched);
-      if (this.sweep) this.releaseUnwantedIds();
+      this.touchedBackends.clear();
+      this.touchedRevNats.clear();
+      this.touchedFrontends.length = 0;
+      if (this.sweep) this.touchEverything();
+      if (listed.length - fresh.length < this.byInputKey.size) this.retire(fresh);
+      this.admit(fresh);
+      if (this.sweep) this.dropUnwanted();
       this.sweep = false;
       this.listed = listed;
-      return this.diff(changes);
+      return this.diff();
     } catch (error) {
       this.reset(); // e.g. out of IDs: nothing was written, so start over from the mirror
       throw error;
@@ -308,152 +377,182 @@ export class Planner {
     for (let i = 0; i < desired.length; i++) {
       const s = desired[i];
       const hint = this.listed[i];
-      const cached = hint && sameFrontend(hint.normal.listed, s) ? hint : this.byInputKey.get(inputKeyOf(s));
-      if (cached && cached.seen !== generation && sameInput(cached.normal, s)) {
+      const cached = hint && sameFrontend(hint, s) ? hint : this.byInputKey.size > 0 ? this.byInputKey.get(inputKeyOf(s)) : undefined;
+      if (cached && cached.seen !== generation && sameInput(cached, s)) {
         cached.seen = generation;
         listed.push(cached);
         continue;
       }
-      const entry = { inputKey: inputKeyOf(s), normal: normalizeService(s), seen: generation };
+      const entry = normalizeService(s, generation);
       fresh.push(entry);
       listed.push(entry);
     }
-    const freshIdentities = new Set<string>();
-    for (const f of fresh) {
-      const identity = f.normal.identity;
-      if (freshIdentities.has(identity) || this.byIdentity.get(identity)?.seen === generation) {
-        const { vip, port, proto } = f.normal.listed;
-        throw new Error(`service ${vip}:${port}/${proto} is listed twice`);
-      }
-      freshIdentities.add(identity);
-    }
+    // twice among the fresh ones is found when they are admitted
+    for (const f of fresh) if (this.serviceWith(f.key)?.seen === generation) throw listedTwice(f);
     return { fresh, listed };
   }
 
+  /** The service planned under `key`, if any. */
+  private serviceWith(key: EndpointKey): CachedService | undefined {
+    const revNat = this.ids.services.get(key);
+    return revNat === undefined ? undefined : this.byRevNat[revNat];
+  }
+
+  /** First plan over restored maps: every backend and rev NAT entry they hold is looked at again. */
+  private touchEverything(): void {
+    for (const family of FAMILIES) {
+      for (const id of this.mirror.backends[family].used()) this.touchedBackends.add(id);
+      for (const index of this.mirror.revNats[family].used()) this.touchedRevNats.add(index);
+    }
+  }
+
+  /** After a sweep: frontends the maps hold that nobody wants go, and their restored IDs are free again. */
+  private dropUnwanted(): void {
+    for (const key of this.mirror.frontends.keys()) {
+      if (this.serviceWith(key)) continue;
+      this.touchedFrontends.push([key, null]);
+      this.ids.services.release(key);
+    }
+  }
+
   /** Drops the services not listed this time (or changed), their IDs and backend listings. */
-  private retire(fresh: CachedService[], touched: Record<IpFamily, Touched>): void {
-    const staying = new Set(fresh.map((f) => f.normal.identity));
+  private retire(fresh: CachedService[]): void {
+    const staying = new Set(fresh.map((f) => f.key));
     for (const old of this.byInputKey.values()) {
       if (old.seen === this.generation) continue;
-      const { identity, family, backends } = old.normal;
       this.byInputKey.delete(old.inputKey);
-      if (this.byIdentity.get(identity) === old) this.byIdentity.delete(identity);
-      for (const listing of backends) this.unlist(listing, touched);
-      if (staying.has(identity)) continue;
-      touched[family].frontends.set(identity, null);
-      const revNat = this.ids.services.get(identity);
-      if (revNat !== undefined) touched[family].revNats.set(revNat, null);
-      this.ids.services.release(identity);
+      for (let i = 0; i < old.backendIds.length; i++) {
+        this.backends.unlist(old.backendIds[i], old.listings[i]);
+        this.touchedBackends.add(old.backendIds[i]);
+      }
+      if (staying.has(old.key)) continue;
+      this.touchedFrontends.push([old.key, null]);
+      const revNat = this.ids.services.get(old.key);
+      if (revNat === undefined) continue;
+      this.byRevNat[revNat] = undefined;
+      this.touchedRevNats.add(revNat);
+      this.ids.services.release(old.key);
     }
-  }
-
-  private unlist(listing: NormalBackend, touched: Record<IpFamily, Touched>): void {
-    const use = this.uses.get(listing.key)!;
-    use.listings.splice(use.listings.indexOf(listing), 1);
-    touched[use.family].backends.set(use.id, use);
-  }
-
-  private list(listing: NormalBackend, s: NormalService, touched: Record<IpFamily, Touched>): number {
-    let use = this.uses.get(listing.key);
-    if (use) use.listings.push(listing);
-    else {
-      const id = this.ids.backends.acquire(listing.key);
-      const value = { addr: listing.addr, port: listing.port, proto: s.proto, state: STATE_NUMBER[listing.state], clusterId: listing.clusterId };
-      use = { key: listing.key, id, family: s.family, value, listings: [listing] };
-      this.uses.set(listing.key, use);
-    }
-    touched[s.family].backends.set(use.id, use);
-    return use.id;
   }
 
   /** Gives the new and changed services IDs, backend listings and compiled entries. */
-  private admit(fresh: CachedService[], touched: Record<IpFamily, Touched>): void {
-    for (const f of fresh) {
-      const s = f.normal;
-      const revNat = this.ids.services.acquire(s.identity);
-      const backendIds = s.backends.map((b) => this.list(b, s, touched));
-      const previous = this.mirror[s.family].frontends.get(s.identity)?.slots ?? [];
-      f.frontend = compileFrontend(s, revNat, backendIds, previous);
-      this.byInputKey.set(f.inputKey, f);
-      this.byIdentity.set(s.identity, f);
-      touched[s.family].frontends.set(s.identity, f.frontend);
-      touched[s.family].revNats.set(revNat, { addr: s.vip, bytes: s.vipBytes, port: s.port });
-    }
-  }
-
-  /** After a sweep: IDs restored from the maps for things no longer wanted are free again. */
-  private releaseUnwantedIds(): void {
-    this.ids.services.retainOnly(new Set(this.byIdentity.keys()));
-    this.ids.backends.retainOnly(this.uses);
-  }
-
-  /** Backends that lost their last listing lose their ID; the rest get their (new) value. */
-  private settleBackends(touched: Record<IpFamily, Touched>): Record<IpFamily, Changes> {
-    const changes = {} as Record<IpFamily, Changes>;
-    for (const family of FAMILIES) {
-      const backends = new Map<number, BackendValue | null>();
-      for (const [id, use] of touched[family].backends) {
-        if (use && use.listings.length > 0) {
-          backends.set(id, backendValue(use));
-          continue;
+  private admit(fresh: CachedService[]): void {
+    const ids = this.ids.backends;
+    for (const s of fresh) {
+      const revNat = this.ids.services.acquire(s.key);
+      if (this.byRevNat[revNat]?.seen === this.generation) throw listedTwice(s);
+      for (let i = 0; i < s.backendKeys.length; i++) {
+        const key = s.backendKeys[i];
+        let id = ids.get(key);
+        if (id === undefined) {
+          id = ids.acquire(key);
+          this.backends.open(id, key, s.family, s.addrs[i], s.listings[i] % TWO_16, s.protoNumber);
         }
-        if (use) {
-          this.uses.delete(use.key);
-          this.ids.backends.release(use.key);
-        }
-        backends.set(id, null);
+        this.backends.list(id, s.listings[i]);
+        this.touchedBackends.add(id);
+        s.backendIds.push(id);
       }
-      changes[family] = { frontends: touched[family].frontends, revNats: touched[family].revNats, backends };
+      s.frontend = compileFrontend(s, revNat, this.mirror.frontends.get(s.key)?.slots ?? []);
+      this.byInputKey.set(s.inputKey, s);
+      this.byRevNat[revNat] = s;
+      this.touchedFrontends.push([s.key, s.frontend]);
+      this.touchedRevNats.add(revNat);
     }
-    return changes;
   }
 
-  private diff(changes: Record<IpFamily, Changes>): Plan {
-    for (const family of FAMILIES) {
-      const c = changes[family];
-      const out = this.buffers[family];
-      const have = this.mirror[family];
-      for (const b of Object.values(out)) b.count = 0;
-      diffRevNats(c.revNats, have.revNats, out, family);
-      diffBackends(c.backends, have.backends, out, family);
-      for (const [identity, want] of c.frontends) diffFrontend(want, have.frontends.get(identity), out);
+  private diff(): Plan {
+    for (const family of FAMILIES) for (const b of Object.values(this.buffers[family])) b.count = 0;
+    this.diffRevNats();
+    this.diffBackends();
+    for (const [key, want] of this.touchedFrontends) {
+      const old = this.mirror.frontends.get(key);
+      const family = want?.family ?? old?.family;
+      if (family) diffFrontend(want, old, this.buffers[family]);
     }
     const b4 = this.buffers[4];
     const b6 = this.buffers[6];
     const updates = [b4.revNatUpdates, b4.backendUpdates, b4.slotUpdates, b4.headUpdates, b6.revNatUpdates, b6.backendUpdates, b6.slotUpdates, b6.headUpdates];
-    const deletes = [b4.headDeletes, b4.slotDeletes, b4.backendDeletes, b4.revNatDeletes, b6.headDeletes, b6.slotDeletes, b6.backendDeletes, b6.revNatDeletes];
+    const deletes = [b4.headDeletes, b4.slotDeletes, b4.backendClears, b4.revNatClears, b6.headDeletes, b6.slotDeletes, b6.backendClears, b6.revNatClears];
     const total = (list: EntryBuffer[]) => list.reduce((n, b) => n + b.count, 0);
     return {
       steps: [...updates, ...deletes].filter((b) => b.count > 0),
       updates: total(updates),
       deletes: total(deletes),
-      commit: () => this.apply(changes),
+      commit: () => this.apply(),
     };
   }
 
-  private apply(changes: Record<IpFamily, Changes>): void {
-    for (const family of FAMILIES) {
-      const have = this.mirror[family];
-      const c = changes[family];
-      setOrDelete(have.frontends, c.frontends);
-      setOrDelete(have.backends, c.backends);
-      setOrDelete(have.revNats, c.revNats);
+  /** Each touched rev NAT index holds its service's frontend in that service's family, nothing elsewhere. */
+  private diffRevNats(): void {
+    for (const index of this.touchedRevNats.ids) {
+      const s = this.byRevNat[index];
+      for (const family of FAMILIES) {
+        const out = this.buffers[family];
+        const have = this.mirror.revNats[family];
+        if (s && s.family === family) {
+          const at = addRevNatEntry(out.revNatUpdates, family, index, s.vipBytes, s.port);
+          if (have.equals(index, out.revNatUpdates.values, at)) out.revNatUpdates.count--;
+        } else if (have.inUse(index)) addArrayClear(out.revNatClears, index);
+      }
     }
   }
 
+  /** A touched backend with listings holds its value; one without loses its ID and is cleared. */
+  private diffBackends(): void {
+    const table = this.backends;
+    for (const id of this.touchedBackends.ids) {
+      const listed = table.listings[id] > 0;
+      if (!listed && table.family[id] !== 0) this.ids.backends.release(table.close(id));
+      for (const family of FAMILIES) {
+        const out = this.buffers[family];
+        const have = this.mirror.backends[family];
+        if (listed && table.family[id] === family) {
+          const at = table.encode(out.backendUpdates, id);
+          if (have.equals(id, out.backendUpdates.values, at)) out.backendUpdates.count--;
+        } else if (have.inUse(id)) addArrayClear(out.backendClears, id);
+      }
+    }
+  }
+
+  /** The mirror takes what the steps wrote. */
+  private apply(): void {
+    for (const [key, want] of this.touchedFrontends) {
+      if (want) this.mirror.frontends.set(key, want);
+      else this.mirror.frontends.delete(key);
+    }
+    for (const family of FAMILIES) {
+      const b = this.buffers[family];
+      for (const [step, mirror] of [
+        [b.backendUpdates, this.mirror.backends[family]],
+        [b.backendClears, this.mirror.backends[family]],
+        [b.revNatUpdates, this.mirror.revNats[family]],
+        [b.revNatClears, this.mirror.revNats[family]],
+      ] as const) {
+        for (let i = 0; i < step.count; i++) mirror.set(step.keys.readUInt32LE(i * step.keySize), step.values, i * step.valueSize);
+      }
+    }
+  }
+
+  /** Forgets every cached service and starts over from the mirror (the next plan sweeps). */
   private reset(): void {
     this.byInputKey.clear();
-    this.byIdentity.clear();
-    this.uses.clear();
     this.listed = [];
+    this.byRevNat = [];
     this.ids = restoreIds(this.mirror);
+    this.backends = new BackendTable();
+    for (const family of FAMILIES) {
+      for (const [key, id] of this.ids.backends.entries()) this.restoreRow(id, key, family);
+    }
     this.sweep = true;
   }
-}
 
-function setOrDelete<K, V>(table: Map<K, V>, changes: Map<K, V | null>): void {
-  for (const [k, v] of changes) {
-    if (v === null) table.delete(k);
-    else table.set(k, v);
+  /** A restored ID's row (no listings yet), so that the sweep can release it. */
+  private restoreRow(id: number, key: EndpointKey, family: IpFamily): void {
+    if (!this.mirror.backends[family].inUse(id)) return;
+    if (typeof key === 'number') this.backends.open(id, key, 4, '', Math.floor(key / 2) % TWO_16, key % 2 === 1 ? constants.CM_PROTO_UDP : constants.CM_PROTO_TCP);
+    else {
+      const [, addr, port, proto] = key.split('|');
+      this.backends.open(id, key, family, addr, Number(port), Number(proto));
+    }
   }
 }

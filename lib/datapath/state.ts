@@ -1,10 +1,12 @@
 /**
- * What the six managed maps hold, decoded into one record per service frontend, backend and
- * reverse-NAT entry (pure). It is both the mirror of the kernel that reconcile diffs against and
- * the shape desired contents are compiled to, so a diff compares a few numbers per entry instead
- * of building and hashing key strings.
+ * What the six managed maps hold (pure), in the forms the planner diffs against: the service
+ * hash decoded into one record per frontend (a diff compares a few numbers per slot), and the
+ * backend and reverse-NAT arrays (bpf/sock_lb.c) kept as the very bytes the kernel holds, indexed
+ * by ID, so a diff compares bytes the planner has just encoded into a batch buffer and a commit
+ * copies them — no object per backend.
  */
 import { codecs, constants, protoName, stateName } from './codecs.js';
+import { EndpointIndex } from './endpoint-index.js';
 import { IdAllocator } from './ids.js';
 import { formatIp, type IpFamily } from '../net/ip.js';
 import { canonicalIp, type CanonicalIp } from './ip.js';
@@ -19,11 +21,36 @@ export const FAMILY_MAPS = {
   6: { svc: 'cm_lb6_svc', be: 'cm_lb6_be', rnat: 'cm_lb6_rnat', key: codecs.lb6_key, service: codecs.lb6_service, backend: codecs.lb6_backend, revNat: codecs.lb6_reverse_nat },
 } as const;
 
+/** IDs index the arrays, so they stay below max_entries (0 is CM_BACKEND_ID_NONE). */
 export const MAX_SERVICE_ID = constants.CM_REV_NAT_MAP_MAX_ENTRIES - 1;
-export const MAX_BACKEND_ID = 0xffffffff;
+export const MAX_BACKEND_ID = constants.CM_BACKEND_MAP_MAX_ENTRIES - 1;
 
 /** A slot the kernel lacks below the highest slot it has (only in state read back after a crash). */
 export const ABSENT_SLOT = -1;
+
+/**
+ * A service or backend identity (address, port, protocol) as a map key. IPv4 TCP/UDP ones (nearly
+ * all) get a number, address·2^17 + port·2 + (UDP ? 1 : 0) < 2^49, which keys maps far cheaper
+ * than a string; the rest keep a string, which never equals a number.
+ */
+export type EndpointKey = number | string;
+
+const IPV4_PROTO_BIT: Record<number, number> = { [constants.CM_PROTO_TCP]: 0, [constants.CM_PROTO_UDP]: 1 };
+
+/** The key of an IPv4 address given as a number (lib/net/ip.ts ipv4Number); undefined for other protocols. */
+export function ipv4EndpointKey(address: number, port: number, proto: number): number | undefined {
+  const protoBit = IPV4_PROTO_BIT[proto];
+  return protoBit === undefined ? undefined : address * 131072 + port * 2 + protoBit;
+}
+
+export function endpointKey(addr: CanonicalIp, port: number, proto: number): EndpointKey {
+  if (addr.family === 4) {
+    const b = addr.bytes;
+    const key = ipv4EndpointKey(((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0, port, proto);
+    if (key !== undefined) return key;
+  }
+  return `${addr.family}|${addr.text}|${port}|${proto}`;
+}
 
 /** The svc map entries of one frontend: slot 0 and slots 1..n. */
 export interface FrontendValue {
@@ -42,56 +69,77 @@ export interface FrontendValue {
   odd: boolean;
 }
 
-/** Address bytes are not kept: they are encoded from `addr` only when the entry is written. */
-export interface BackendValue {
-  addr: string;
-  port: number;
-  proto: number;
-  state: number;
-  clusterId: number;
+/**
+ * An array map's values as the kernel holds them, entry i at i·valueSize, grown on demand up to
+ * the map's capacity. An entry is in use when its port (a backend's, a frontend's; never 0) is
+ * not CM_BACKEND_UNUSED_PORT: the programs read the arrays by the same rule.
+ */
+export class ArrayMirror {
+  bytes: Buffer;
+
+  constructor(
+    readonly valueSize: number,
+    private readonly portOffset: number,
+    private readonly capacity: number,
+  ) {
+    this.bytes = Buffer.alloc(valueSize * 1024);
+  }
+
+  inUse(index: number): boolean {
+    const at = index * this.valueSize + this.portOffset;
+    return at < this.bytes.length && (this.bytes[at] | this.bytes[at + 1]) !== constants.CM_BACKEND_UNUSED_PORT;
+  }
+
+  /** True when entry `index` holds the `valueSize` bytes of `from` at `offset`. */
+  equals(index: number, from: Buffer, offset: number): boolean {
+    const size = this.valueSize;
+    const at = index * size;
+    if (at >= this.bytes.length) {
+      for (let i = 0; i < size; i++) if (from[offset + i] !== 0) return false;
+      return true;
+    }
+    for (let i = 0; i < size; i++) if (this.bytes[at + i] !== from[offset + i]) return false;
+    return true;
+  }
+
+  /** Entry `index` becomes the `valueSize` bytes of `from` at `offset` (as the kernel's did). */
+  set(index: number, from: Buffer, offset: number): void {
+    const at = index * this.valueSize;
+    if (at >= this.bytes.length) this.grow(index);
+    // a byte loop: values are 8 to 24 bytes, and Buffer.copy's native call costs more than that
+    for (let i = 0; i < this.valueSize; i++) this.bytes[at + i] = from[offset + i];
+  }
+
+  /** The indexes of the entries in use, ascending. */
+  used(): number[] {
+    const out: number[] = [];
+    const entries = this.bytes.length / this.valueSize;
+    for (let i = 0; i < entries; i++) if (this.inUse(i)) out.push(i);
+    return out;
+  }
+
+  private grow(index: number): void {
+    let entries = this.bytes.length / this.valueSize;
+    while (entries <= index) entries *= 2;
+    const bigger = Buffer.alloc(Math.min(entries, this.capacity) * this.valueSize);
+    this.bytes.copy(bigger);
+    this.bytes = bigger;
+  }
 }
 
-export interface RevNatValue {
-  addr: string;
-  bytes: Uint8Array;
-  port: number;
+export interface MapState {
+  /** slot 0 and the slots of every frontend, both families, by its EndpointKey */
+  frontends: Map<EndpointKey, FrontendValue>;
+  /** the backend arrays (index = backend ID) */
+  backends: Record<IpFamily, ArrayMirror>;
+  /** the reverse-NAT arrays (index = rev NAT index) */
+  revNats: Record<IpFamily, ArrayMirror>;
 }
-
-export interface FamilyState {
-  /** by service identity */
-  frontends: Map<string, FrontendValue>;
-  /** by backend ID */
-  backends: Map<number, BackendValue>;
-  /** by rev NAT index */
-  revNats: Map<number, RevNatValue>;
-}
-
-export type MapState = Record<IpFamily, FamilyState>;
 
 export function emptyState(): MapState {
-  const family = (): FamilyState => ({ frontends: new Map(), backends: new Map(), revNats: new Map() });
-  return { 4: family(), 6: family() };
-}
-
-export function serviceIdentity(family: IpFamily, vip: string, port: number, proto: number): string {
-  return `${family}|${vip}|${port}|${proto}`;
-}
-
-/**
- * A backend's identity as a map key. IPv4 TCP/UDP backends (nearly all of them) get a number,
- * address·2^17 + port·2 + (UDP ? 1 : 0) < 2^49, which keys maps far cheaper than a string;
- * the rest keep a string, which never equals a number.
- */
-export type BackendKey = number | string;
-
-const IPV4_PROTO_BIT: Record<number, number> = { [constants.CM_PROTO_TCP]: 0, [constants.CM_PROTO_UDP]: 1 };
-
-export function backendKey(addr: CanonicalIp, port: number, proto: number): BackendKey {
-  const protoBit = IPV4_PROTO_BIT[proto];
-  if (addr.family !== 4 || protoBit === undefined) return `${addr.family}|${addr.text}|${port}|${proto}`;
-  const b = addr.bytes;
-  const address = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
-  return address * 131072 + port * 2 + protoBit;
+  const be = (family: IpFamily) => new ArrayMirror(FAMILY_MAPS[family].backend.size, FAMILY_MAPS[family].backend.fields.port.offset, constants.CM_BACKEND_MAP_MAX_ENTRIES);
+  const rnat = (family: IpFamily) => new ArrayMirror(FAMILY_MAPS[family].revNat.size, FAMILY_MAPS[family].revNat.fields.port.offset, constants.CM_REV_NAT_MAP_MAX_ENTRIES);
+  return { frontends: new Map(), backends: { 4: be(4), 6: be(6) }, revNats: { 4: rnat(4), 6: rnat(6) } };
 }
 
 // ---- read back from the kernel ----------------------------------------------------------------
@@ -106,16 +154,17 @@ export interface PackedEntries {
 type Slot0 = { count: number; revNat: number; flags: number };
 type SlotValue = { backendId: number; plain: boolean; revNat: number };
 
-function decodeFrontends(family: IpFamily, dump: PackedEntries): Map<string, FrontendValue> {
+function decodeFrontends(family: IpFamily, dump: PackedEntries, out: Map<EndpointKey, FrontendValue>): void {
   const f = FAMILY_MAPS[family];
-  const heads = new Map<string, Slot0>();
-  const slots = new Map<string, Map<number, SlotValue>>();
-  const keys = new Map<string, { vip: Uint8Array; port: number; proto: number }>();
+  const heads = new Map<EndpointKey, Slot0>();
+  const slots = new Map<EndpointKey, Map<number, SlotValue>>();
+  const keys = new Map<EndpointKey, { vip: Uint8Array; port: number; proto: number }>();
   for (let i = 0; i < dump.count; i++) {
     const key = f.key.decode(dump.keys, i * f.key.size);
     const value = f.service.decode(dump.values, i * f.service.size);
-    const identity = serviceIdentity(family, key.address, key.dport, key.proto);
-    if (!keys.has(identity)) keys.set(identity, { vip: canonicalIp(key.address, 'map key').bytes, port: key.dport, proto: key.proto });
+    const vip = canonicalIp(key.address, 'map key');
+    const identity = endpointKey(vip, key.dport, key.proto);
+    if (!keys.has(identity)) keys.set(identity, { vip: vip.bytes, port: key.dport, proto: key.proto });
     if (key.backend_slot === constants.CM_SERVICE_SLOT) {
       heads.set(identity, { count: value.count, revNat: value.rev_nat_index, flags: value.flags });
       continue;
@@ -124,7 +173,6 @@ function decodeFrontends(family: IpFamily, dump: PackedEntries): Map<string, Fro
     const plain = value.count === 0 && value.flags === constants.CM_SVC_FLAG_NONE;
     slots.get(identity)!.set(key.backend_slot, { backendId: value.backend_id, plain, revNat: value.rev_nat_index });
   }
-  const out = new Map<string, FrontendValue>();
   for (const [identity, key] of keys) {
     const head = heads.get(identity);
     const bySlot = slots.get(identity) ?? new Map<number, SlotValue>();
@@ -133,28 +181,15 @@ function decodeFrontends(family: IpFamily, dump: PackedEntries): Map<string, Fro
     const odd = !head || [...bySlot.values()].some((s) => !s.plain || s.revNat !== head.revNat);
     out.set(identity, { family, ...key, hasHead: head !== undefined, count: head?.count ?? 0, revNat: head?.revNat ?? 0, flags: head?.flags ?? 0, slots: list, odd });
   }
-  return out;
 }
 
-function decodeBackends(family: IpFamily, dump: PackedEntries): Map<number, BackendValue> {
-  const f = FAMILY_MAPS[family];
-  const out = new Map<number, BackendValue>();
+/** An array's dump (every index, unused ones all zero) into its mirror. */
+function decodeArray(dump: PackedEntries, mirror: ArrayMirror): void {
   for (let i = 0; i < dump.count; i++) {
-    const b = f.backend.decode(dump.values, i * f.backend.size);
-    const id = dump.keys.readUInt32LE(i * 4);
-    out.set(id, { addr: b.address, port: b.port, proto: b.proto, state: b.state, clusterId: b.cluster_id });
+    const index = dump.keys.readUInt32LE(i * 4);
+    const at = i * mirror.valueSize;
+    if (!mirror.equals(index, dump.values, at)) mirror.set(index, dump.values, at);
   }
-  return out;
-}
-
-function decodeRevNats(family: IpFamily, dump: PackedEntries): Map<number, RevNatValue> {
-  const f = FAMILY_MAPS[family];
-  const out = new Map<number, RevNatValue>();
-  for (let i = 0; i < dump.count; i++) {
-    const r = f.revNat.decode(dump.values, i * f.revNat.size);
-    out.set(dump.keys.readUInt16LE(i * 2), { addr: r.address, bytes: canonicalIp(r.address, 'map value').bytes, port: r.port });
-  }
-  return out;
 }
 
 /** The state the dumped maps hold. */
@@ -162,34 +197,41 @@ export function decodeMaps(dumps: Record<ManagedMap, PackedEntries>): MapState {
   const state = emptyState();
   for (const family of FAMILIES) {
     const f = FAMILY_MAPS[family];
-    state[family] = {
-      frontends: decodeFrontends(family, dumps[f.svc]),
-      backends: decodeBackends(family, dumps[f.be]),
-      revNats: decodeRevNats(family, dumps[f.rnat]),
-    };
+    decodeFrontends(family, dumps[f.svc], state.frontends);
+    decodeArray(dumps[f.be], state.backends[family]);
+    decodeArray(dumps[f.rnat], state.revNats[family]);
   }
   return state;
+}
+
+/** Backend `id` of the family's array (in use). */
+export function backendAt(state: MapState, family: IpFamily, id: number) {
+  const mirror = state.backends[family];
+  return FAMILY_MAPS[family].backend.decode(mirror.bytes, id * mirror.valueSize);
 }
 
 // ---- IDs ---------------------------------------------------------------------------------------
 
 export interface Ids {
-  services: IdAllocator<string>;
-  backends: IdAllocator<BackendKey>;
+  services: IdAllocator<EndpointKey>;
+  backends: IdAllocator<EndpointKey>;
 }
 
 /** The IDs the maps already hold: a restarted agent keeps them. */
 export function restoreIds(state: MapState): Ids {
-  const services: [string, number][] = [];
-  const backends: [BackendKey, number][] = [];
+  const services: [EndpointKey, number][] = [];
+  const backends: [EndpointKey, number][] = [];
+  for (const [identity, fe] of state.frontends) if (fe.hasHead) services.push([identity, fe.revNat]);
   for (const family of FAMILIES) {
-    for (const [identity, fe] of state[family].frontends) if (fe.hasHead) services.push([identity, fe.revNat]);
-    for (const [id, b] of state[family].backends) backends.push([backendKey(canonicalIp(b.addr, 'map value'), b.port, b.proto), id]);
+    for (const id of state.backends[family].used()) {
+      const b = backendAt(state, family, id);
+      backends.push([endpointKey(canonicalIp(b.address, 'map value'), b.port, b.proto), id]);
+    }
   }
   const byId = (a: [unknown, number], b: [unknown, number]) => a[1] - b[1];
   return {
-    services: new IdAllocator<string>('service', MAX_SERVICE_ID, services.sort(byId)),
-    backends: new IdAllocator<BackendKey>('backend', MAX_BACKEND_ID, backends.sort(byId)),
+    services: new IdAllocator<EndpointKey>('service', MAX_SERVICE_ID, services.sort(byId), new EndpointIndex()),
+    backends: new IdAllocator<EndpointKey>('backend', MAX_BACKEND_ID, backends.sort(byId), new EndpointIndex()),
   };
 }
 
@@ -198,16 +240,13 @@ export function restoreIds(state: MapState): Ids {
 /** What the maps say, as services (sorted by vip, port, protocol; backends in slot order). */
 export function servicesOf(state: MapState): DatapathService[] {
   const services: DatapathService[] = [];
-  for (const family of FAMILIES) {
-    const { frontends, backends } = state[family];
-    for (const fe of frontends.values()) {
-      const listed = fe.slots.flatMap((id, i) => {
-        const b = backends.get(id);
-        if (!b) return [];
-        return [{ addr: b.addr, port: b.port, state: i < fe.count ? 'active' : stateName(b.state), clusterId: b.clusterId }];
-      });
-      services.push({ vip: formatIp(fe.vip), port: fe.port, proto: protoName(fe.proto), backends: listed });
-    }
+  for (const fe of state.frontends.values()) {
+    const listed = fe.slots.flatMap((id, i) => {
+      if (id === ABSENT_SLOT || !state.backends[fe.family].inUse(id)) return [];
+      const b = backendAt(state, fe.family, id);
+      return [{ addr: b.address, port: b.port, state: i < fe.count ? 'active' : stateName(b.state), clusterId: b.cluster_id }];
+    });
+    services.push({ vip: formatIp(fe.vip), port: fe.port, proto: protoName(fe.proto), backends: listed });
   }
   return services.sort((a, b) => a.vip.localeCompare(b.vip) || a.port - b.port || a.proto.localeCompare(b.proto));
 }

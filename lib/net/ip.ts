@@ -32,27 +32,36 @@ const DOT = 46;
 const ZERO = 48;
 
 /**
- * A dotted quad's bytes, or null. A character scan without allocations besides the result: the
- * datapath parses every VIP and backend address of every reconcile through here.
+ * A dotted quad as a 32-bit number (the address read big-endian), or -1. A character scan that
+ * allocates nothing: the datapath parses every backend address it has not seen through here.
  */
-export function parseIpv4(text: string): Uint8Array | null {
-  const bytes = new Uint8Array(4);
+export function ipv4Number(text: string): number {
+  let value = 0;
+  let octets = 0;
   let octet = 0;
   let digits = 0;
   for (let i = 0; i <= text.length; i++) {
     const c = i < text.length ? text.charCodeAt(i) : DOT;
     if (c === DOT) {
-      if (digits === 0 || octet > 3) return null;
-      octet++;
+      if (digits === 0 || octets > 3) return -1;
+      value = value * 256 + octet;
+      octets++;
+      octet = 0;
       digits = 0;
       continue;
     }
     const d = c - ZERO;
-    if (octet > 3 || d < 0 || d > 9 || (digits > 0 && bytes[octet] === 0) || bytes[octet] * 10 + d > 255) return null;
-    bytes[octet] = bytes[octet] * 10 + d;
+    if (octets > 3 || d < 0 || d > 9 || (digits > 0 && octet === 0) || octet * 10 + d > 255) return -1;
+    octet = octet * 10 + d;
     digits++;
   }
-  return octet === 4 ? bytes : null;
+  return octets === 4 ? value : -1;
+}
+
+/** A dotted quad's bytes, or null (the grammar of ipv4Number). */
+export function parseIpv4(text: string): Uint8Array | null {
+  const n = ipv4Number(text);
+  return n < 0 ? null : new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
 }
 
 const IPV6_GROUP = /^[0-9a-fA-F]{1,4}$/;
@@ -152,7 +161,10 @@ export function canonicalIp(text: string): string | null {
 
 /** The address as an unsigned integer (for range arithmetic). */
 export function ipToBigint(bytes: Uint8Array): bigint {
-  return bytes.reduce((acc, byte) => (acc << 8n) | BigInt(byte), 0n);
+  // 64 bits at a time: one BigInt per byte made this the cost of every range check on import.
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length === 4) return BigInt(view.getUint32(0));
+  return (view.getBigUint64(0) << 64n) | view.getBigUint64(8);
 }
 
 /** The network-order bytes of an address's integer value. */

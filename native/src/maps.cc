@@ -132,6 +132,43 @@ Napi::Value MapNextKey(const Napi::CallbackInfo &info) {
 }
 
 // Walks the whole map in one call (get_next_key + lookup); entries deleted meanwhile are skipped.
+namespace {
+// Reads the whole map with BPF_MAP_LOOKUP_BATCH, a syscall per 4096 entries instead of two per
+// entry: the datapath's backend and rev NAT maps are arrays (bpf/sock_lb.c) of 262144 and 65536
+// entries, read at every agent start. False when the map kind has no batch lookup (LPM tries).
+bool DumpBatched(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, std::vector<uint8_t> &keys,
+                 std::vector<uint8_t> &values, uint32_t &count) {
+  const uint32_t chunk = 4096;
+  // the resume token: a key for arrays, a bucket index for hashes
+  std::vector<uint8_t> token(key_size < 8 ? 8 : key_size), next(token.size());
+  void *in = nullptr;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
+  for (;;) {
+    uint32_t n = chunk;
+    keys.resize(static_cast<size_t>(count + chunk) * key_size);
+    values.resize(static_cast<size_t>(count + chunk) * value_size);
+    int result = bpf_map_lookup_batch(fd, in, next.data(), keys.data() + static_cast<size_t>(count) * key_size,
+                                      values.data() + static_cast<size_t>(count) * value_size, &n, &opts);
+    int err = errno;
+    if (result != 0 && err != ENOENT) {
+      if (in == nullptr && count == 0 && (err == EINVAL || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */)) {
+        keys.clear();
+        values.clear();
+        return false;
+      }
+      ThrowErrno(env, err, BpfFailure(err, "batch map lookup"));
+    }
+    count += n;
+    if (result != 0) break;  // ENOENT: the last entries came with this call
+    token.swap(next);
+    in = token.data();
+  }
+  keys.resize(static_cast<size_t>(count) * key_size);
+  values.resize(static_cast<size_t>(count) * value_size);
+  return true;
+}
+}  // namespace
+
 Napi::Value MapDump(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   const OpenMap &map = MapArg(info, "mapDump");
@@ -141,18 +178,20 @@ Napi::Value MapDump(const Napi::CallbackInfo &info) {
   uint32_t key_size = map.key_size, value_size = map.value_bytes;
   std::vector<uint8_t> keys, values, key(key_size), value(value_size);
   uint32_t count = 0;
-  const void *previous = nullptr;
-  std::vector<uint8_t> previous_key(key_size);
-  while (bpf_map_get_next_key(fd, previous, key.data()) == 0) {
-    if (bpf_map_lookup_elem(fd, key.data(), value.data()) == 0) {
-      keys.insert(keys.end(), key.begin(), key.end());
-      values.insert(values.end(), value.begin(), value.end());
-      count++;
+  if (!DumpBatched(env, fd, key_size, value_size, keys, values, count)) {
+    const void *previous = nullptr;
+    std::vector<uint8_t> previous_key(key_size);
+    while (bpf_map_get_next_key(fd, previous, key.data()) == 0) {
+      if (bpf_map_lookup_elem(fd, key.data(), value.data()) == 0) {
+        keys.insert(keys.end(), key.begin(), key.end());
+        values.insert(values.end(), value.begin(), value.end());
+        count++;
+      }
+      previous_key = key;
+      previous = previous_key.data();
     }
-    previous_key = key;
-    previous = previous_key.data();
+    if (errno != ENOENT) Check(env, -1, "map iteration failed");
   }
-  if (errno != ENOENT) Check(env, -1, "map iteration failed");
   Napi::Object result = Napi::Object::New(env);
   result.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), keys.size()));
   result.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), values.size()));

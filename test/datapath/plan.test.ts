@@ -3,14 +3,21 @@ import { codecs, constants } from '../../lib/datapath/codecs.js';
 import type { EntryBuffer } from '../../lib/datapath/encode.js';
 import { IdAllocator } from '../../lib/datapath/ids.js';
 import { canonicalIp } from '../../lib/datapath/ip.js';
-import { formatIp, requireIp } from '../../lib/net/ip.js';
+import { formatIp, ipv4Number, parseIp, requireIp } from '../../lib/net/ip.js';
 import { Planner } from '../../lib/datapath/plan.js';
-import { layoutSlots, type SlotCandidate } from '../../lib/datapath/slots.js';
-import { MANAGED_MAPS, backendKey, decodeMaps, servicesOf, type ManagedMap, type MapState, type PackedEntries } from '../../lib/datapath/state.js';
+import { EndpointIndex } from '../../lib/datapath/endpoint-index.js';
+import { layoutSlots } from '../../lib/datapath/slots.js';
+import { MANAGED_MAPS, decodeMaps, endpointKey, servicesOf, type ManagedMap, type MapState, type PackedEntries } from '../../lib/datapath/state.js';
 import type { DatapathBackend, DatapathService } from '../../lib/datapath/types.js';
 
+interface SlotCandidate {
+  backendId: number;
+  state: DatapathBackend['state'];
+}
 const a = (backendId: number): SlotCandidate => ({ backendId, state: 'active' });
 const q = (backendId: number): SlotCandidate => ({ backendId, state: 'quarantined' });
+const layout = (candidates: SlotCandidate[], previous?: number[]) =>
+  layoutSlots(candidates.map((c) => c.backendId), candidates.map((c) => c.state === 'active'), previous);
 
 describe('layoutSlots', () => {
   it.each<[string, SlotCandidate[], { count: number; slots: number[] }]>([
@@ -20,7 +27,7 @@ describe('layoutSlots', () => {
     ['none active', [{ backendId: 5, state: 'maintenance' }, { backendId: 2, state: 'terminating' }], { count: 0, slots: [2, 5] }],
     ['a duplicate keeps its first state', [a(1), q(1)], { count: 1, slots: [1] }],
   ])('%s', (_name, candidates, expected) => {
-    expect(layoutSlots(candidates)).toEqual(expected);
+    expect(layout(candidates)).toEqual(expected);
   });
 });
 
@@ -35,9 +42,9 @@ describe('layoutSlots keeps the slots of backends that stay', () => {
     ['holes and unknown IDs in the previous layout are ignored', [-1, 7], [a(1), a(2)], { count: 2, slots: [1, 2] }, 2],
     ['an unchanged layout stays as it is, not sorted', [4, 1, 3], [a(1), a(3), a(4)], { count: 3, slots: [4, 1, 3] }, 0],
   ])('%s', (_name, previous, candidates, expected, movedSlots) => {
-    const layout = layoutSlots(candidates, previous);
-    expect(layout).toEqual(expected);
-    expect(layout.slots.filter((id, i) => previous[i] !== id).length).toBe(movedSlots);
+    const laid = layout(candidates, previous);
+    expect(laid).toEqual(expected);
+    expect(laid.slots.filter((id, i) => previous[i] !== id).length).toBe(movedSlots);
   });
 });
 
@@ -46,7 +53,7 @@ describe('IdAllocator', () => {
     const ids = new IdAllocator('test', 4, [['a', 2]]);
     expect(ids.acquire('a')).toBe(2);
     expect(ids.acquire('b')).toBe(3);
-    ids.retainOnly(new Set(['b']));
+    ids.release('a');
     expect(ids.acquire('c')).toBe(4);
     expect(ids.acquire('d')).toBe(1); // wrapped
     expect(ids.acquire('e')).toBe(2); // freed long ago
@@ -57,8 +64,8 @@ describe('IdAllocator', () => {
   });
 });
 
-describe('backendKey', () => {
-  const key = (addr: string, port: number, proto: number) => backendKey(canonicalIp(addr, 'x'), port, proto);
+describe('endpointKey', () => {
+  const key = (addr: string, port: number, proto: number) => endpointKey(canonicalIp(addr, 'x'), port, proto);
 
   it('gives every IPv4 TCP/UDP address, port and protocol its own number, extremes included', () => {
     const addrs = ['0.0.0.0', '0.0.0.1', '10.200.1.1', '10.200.1.2', '255.255.255.254', '255.255.255.255'];
@@ -94,7 +101,49 @@ describe('ip', () => {
   });
 });
 
+describe('ipv4Number', () => {
+  it.each(['10.200.0.1', '0.0.0.0', '255.255.255.255', '10.0.0.300', '10.0.0', '1.2.3.4.5', '01.2.3.4', '1..2.3', '1.2.3.4 ', '', '::ffff:10.0.0.1', '1.2.3.-4'])(
+    '"%s": the number of exactly the addresses lib/net/ip.ts reads as IPv4',
+    (text) => {
+      const parsed = parseIp(text);
+      const expected = parsed?.family === 4 ? Buffer.from(parsed.bytes).readUInt32BE() : -1;
+      expect(ipv4Number(text)).toBe(expected);
+    },
+  );
+});
+
+describe('EndpointIndex', () => {
+  it('keeps every key apart through growth and deletes in the middle of probe runs, like a Map', () => {
+    const index = new EndpointIndex();
+    const model = new Map<number | string, number>();
+    // addresses that differ only in the port or protocol bit, extremes of both halves, and strings
+    const keys: (number | string)[] = [];
+    for (let i = 0; i < 5000; i++) keys.push((0x0a000000 + (i >> 2)) * 131072 + (i & 3) * 2 + (i & 1));
+    keys.push(0, 131071, 0xffffffff * 131072 + 131071, '6|fd99::1|80|6', '6|fd99::2|80|6');
+    keys.forEach((k, id) => {
+      index.set(k, id + 1);
+      model.set(k, id + 1);
+    });
+    keys.forEach((k, i) => {
+      if (i % 3 === 0) expect(index.delete(k)).toBe(model.delete(k));
+    });
+    expect(index.delete(keys[0])).toBe(false);
+    index.set(keys[1], 77);
+    model.set(keys[1], 77);
+    expect(keys.map((k) => index.get(k))).toEqual(keys.map((k) => model.get(k)));
+    expect(index.size).toBe(model.size);
+    expect(new Map(index.entries())).toEqual(model);
+  });
+});
+
 // ---- the planner against a fake kernel ------------------------------------------------------------
+
+/** Maps that are arrays in bpf/sock_lb.c: every index exists, nothing can be deleted, all-zero = unused. */
+const ARRAY_MAPS = new Set<ManagedMap>(['cm_lb4_be', 'cm_lb4_rnat', 'cm_lb6_be', 'cm_lb6_rnat']);
+const FAMILY_TABLES = [
+  [4, { svc: 'cm_lb4_svc', be: 'cm_lb4_be', rnat: 'cm_lb4_rnat', key: codecs.lb4_key, backend: codecs.lb4_backend, revNat: codecs.lb4_reverse_nat }],
+  [6, { svc: 'cm_lb6_svc', be: 'cm_lb6_be', rnat: 'cm_lb6_rnat', key: codecs.lb6_key, backend: codecs.lb6_backend, revNat: codecs.lb6_reverse_nat }],
+] as const;
 
 /** The six maps as byte tables; applies packed steps as the kernel would and checks what a reader sees. */
 class FakeKernel {
@@ -106,6 +155,7 @@ class FakeKernel {
       for (let i = 0; i < step.count; i++) {
         const key = step.keys.toString('latin1', i * step.keySize, (i + 1) * step.keySize);
         if (step.op === 'update') table.set(key, step.values.toString('latin1', i * step.valueSize, (i + 1) * step.valueSize));
+        else if (ARRAY_MAPS.has(step.map)) throw new Error(`${step.map}: an array entry cannot be deleted (EINVAL)`);
         else if (!table.delete(key)) throw new Error(`${step.map}: delete of a key that is not there`);
       }
       this.assertNothingDangles();
@@ -125,23 +175,30 @@ class FakeKernel {
     return decodeMaps(this.dumps());
   }
 
-  /** Every slot 1..count of every service exists and names a backend that exists; its rev NAT exists. */
+  /** The array entry at `index`, when in use (a port other than 0), as the programs read it. */
+  private arrayEntry(map: ManagedMap, index: number, portOffset: number): Buffer | undefined {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(index);
+    const value = this.tables[map].get(key.toString('latin1'));
+    if (value === undefined) return undefined;
+    const bytes = Buffer.from(value, 'latin1');
+    return bytes.readUInt16BE(portOffset) === constants.CM_BACKEND_UNUSED_PORT ? undefined : bytes;
+  }
+
+  /** Every slot 1..count of every service exists and names a backend in use; its rev NAT is in use. */
   private assertNothingDangles(): void {
-    for (const [family, f] of [[4, { svc: 'cm_lb4_svc', be: 'cm_lb4_be', rnat: 'cm_lb4_rnat', key: codecs.lb4_key }], [6, { svc: 'cm_lb6_svc', be: 'cm_lb6_be', rnat: 'cm_lb6_rnat', key: codecs.lb6_key }]] as const) {
+    for (const [family, f] of FAMILY_TABLES) {
       for (const [k, v] of this.tables[f.svc]) {
         const key = f.key.decode(Buffer.from(k, 'latin1'));
         if (key.backend_slot !== constants.CM_SERVICE_SLOT) continue;
         const head = codecs.lb4_service.decode(Buffer.from(v, 'latin1'));
-        const rnatKey = Buffer.alloc(2);
-        rnatKey.writeUInt16LE(head.rev_nat_index);
-        if (!this.tables[f.rnat].has(rnatKey.toString('latin1'))) throw new Error(`IPv${family} ${key.address}: rev NAT ${head.rev_nat_index} missing`);
+        if (!this.arrayEntry(f.rnat, head.rev_nat_index, f.revNat.fields.port.offset)) throw new Error(`IPv${family} ${key.address}: rev NAT ${head.rev_nat_index} missing`);
         for (let slot = 1; slot <= head.count; slot++) {
           const slotKey = f.key.encode({ ...key, backend_slot: slot }).toString('latin1');
           const value = this.tables[f.svc].get(slotKey);
           if (value === undefined) throw new Error(`IPv${family} ${key.address}: slot ${slot} of ${head.count} missing`);
-          if (!this.tables[f.be].has(Buffer.from(value, 'latin1').subarray(0, 4).toString('latin1'))) {
-            throw new Error(`IPv${family} ${key.address}: slot ${slot} names a missing backend`);
-          }
+          const backendId = codecs.lb4_service.decode(Buffer.from(value, 'latin1')).backend_id;
+          if (!this.arrayEntry(f.be, backendId, f.backend.fields.port.offset)) throw new Error(`IPv${family} ${key.address}: slot ${slot} names an unused backend`);
         }
       }
     }
@@ -209,8 +266,8 @@ describe('Planner', () => {
       'update cm_lb4_svc', // slot 0 (count 1 -> 2)
       'delete cm_lb4_svc', // the UDP service's slot 0
       'delete cm_lb4_svc', // the UDP service's slot 1
-      'delete cm_lb4_be', // .1 (TCP and UDP)
-      'delete cm_lb4_rnat', // the UDP service
+      'update cm_lb4_be', // .1 (TCP and UDP) cleared to zero
+      'update cm_lb4_rnat', // the UDP service's, cleared to zero
     ]);
     expect(readBack(kernel)).toEqual(sortedInput(changed));
   });
@@ -222,6 +279,14 @@ describe('Planner', () => {
     ]);
     const [value] = kernel.tables.cm_lb4_be.values();
     expect(codecs.lb4_backend.decode(Buffer.from(value, 'latin1'))).toMatchObject({ state: constants.CM_BACKEND_QUARANTINED, cluster_id: 2 });
+  });
+
+  it('gives a shared backend back its own state and cluster when the service that lowered them goes', () => {
+    const shared = [svc('10.200.100.1', [backend('10.200.1.1', 80, 'terminating', 3)]), svc('10.200.100.2', [backend('10.200.1.1', 80, 'quarantined', 2)])];
+    const { kernel, planner } = programmed(shared);
+    expect(reconcile(planner, kernel, [shared[0]])).toMatchObject({ updates: 1, deletes: 3 }); // the backend; slot 0, slot 1, rev NAT
+    const [value] = kernel.tables.cm_lb4_be.values();
+    expect(codecs.lb4_backend.decode(Buffer.from(value, 'latin1'))).toMatchObject({ state: constants.CM_BACKEND_TERMINATING, cluster_id: 3 });
   });
 
   it.each<[string, DatapathService[], string]>([
