@@ -27,6 +27,7 @@ import {
   type PlannedRoute,
   type RouteClusterView,
   type RoutePlan,
+  type RouteViews,
   type RouteStatus,
 } from './routes.js';
 
@@ -255,6 +256,7 @@ export class Controller {
     this.o.metrics.globalServices.set(result.programmed);
     // Routes follow the configured peers (also those past the cache TTL), not only the kept ones.
     const routed = this.o.routes ? this.routeViews(nowMs) : undefined;
+    if (routed) this.peerDecisions = [...peers.decisions, ...routed.draining.map((d) => this.drainingDecision(d, nowMs))];
     this.armRecheck(
       peers.recheckAtMs,
       restoreIds.size > 0 || routed?.keepRestored ? this.startedAtMs + this.o.peerCacheTtlMs : undefined,
@@ -272,7 +274,7 @@ export class Controller {
    * the routes of the previous run stay: while some peer has not delivered its nodes since start,
    * within one cache TTL of the start (as the restored backends).
    */
-  private routeViews(nowMs: number): { views: RouteClusterView[]; recheckAtMs?: number; keepRestored: boolean } {
+  private routeViews(nowMs: number): RouteViews & { keepRestored: boolean } {
     const status = this.o.remotes.status();
     for (const s of status) if (s.synced.nodes) this.nodesSyncedOnce.add(s.name);
     const keepRestored = nowMs < this.startedAtMs + this.o.peerCacheTtlMs && status.some((s) => !this.nodesSyncedOnce.has(s.name));
@@ -291,6 +293,12 @@ export class Controller {
     this.routedPeers = configured;
     this.drainingPeers = decision.draining;
     return { ...decision, keepRestored };
+  }
+
+  /** A removed peer still draining, as the status API lists peers. */
+  private drainingDecision(d: DrainingPeer, nowMs: number): PeerDecision {
+    const leftS = Math.ceil((d.removedAtMs + this.routeDrainMs - nowMs) / 1000);
+    return { cluster: d.view.name, kept: false, reason: `removed from the configuration: backends drained, pod routes stay ${leftS} s more` };
   }
 
   /**

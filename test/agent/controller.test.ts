@@ -132,10 +132,12 @@ describe('pod routes', () => {
     await settle();
     expect(backendsOf()).toEqual(['0:10.101.1.5:8080:active']);
     expect(rig.routes.destinations).toEqual(['10.102.1.0/24', '10.103.1.0/24']);
+    expect(rig.controller.peers()).toContainEqual({ cluster: 'west', kept: false, reason: 'removed from the configuration: backends drained, pod routes stay 30 s more' });
     await pass(DRAIN_MS - 1);
     expect(rig.routes.destinations).toEqual(['10.102.1.0/24', '10.103.1.0/24']);
     await pass(1);
     expect(rig.routes.destinations).toEqual(['10.103.1.0/24']);
+    expect(rig.controller.peers().map((p) => p.cluster)).toEqual(['north']);
   });
 
   it('a peer configured again while draining keeps its routes, from its new view', async () => {
