@@ -34,8 +34,9 @@ export interface HealthCheckerOptions extends Thresholds {
  * far above an in-mesh connect time (a lost SYN is retransmitted only after 1 s, which is why one
  * timeout alone never quarantines). Two successes to recover keep a flapping backend out.
  * 64 concurrent connects bound the agent's sockets on a node with many backends. 2,000 probe
- * starts a second keep 600 targets at the full 300 ms pace and cost a few percent of one core;
- * a node with 128k backends then sees each one every ~64 s (its peers' readiness still applies).
+ * starts a second keep 600 targets in use at the full 300 ms pace and cost a few percent of one
+ * core; only what the probe plan (probe-plan.ts) puts in use counts against them, however many
+ * remote backends stand by (bench/health.ts: 2,000 in use are probed every ~1 s).
  */
 export const DEFAULT_HEALTH_OPTIONS: HealthCheckerOptions = Object.freeze({
   intervalMs: 300,
