@@ -387,4 +387,25 @@ describe('WatchStore against a real etcd', () => {
     expect(pages.slice(1).map((c) => c.revision)).toEqual(Array(9).fill(revision));
     expect(calls.filter((c) => c.what === 'canary').map((c) => c.revision)).toEqual([revision]);
   });
+
+  it('a compaction while a listing is paged makes the store list again from scratch: each key once, no delete', async () => {
+    const names = Array.from({ length: 25 }, (_, i) => `q-${String(i).padStart(3, '0')}`);
+    await Promise.all(names.map((name) => put(service(name, '10.102.10.1'))));
+    await putCanary();
+    let compactions = 0;
+    const compactAfterFirstPage = async (what: RangeCall['what'], n: number) => {
+      if (what !== 'page' || n !== 1) return;
+      const { header } = await writer.put('compaction-marker').value('x').exec();
+      await writer.kv.compact({ revision: header.revision, physical: true });
+      compactions++;
+    };
+    const { store, events } = await startStore(PREFIX, CANARY, { pageSize: 10 }, (client) =>
+      recordRanges(client, compactAfterFirstPage),
+    );
+    await store.whenSynced();
+    expect(compactions).toBe(1);
+    expect(describeEvents(events).sort()).toEqual(names.map((name) => `upsert ${keyOf(name)} 10.102.10.1`));
+    // the second page at the compacted revision failed the first listing; the next one is the first applied
+    expect(store.counters).toMatchObject({ relists: 0, errors: 1, deletes: 0, pages: 3 });
+  });
 });
