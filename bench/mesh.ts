@@ -17,17 +17,29 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import { startKubeApiServer, type KubeApiServer } from '../lab/kube-apiserver/server.js';
 import { Datapath } from '../lib/datapath/index.js';
-import { encodeClusterConfig, encodeClusterService, encodeNode, encodeTimestamp, maskFromPrefixLength } from '../lib/kvstore/codecs.js';
+import {
+  encodeClusterConfig,
+  encodeClusterService,
+  encodeNode,
+  encodeTimestamp,
+  maskFromPrefixLength,
+} from '../lib/kvstore/codecs.js';
 import { createEtcdClient } from '../lib/kvstore/etcd.js';
 import { NO_LOCAL_ADDRESSES } from '../lib/kvstore/ownership.js';
-import { SYNCED_STATE_PREFIXES, clusterConfigKey, nodeKey, serviceKey, syncedCanaryKey } from '../lib/kvstore/keys.js';
+import {
+  SYNCED_STATE_PREFIXES,
+  clusterConfigKey,
+  nodeKey,
+  serviceKey,
+  syncedCanaryKey,
+} from '../lib/kvstore/keys.js';
 import type { ClusterService } from '../lib/kvstore/types.js';
 import { ADMIN_USER, LOCAL_READER_USER, remoteUserName } from '../lib/kvstore/users.js';
 import { createMetricsRegistry } from '../lib/metrics.js';
@@ -69,7 +81,8 @@ const peerName = (p: number) => `peer-${String(p).padStart(3, '0')}`;
  */
 const podCidrBase = (p: number) => (10 << 24) + ((128 + (p >> 6)) << 16) + ((p & 63) << 10);
 const ipv4 = (n: number) => [n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255].join('.');
-if (SERVICES * BACKENDS > 1022) throw new Error(`BENCH_MESH_ENDPOINTS / BENCH_MESH_PEERS exceeds the 1022 endpoints a peer's /22 holds`);
+if (SERVICES * BACKENDS > 1022)
+  throw new Error(`BENCH_MESH_ENDPOINTS / BENCH_MESH_PEERS exceeds the 1022 endpoints a peer's /22 holds`);
 
 function clusterService(cluster: MockCluster, p: number, s: number): ClusterService {
   const port = { http: { Protocol: 'TCP' as const, Port: PORT } };
@@ -78,7 +91,9 @@ function clusterService(cluster: MockCluster, p: number, s: number): ClusterServ
     namespace: 'default',
     name: `svc-${s}`,
     frontends: {},
-    backends: Object.fromEntries(Array.from({ length: BACKENDS }, (_, b) => [ipv4(podCidrBase(p) + 1 + s * BACKENDS + b), port])),
+    backends: Object.fromEntries(
+      Array.from({ length: BACKENDS }, (_, b) => [ipv4(podCidrBase(p) + 1 + s * BACKENDS + b), port]),
+    ),
     labels: {},
     selector: {},
     includeExternal: true,
@@ -91,7 +106,10 @@ function clusterService(cluster: MockCluster, p: number, s: number): ClusterServ
 async function publish(admin: Etcd3, cluster: MockCluster, p: number): Promise<void> {
   const puts: Array<[string, string]> = [];
   for (let s = 0; s < SERVICES; s++)
-    puts.push([serviceKey(cluster.name, 'default', `svc-${s}`), encodeClusterService(clusterService(cluster, p, s))]);
+    puts.push([
+      serviceKey(cluster.name, 'default', `svc-${s}`),
+      encodeClusterService(clusterService(cluster, p, s)),
+    ]);
   puts.push([
     nodeKey(cluster.name, 'worker'),
     encodeNode({
@@ -105,8 +123,16 @@ async function publish(admin: Etcd3, cluster: MockCluster, p: number): Promise<v
   ]);
   for (let i = 0; i < puts.length; i += 128)
     await Promise.all(puts.slice(i, i + 128).map(([key, value]) => admin.put(key).value(value).exec()));
-  await admin.put(clusterConfigKey(cluster.name)).value(encodeClusterConfig({ id: cluster.id, capabilities: { syncedCanaries: true, maxConnectedClusters: 255 } }));
-  for (const prefix of SYNCED_STATE_PREFIXES) await admin.put(syncedCanaryKey(cluster.name, prefix)).value(encodeTimestamp());
+  await admin
+    .put(clusterConfigKey(cluster.name))
+    .value(
+      encodeClusterConfig({
+        id: cluster.id,
+        capabilities: { syncedCanaries: true, maxConnectedClusters: 255 },
+      }),
+    );
+  for (const prefix of SYNCED_STATE_PREFIXES)
+    await admin.put(syncedCanaryKey(cluster.name, prefix)).value(encodeTimestamp());
 }
 
 function globalService(name: string, ip: string) {
@@ -130,7 +156,12 @@ function memoryMiB(pid: number): { rss: number; peak: number } {
   return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
 }
 
-async function poll(what: string, condition: () => Promise<boolean>, timeoutMs = SYNC_TIMEOUT_MS, everyMs = 250): Promise<void> {
+async function poll(
+  what: string,
+  condition: () => Promise<boolean>,
+  timeoutMs = SYNC_TIMEOUT_MS,
+  everyMs = 250,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -151,6 +182,15 @@ async function httpText(url: string): Promise<string> {
 interface SyncRun {
   seconds: number;
   peak: number;
+  /** CPU the agent used until synced, and every etcd meanwhile: less sensitive than wall time to a shared machine */
+  agentCpu: number;
+  etcdCpu: number;
+}
+
+/** user + system CPU seconds of a process so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 interface MeshSetup {
@@ -179,16 +219,21 @@ async function setUpMesh(workDir: string, kube: KubeApiServer): Promise<MeshSetu
     publishSeconds: 0,
   };
   for (let e = 0; e < Math.min(ETCDS, PEERS); e++) hosts.push(await EtcdHarness.start());
-  for (let s = 0; s < SERVICES; s++) kube.store.create(globalService(`svc-${s}`, `127.99.${s >> 8}.${s & 255}`));
+  for (let s = 0; s < SERVICES; s++)
+    kube.store.create(globalService(`svc-${s}`, `127.99.${s >> 8}.${s & 255}`));
   writeFileSync(setup.kubeconfig, kube.kubeconfig(LOCAL.name));
   const t0 = performance.now();
-  const admins = await Promise.all(hosts.map(async (host) => createEtcdClient(await host.clientConfig('root'))));
+  const admins = await Promise.all(
+    hosts.map(async (host) => createEtcdClient(await host.clientConfig('root'))),
+  );
   try {
-    for (let p = 0; p < PEERS; p++) setup.clusters.push({ name: peerName(p), id: p + 2, host: hosts[p % hosts.length]! });
+    for (let p = 0; p < PEERS; p++)
+      setup.clusters.push({ name: peerName(p), id: p + 2, host: hosts[p % hosts.length]! });
     // one writer per etcd process, in parallel
     await Promise.all(
       hosts.map(async (host, h) => {
-        for (const [p, cluster] of setup.clusters.entries()) if (cluster.host === host) await publish(admins[h]!, cluster, p);
+        for (const [p, cluster] of setup.clusters.entries())
+          if (cluster.host === host) await publish(admins[h]!, cluster, p);
       }),
     );
   } finally {
@@ -198,31 +243,58 @@ async function setUpMesh(workDir: string, kube: KubeApiServer): Promise<MeshSetu
   const reader = await setup.local.clientCert(LOCAL_READER_USER);
   for (const cluster of setup.clusters) {
     const cert = await cluster.host.clientCert(remoteUserName(LOCAL.name));
-    await writePeerEntry(setup.directDir, cluster.name, cluster.host.endpoints, cluster.host.ca.certPem, cert);
+    await writePeerEntry(
+      setup.directDir,
+      cluster.name,
+      cluster.host.endpoints,
+      cluster.host.ca.certPem,
+      cert,
+    );
     await writePeerEntry(setup.meshDir, cluster.name, cluster.host.endpoints, cluster.host.ca.certPem, cert);
-    await writePeerEntry(setup.cachedDir, cluster.name, setup.local.endpoints, setup.local.ca.certPem, reader);
+    await writePeerEntry(
+      setup.cachedDir,
+      cluster.name,
+      setup.local.endpoints,
+      setup.local.ca.certPem,
+      reader,
+    );
   }
   return setup;
 }
 
 /** The built kvstoremesh as a process; resolves once every peer is synced into the cache. */
-async function startKvstoremesh(setup: MeshSetup): Promise<{ child: ChildProcess; seconds: number; peak: number }> {
-  if (!existsSync(KVSTOREMESH_MAIN)) throw new Error(`${KVSTOREMESH_MAIN} is missing: run \`npm run build\` first`);
+async function startKvstoremesh(
+  setup: MeshSetup,
+): Promise<{ child: ChildProcess; seconds: number; peak: number }> {
+  if (!existsSync(KVSTOREMESH_MAIN))
+    throw new Error(`${KVSTOREMESH_MAIN} is missing: run \`npm run build\` first`);
   const admin = await setup.local.clientCert(ADMIN_USER);
-  const file = (name: string, text: string) => (writeFileSync(join(setup.workDir, name), text, { mode: 0o600 }), join(setup.workDir, name));
+  const file = (name: string, text: string) => (
+    writeFileSync(join(setup.workDir, name), text, { mode: 0o600 }),
+    join(setup.workDir, name)
+  );
   const port = await freePort();
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
     [
       KVSTOREMESH_MAIN,
-      '--cluster-name', LOCAL.name, '--cluster-id', String(LOCAL.id),
-      '--etcd-endpoints', setup.local.endpoints.join(','),
-      '--etcd-ca', file('local-ca.crt', setup.local.ca.certPem),
-      '--etcd-cert', file('admin.crt', admin.certPem),
-      '--etcd-key', file('admin.key', admin.keyPem),
-      '--clustermesh-config', setup.meshDir,
-      '--health-addr', `127.0.0.1:${port}`,
+      '--cluster-name',
+      LOCAL.name,
+      '--cluster-id',
+      String(LOCAL.id),
+      '--etcd-endpoints',
+      setup.local.endpoints.join(','),
+      '--etcd-ca',
+      file('local-ca.crt', setup.local.ca.certPem),
+      '--etcd-cert',
+      file('admin.crt', admin.certPem),
+      '--etcd-key',
+      file('admin.key', admin.keyPem),
+      '--clustermesh-config',
+      setup.meshDir,
+      '--health-addr',
+      `127.0.0.1:${port}`,
     ],
     { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } },
   );
@@ -239,23 +311,48 @@ async function agentFullSync(setup: MeshSetup, configDir: string): Promise<SyncR
   const cgroup = createTestCgroup('cm-bench-mesh');
   const pinDir = `/sys/fs/bpf/cm-bench-mesh-${process.pid}`;
   let agent: AgentProcess | undefined;
+  const etcds = [setup.local, ...setup.hosts].map((etcd) => etcd.pid!);
+  const etcdCpu = () => etcds.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   try {
+    const etcdCpu0 = etcdCpu();
     const t0 = performance.now();
     agent = await AgentProcess.start([
-      '--cluster-name', LOCAL.name, '--cluster-id', String(LOCAL.id), '--node-name', 'bench',
-      '--kubeconfig', setup.kubeconfig, '--clustermesh-config', configDir,
-      '--bpf-pin-dir', pinDir, '--cgroup', cgroup.dir, '--no-routes', '--no-health-checks',
+      '--cluster-name',
+      LOCAL.name,
+      '--cluster-id',
+      String(LOCAL.id),
+      '--node-name',
+      'bench',
+      '--kubeconfig',
+      setup.kubeconfig,
+      '--clustermesh-config',
+      configDir,
+      '--bpf-pin-dir',
+      pinDir,
+      '--cgroup',
+      cgroup.dir,
+      '--no-routes',
+      '--no-health-checks',
     ]);
     const wanted = { service: SERVICES, backend: SERVICES * BACKENDS * PEERS };
     let peak = 0;
     await poll('the agent to program every backend', async () => {
       peak = Math.max(peak, memoryMiB(agent!.pid!).peak);
       const body = (await agent!.get('/metrics', agent!.healthUrl).catch(() => ({ body: '' }))).body;
-      const read = (kind: string) => Number(new RegExp(`clustermesh_agent_datapath_entries\\{kind="${kind}"[^}]*\\} (\\d+)`).exec(body)?.[1] ?? 0);
+      const read = (kind: string) =>
+        Number(
+          new RegExp(`clustermesh_agent_datapath_entries\\{kind="${kind}"[^}]*\\} (\\d+)`).exec(body)?.[1] ??
+            0,
+        );
       return read('service') === wanted.service && read('backend') === wanted.backend;
     });
     const seconds = (performance.now() - t0) / 1000;
-    return { seconds, peak: Math.max(peak, memoryMiB(agent.pid!).peak) };
+    return {
+      seconds,
+      peak: Math.max(peak, memoryMiB(agent.pid!).peak),
+      agentCpu: cpuSeconds(agent.pid!),
+      etcdCpu: etcdCpu() - etcdCpu0,
+    };
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${agent?.logs().split('\n').slice(-5).join('\n') ?? ''}`);
   } finally {
@@ -284,12 +381,17 @@ async function etcdLoad(etcd: EtcdHarness): Promise<EtcdLoad> {
       { ca: etcd.ca.certPem, cert: cert.certPem, key: cert.keyPem, checkServerIdentity: () => undefined },
       (res) => {
         let text = '';
-        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).on('end', () => resolve(text));
+        res
+          .setEncoding('utf8')
+          .on('data', (chunk: string) => (text += chunk))
+          .on('end', () => resolve(text));
       },
     );
     req.on('error', reject).end();
   });
-  const sockets = execFileSync('ss', ['-Htn', 'state', 'established', `( sport = :${etcd.clientPort} )`], { encoding: 'utf8' });
+  const sockets = execFileSync('ss', ['-Htn', 'state', 'established', `( sport = :${etcd.clientPort} )`], {
+    encoding: 'utf8',
+  });
   return {
     watchers: metricValues(body, 'etcd_debugging_mvcc_watcher_total')[0] ?? NaN,
     connections: sockets.split('\n').filter(Boolean).length,
@@ -297,7 +399,10 @@ async function etcdLoad(etcd: EtcdHarness): Promise<EtcdLoad> {
 }
 
 /** Both etcds' load once two readings 300 ms apart agree (watch streams open asynchronously). */
-async function settledLoad(peer: EtcdHarness, local: EtcdHarness): Promise<{ peer: EtcdLoad; local: EtcdLoad }> {
+async function settledLoad(
+  peer: EtcdHarness,
+  local: EtcdHarness,
+): Promise<{ peer: EtcdLoad; local: EtcdLoad }> {
   const read = async () => ({ peer: await etcdLoad(peer), local: await etcdLoad(local) });
   let last = await read();
   for (let i = 0; i < 50; i++) {
@@ -330,7 +435,13 @@ async function fanIn(workDir: string): Promise<FanInRow[]> {
     const cert = await peerEtcd.clientCert(remoteUserName(LOCAL.name));
     await writePeerEntry(directDir, peer.name, peerEtcd.endpoints, peerEtcd.ca.certPem, cert);
     await writePeerEntry(meshDir, peer.name, peerEtcd.endpoints, peerEtcd.ca.certPem, cert);
-    await writePeerEntry(cachedDir, peer.name, local.endpoints, local.ca.certPem, await local.clientCert(LOCAL_READER_USER));
+    await writePeerEntry(
+      cachedDir,
+      peer.name,
+      local.endpoints,
+      local.ca.certPem,
+      await local.clientCert(LOCAL_READER_USER),
+    );
 
     const measure = async (mode: FanInRow['mode'], dir: string, agents: number) => {
       const remotes = Array.from(
@@ -346,7 +457,12 @@ async function fanIn(workDir: string): Promise<FanInRow[]> {
       );
       try {
         await Promise.all(remotes.map((r) => r.start()));
-        await poll(`${agents} simulated agents synced (${mode})`, async () => remotes.every((r) => r.status()[0]?.ready === true), 120_000, 50);
+        await poll(
+          `${agents} simulated agents synced (${mode})`,
+          async () => remotes.every((r) => r.status()[0]?.ready === true),
+          120_000,
+          50,
+        );
         rows.push({ agents, mode, ...(await settledLoad(peerEtcd, local)) });
       } finally {
         await Promise.all(remotes.map((r) => r.stop()));
@@ -389,9 +505,16 @@ function results(run: MeshRun): BenchResult {
   const fan = (mode: FanInRow['mode']) => run.fanIn.filter((r) => r.mode === mode);
   const largest = (mode: FanInRow['mode']) => fan(mode).at(-1)!;
   const median = (runs: SyncRun[], pick: (r: SyncRun) => number) => percentile(runs.map(pick), 50);
-  const direct = { seconds: median(run.direct, (r) => r.seconds), peak: median(run.direct, (r) => r.peak) };
-  const cached = { seconds: median(run.cached, (r) => r.seconds), peak: median(run.cached, (r) => r.peak) };
-  const each = (runs: SyncRun[], pick: (r: SyncRun) => number, digits: number) => runs.map((r) => pick(r).toFixed(digits)).join(', ');
+  const medians = (runs: SyncRun[]) => ({
+    seconds: median(runs, (r) => r.seconds),
+    peak: median(runs, (r) => r.peak),
+    agentCpu: median(runs, (r) => r.agentCpu),
+    etcdCpu: median(runs, (r) => r.etcdCpu),
+  });
+  const direct = medians(run.direct);
+  const cached = medians(run.cached);
+  const each = (runs: SyncRun[], pick: (r: SyncRun) => number, digits: number) =>
+    runs.map((r) => pick(r).toFixed(digits)).join(', ');
   return {
     name: 'mesh',
     tables: [
@@ -400,14 +523,44 @@ function results(run: MeshRun): BenchResult {
         notes: [
           `${PEERS} mock clusters (IDs 2..${PEERS + 1}) on ${Math.min(ETCDS, PEERS)} etcd processes, ${SERVICES} global services × ${BACKENDS} backends each (published in ${s(run.publishSeconds)} s); the built agent from spawn until its metrics count every frontend and backend in the maps; peak RSS = VmHWM`,
           'the kvstoremesh (built process) fills the local etcd first and keeps running through every agent run, so both modes share the same background; its own time to cache every peer and peak RSS are in the last row',
-          `${REPS} runs per mode, alternating direct and cached; median, each run in brackets`,
+          `${REPS} runs per mode, alternating direct and cached; median, each run in brackets. Wall times depend on what else the shared machine runs (load average ${loadavg()
+            .map((l) => l.toFixed(1))
+            .join(', ')} at the end); CPU seconds much less`,
           'goals: < 30 s and < 1 GiB',
         ],
-        columns: ['agent reads', 'time to synced maps (s)', 'agent peak RSS (MiB)', 'etcd connections opened by the agent'],
+        columns: [
+          'agent reads',
+          'time to synced maps (s)',
+          'agent CPU (s)',
+          'etcd CPU meanwhile (s)',
+          'agent peak RSS (MiB)',
+          'etcd connections opened by the agent',
+        ],
         rows: [
-          ['every peer directly (baseline)', `${s(direct.seconds)} [${each(run.direct, (r) => r.seconds, 1)}]`, `${mib(direct.peak)} [${each(run.direct, (r) => r.peak, 0)}]`, PEERS],
-          ['the kvstoremesh cache in the local etcd', `${s(cached.seconds)} [${each(run.cached, (r) => r.seconds, 1)}]`, `${mib(cached.peak)} [${each(run.cached, (r) => r.peak, 0)}]`, PEERS],
-          ['(kvstoremesh: every peer → local cache)', s(run.kvstoremesh.seconds), mib(run.kvstoremesh.peak), `${PEERS} (to the peers) + 1`],
+          [
+            'every peer directly (baseline)',
+            `${s(direct.seconds)} [${each(run.direct, (r) => r.seconds, 1)}]`,
+            `${s(direct.agentCpu)} [${each(run.direct, (r) => r.agentCpu, 1)}]`,
+            `${s(direct.etcdCpu)} [${each(run.direct, (r) => r.etcdCpu, 1)}]`,
+            `${mib(direct.peak)} [${each(run.direct, (r) => r.peak, 0)}]`,
+            PEERS,
+          ],
+          [
+            'the kvstoremesh cache in the local etcd',
+            `${s(cached.seconds)} [${each(run.cached, (r) => r.seconds, 1)}]`,
+            `${s(cached.agentCpu)} [${each(run.cached, (r) => r.agentCpu, 1)}]`,
+            `${s(cached.etcdCpu)} [${each(run.cached, (r) => r.etcdCpu, 1)}]`,
+            `${mib(cached.peak)} [${each(run.cached, (r) => r.peak, 0)}]`,
+            PEERS,
+          ],
+          [
+            '(kvstoremesh: every peer → local cache)',
+            s(run.kvstoremesh.seconds),
+            '-',
+            '-',
+            mib(run.kvstoremesh.peak),
+            `${PEERS} (to the peers) + 1`,
+          ],
         ],
       },
       {
@@ -417,17 +570,49 @@ function results(run: MeshRun): BenchResult {
             `${SERVICES} services; watchers = the etcd's etcd_debugging_mvcc_watcher_total, connections = established TCP to its client port`,
           'cached: the kvstoremesh (in the bench process) reads the peer once; the agents read the local etcd',
         ],
-        columns: ['agents', 'mode', 'peer etcd watchers', 'peer etcd connections', 'local etcd watchers', 'local etcd connections'],
-        rows: run.fanIn.map((r) => [r.agents, r.mode, r.peer.watchers, r.peer.connections, r.local.watchers, r.local.connections]),
+        columns: [
+          'agents',
+          'mode',
+          'peer etcd watchers',
+          'peer etcd connections',
+          'local etcd watchers',
+          'local etcd connections',
+        ],
+        rows: run.fanIn.map((r) => [
+          r.agents,
+          r.mode,
+          r.peer.watchers,
+          r.peer.connections,
+          r.local.watchers,
+          r.local.connections,
+        ]),
       },
     ],
     figures: [
-      figure('mesh.fullsync.cached.seconds', `agent full sync through the cache, ${PEERS} peers (median)`, cached.seconds, 's', { what: 'reading every peer directly', value: direct.seconds }),
-      figure('mesh.fullsync.cached.peak-rss', 'agent peak RSS through the cache (median)', cached.peak, 'MiB', { what: 'reading every peer directly', value: direct.peak }),
-      figure('mesh.fanin.peer-watchers', `peer etcd watchers with ${largest('cached').agents} agents, cached`, largest('cached').peer.watchers, 'watchers', {
-        what: 'the same agents reading the peer directly',
-        value: largest('direct').peer.watchers,
-      }),
+      figure(
+        'mesh.fullsync.cached.seconds',
+        `agent full sync through the cache, ${PEERS} peers (median)`,
+        cached.seconds,
+        's',
+        { what: 'reading every peer directly', value: direct.seconds },
+      ),
+      figure(
+        'mesh.fullsync.cached.peak-rss',
+        'agent peak RSS through the cache (median)',
+        cached.peak,
+        'MiB',
+        { what: 'reading every peer directly', value: direct.peak },
+      ),
+      figure(
+        'mesh.fanin.peer-watchers',
+        `peer etcd watchers with ${largest('cached').agents} agents, cached`,
+        largest('cached').peer.watchers,
+        'watchers',
+        {
+          what: 'the same agents reading the peer directly',
+          value: largest('direct').peer.watchers,
+        },
+      ),
     ],
   };
 }

@@ -6,7 +6,9 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { decodeClusterConfig } from '../../lib/kvstore/codecs.js';
 import { connectEtcd, classifyEtcdError, type EtcdClientConfig } from '../../lib/kvstore/etcd.js';
+import { CLUSTER_CONFIG_PREFIX } from '../../lib/kvstore/keys.js';
 import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
 import type { Logger } from '../../lib/log.js';
 import type { PeerConfigSource } from '../../lib/remotes/config-source.js';
@@ -18,7 +20,7 @@ import {
   type PeerConfigSet,
 } from '../../lib/remotes/peer-config.js';
 import { ensureLocalReader } from '../etcd-bootstrap.js';
-import { PeerMirror, type PeerMirrorMetrics, type PeerMirrorStatus } from './peer-mirror.js';
+import { PeerMirror, deletePeerCache, type PeerMirrorMetrics, type PeerMirrorStatus } from './peer-mirror.js';
 
 export const DEFAULT_PEER_CACHE_TTL_MS = 5 * 60_000;
 
@@ -90,6 +92,26 @@ export class KVStoreMesh {
     this.local = await retry('connect to the local etcd', () => connectEtcd(etcd));
     await retry('create the local reader user', () => ensureLocalReader(this.local!));
     await this.opts.source.start((set) => this.apply(set));
+    await retry('drop the caches of peers removed while stopped', () => this.dropUnknownCaches());
+  }
+
+  /** A peer removed while this process was not running still has its cache: the first set decides. */
+  private async dropUnknownCaches(): Promise<void> {
+    const local = this.local!;
+    const configs = await local.getAll().prefix(`${CLUSTER_CONFIG_PREFIX}/`).strings();
+    for (const [key, value] of Object.entries(configs)) {
+      const name = key.slice(CLUSTER_CONFIG_PREFIX.length + 1);
+      const config = decodeClusterConfig(key, Buffer.from(value));
+      if (
+        this.mirrors.has(name) ||
+        name === this.opts.cluster.name ||
+        !config.ok ||
+        !config.value.capabilities.cached
+      )
+        continue;
+      await deletePeerCache(local, name, { withConfig: true });
+      this.opts.log.info(`peer ${name} is no longer configured; its cache is deleted`);
+    }
   }
 
   async stop(): Promise<void> {

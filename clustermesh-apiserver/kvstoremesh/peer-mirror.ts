@@ -365,15 +365,8 @@ export class PeerMirror {
   }
 
   private async deleteCache(signal: AbortSignal, { withConfig }: { withConfig: boolean }): Promise<void> {
-    const prefixes = [
-      ...STATE_KINDS.map((kind) => STATE_KIND_SPECS[kind].cachePrefix(this.name)),
-      syncedClusterPrefix(this.name),
-    ];
     await retryUntilAborted(
-      async () => {
-        for (const prefix of prefixes) await this.opts.local.delete().prefix(prefix).exec();
-        if (withConfig) await this.opts.local.delete().key(clusterConfigKey(this.name)).exec();
-      },
+      () => deletePeerCache(this.opts.local, this.name, { withConfig }),
       signal,
       (err) => this.recordFailure(`deleting the cache of ${this.name}: ${err.message}`),
       this.opts.backoff,
@@ -392,4 +385,18 @@ export class PeerMirror {
     this.lastError = firstLine(message);
     this.log.warn(this.lastError);
   }
+}
+
+/** Deletes a peer's cache and canaries from the local etcd, and with `withConfig` its cached config. */
+export async function deletePeerCache(
+  local: Etcd3,
+  peer: string,
+  { withConfig }: { withConfig: boolean },
+): Promise<void> {
+  const prefixes = [
+    ...STATE_KINDS.map((kind) => STATE_KIND_SPECS[kind].cachePrefix(peer)),
+    syncedClusterPrefix(peer),
+  ];
+  for (const prefix of prefixes) await local.delete().prefix(prefix).exec();
+  if (withConfig) await local.delete().key(clusterConfigKey(peer)).exec();
 }

@@ -12,7 +12,7 @@ import type { Registry } from 'prom-client';
 import { RemoteClusters, type RemoteClusterView } from '../../agent/remote/remote-clusters.js';
 import { bootstrapEtcd } from '../../clustermesh-apiserver/etcd-bootstrap.js';
 import { KVStoreMesh } from '../../clustermesh-apiserver/kvstoremesh/kvstoremesh.js';
-import { decodeClusterConfig, encodeClusterService } from '../../lib/kvstore/codecs.js';
+import { decodeClusterConfig, encodeClusterConfig, encodeClusterService } from '../../lib/kvstore/codecs.js';
 import { createEtcdClient } from '../../lib/kvstore/etcd.js';
 import { NO_LOCAL_ADDRESSES } from '../../lib/kvstore/ownership.js';
 import {
@@ -47,6 +47,10 @@ const NORTH = { name: 'north', id: 3 };
 const CACHE_TTL_MS = 1_500;
 const log = createLogger('kvstoremesh-test', { LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' });
 const backoff = { minTimeoutMs: 20, maxTimeoutMs: 300 };
+const localConfig = encodeClusterConfig({
+  id: LOCAL.id,
+  capabilities: { syncedCanaries: true, maxConnectedClusters: 255 },
+});
 
 describe('kvstoremesh with real etcds', () => {
   let local: EtcdHarness;
@@ -101,6 +105,7 @@ describe('kvstoremesh with real etcds', () => {
     ]);
     localAdmin = createEtcdClient(await local.clientConfig(ADMIN_USER));
     await bootstrapEtcd(localAdmin, { cluster: LOCAL.name });
+    await localAdmin.put(clusterConfigKey(LOCAL.name)).value(localConfig);
     for (const [peer, ref] of [
       [east, EAST],
       [north, NORTH],
@@ -298,10 +303,13 @@ describe('kvstoremesh with real etcds', () => {
       () => mesh.status().find((s) => s.name === EAST.name)?.connected === false,
     );
     await waitFor(
-      'east cache dropped after the TTL',
-      async () => (await keysUnder(`${CACHE_PREFIX}/services/v1/${EAST.name}/`)).length === 0,
+      'east cache and canaries dropped after the TTL',
+      async () =>
+        (await keysUnder(`${CACHE_PREFIX}/services/v1/${EAST.name}/`)).length === 0 &&
+        (await keysUnder(syncedClusterPrefix(EAST.name))).length === 0,
     );
-    expect(await keysUnder(syncedClusterPrefix(EAST.name))).toEqual([]);
+    // the cached config stays: the peer is still configured
+    expect(await localAdmin.get(clusterConfigKey(EAST.name)).string()).not.toBeNull();
     await waitFor(
       'the cached agent lets east go',
       () => (cached.views().find((v) => v.name === EAST.name)?.services.length ?? 0) === 0,
@@ -332,5 +340,25 @@ describe('kvstoremesh with real etcds', () => {
     expect(
       await localAdmin.get(syncedCanaryKey(EAST.name, 'cilium/cache/services/v1')).string(),
     ).not.toBeNull();
+  });
+
+  it('keeps the cache across its own restart, and drops at start the cache of a peer removed meanwhile', async () => {
+    await mesh.stop();
+    expect(await keysUnder(cachedServicesClusterPrefix(EAST.name))).toHaveLength(3);
+    await removePeerEntry(meshDir, EAST.name);
+    mesh = new KVStoreMesh({
+      cluster: LOCAL,
+      etcd: await local.clientConfig(ADMIN_USER),
+      source: new DirectoryPeerSource({ dir: meshDir, log, debounceMs: 20 }),
+      log,
+      registry: createMetricsRegistry(),
+      backoff,
+    });
+    await mesh.start();
+    expect(await keysUnder(`${CACHE_PREFIX}/`)).toEqual([]);
+    expect(await keysUnder(syncedClusterPrefix(EAST.name))).toEqual([]);
+    expect(await localAdmin.get(clusterConfigKey(EAST.name)).string()).toBeNull();
+    // the local cluster's own config is not a cache
+    expect(await localAdmin.get(clusterConfigKey(LOCAL.name)).string()).toBe(localConfig);
   });
 });
