@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../lib/duration.js';
 import { clusterIDProblem, clusterNameProblem } from '../lib/kvstore/codecs.js';
+import { formatCidr, parseCidr } from '../lib/net/cidr.js';
 import { DEFAULT_HEALTH_OPTIONS, DEFAULT_PEER_CACHE_TTL_MS, type HealthCheckerOptions } from './health/index.js';
 import { DEFAULT_ROUTE_DRAIN_MS } from './routes.js';
 import { parseHostPort, type HostPort } from './server.js';
@@ -29,12 +30,31 @@ export interface AgentConfig {
   routes: boolean;
   /** how long a removed peer's routes outlive its backends */
   routeDrainMs: number;
+  /** the local cluster's cluster-wide pod and service ranges: never accepted from a peer */
+  podCidrs: string[];
+  serviceCidrs: string[];
 }
 
 function positiveInteger(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${text}" is not a positive integer`);
   return n;
+}
+
+/** "10.101.0.0/16,fd99:101::/48" (empty: none), each in canonical form. */
+function cidrList(flag: string) {
+  return (text: string): string[] =>
+    text
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '')
+      .map((item) => {
+        try {
+          return formatCidr(parseCidr(item));
+        } catch (err) {
+          throw new InvalidArgumentError(`${flag}: ${(err as Error).message}`);
+        }
+      });
 }
 
 function clusterName(text: string): string {
@@ -88,6 +108,8 @@ export function agentCommand(): Command {
     .addOption(parsed('--health-max-probes <n>', 'concurrent probes at most', positiveInteger, String(h.maxConcurrentProbes)))
     .addOption(parsed('--health-max-probe-rate <n>', 'probe starts per second at most (more backends: longer intervals)', positiveInteger, String(h.maxProbesPerSecond)))
     .option('--no-routes', 'do not install routes to remote pod CIDRs (the CNI routes between clusters)')
+    .addOption(parsed('--pod-cidrs <cidrs>', 'the local cluster’s pod ranges, comma-separated (beside its Nodes’ podCIDRs): refused from any peer', cidrList('--pod-cidrs'), ''))
+    .addOption(parsed('--service-cidrs <cidrs>', 'the local cluster’s service ranges, comma-separated: refused from any peer', cidrList('--service-cidrs'), ''))
     .addOption(parsed('--route-drain <duration>', 'how long a removed peer’s routes stay after its backends left (open connections keep their path)', parseDuration, `${DEFAULT_ROUTE_DRAIN_MS / 1000}s`));
 }
 

@@ -29,11 +29,13 @@ async function run(config: AgentConfig, log: Logger): Promise<Agent> {
     throw new Error(`cannot attach the socket-LB programs to cgroup ${config.cgroup}: ${errorMessage(err)}`);
   }
   const cluster = { name: config.clusterName, id: config.clusterId };
+  const cidrs = { podCidrs: config.podCidrs, serviceCidrs: config.serviceCidrs };
+  const local = new LocalInformers({ kubeConfig, log: log.child({ component: 'local' }), metrics, cidrs });
   const agent = new Agent({
     cluster,
     nodeName: config.nodeName,
-    local: new LocalInformers({ kubeConfig, log: log.child({ component: 'local' }), metrics }),
-    remotes: createRemoteClusters({ config, kubeConfig, cluster, log: log.child({ component: 'remote' }), metrics }),
+    local,
+    remotes: createRemoteClusters({ config, kubeConfig, cluster, localAddresses: () => local.localAddresses(), log: log.child({ component: 'remote' }), metrics }),
     health: config.healthChecks ? new HealthChecker(config.health) : NO_HEALTH_CHECKS,
     datapath,
     ipcache: datapath,

@@ -5,6 +5,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
+import type { LocalAddresses } from '../lib/kvstore/ownership.js';
 import type { Logger } from '../lib/log.js';
 import type { RemoteViewSource } from './controller.js';
 import type { AgentConfig } from './flags.js';
@@ -15,6 +16,8 @@ export interface RemoteWiring {
   config: Pick<AgentConfig, 'clustermeshConfig' | 'namespace'>;
   kubeConfig: KubeConfig;
   cluster: { name: string; id: number };
+  /** what no peer may publish (the local informers' localAddresses) */
+  localAddresses: () => LocalAddresses | null;
   log: Logger;
   metrics: Registry;
 }
@@ -23,5 +26,5 @@ export function createRemoteClusters(w: RemoteWiring): RemoteViewSource & { star
   const source = w.config.clustermeshConfig
     ? new DirectoryPeerSource({ dir: w.config.clustermeshConfig, log: w.log })
     : new SecretPeerSource({ kubeConfig: w.kubeConfig, namespace: w.config.namespace, log: w.log });
-  return new RemoteClusters({ localCluster: w.cluster, source, log: w.log, metrics: w.metrics });
+  return new RemoteClusters({ localCluster: w.cluster, source, localAddresses: w.localAddresses, log: w.log, metrics: w.metrics });
 }

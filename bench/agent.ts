@@ -5,7 +5,8 @@
  *     seeing the same put.
  *  2. Full sync: the built daemon joins 16 peers × 2,000 global services × 4 backends: time until
  *     its maps hold everything, and its RSS then.
- * Everything listens on loopback; backends are loopback addresses nobody connects to.
+ * Everything listens on loopback; backends are addresses inside the pod CIDRs of the peers' node
+ * records (the agent accepts nothing else: lib/kvstore/ownership.ts) that nobody connects to.
  * Smaller runs: BENCH_AGENT_CHANGES=200 BENCH_AGENT_PEERS=4 BENCH_AGENT_SERVICES=500.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -88,7 +89,8 @@ async function propagation(workDir: string): Promise<{ agent: number[]; baseline
   let agent: Agent | undefined;
   try {
     kube.store.create(globalService('echo', vip));
-    await west.putService(clusterServiceOf('west', 2, 'echo', ['127.100.0.1']));
+    await west.putNode('west-worker', '10.99.0.2', '10.100.0.0/15');
+    await west.putService(clusterServiceOf('west', 2, 'echo', ['10.100.0.1']));
     const configDir = join(workDir, 'remotes');
     await west.writeConfigEntry(configDir);
     const kc = new KubeConfig();
@@ -105,11 +107,12 @@ async function propagation(workDir: string): Promise<{ agent: number[]; baseline
       dump: () => datapath.dump(),
       close: () => datapath.close(),
     };
+    const local = new LocalInformers({ kubeConfig: kc, log: silent, metrics });
     agent = new Agent({
       cluster: { name: 'east', id: 1 },
       nodeName: 'bench',
-      local: new LocalInformers({ kubeConfig: kc, log: silent, metrics }),
-      remotes: createRemoteClusters({ config: { clustermeshConfig: configDir, namespace: 'kube-system' }, kubeConfig: kc, cluster: { name: 'east', id: 1 }, log: silent, metrics }),
+      local,
+      remotes: createRemoteClusters({ config: { clustermeshConfig: configDir, namespace: 'kube-system' }, kubeConfig: kc, cluster: { name: 'east', id: 1 }, localAddresses: () => local.localAddresses(), log: silent, metrics }),
       health: NO_HEALTH_CHECKS,
       datapath: observed,
       peerCacheTtlMs: 300_000,
@@ -120,7 +123,7 @@ async function propagation(workDir: string): Promise<{ agent: number[]; baseline
     const hasBackend = (addr: string) => (desired: readonly DatapathService[]) =>
       desired.some((s) => s.vip === vip && s.backends.some((b) => b.addr === addr));
     await waitFor(() => agent!.controller.ready(), 20_000, 'the agent to be ready');
-    await waitFor(async () => (await agent!.controller.idle(), hasBackend('127.100.0.1')(datapath.dump())), 20_000, 'the first backend');
+    await waitFor(async () => (await agent!.controller.idle(), hasBackend('10.100.0.1')(datapath.dump())), 20_000, 'the first backend');
 
     const seen = new Signals<string>();
     const watcher = await west.client().watch().key(serviceKey('west', 'default', 'echo')).create();
@@ -128,7 +131,7 @@ async function propagation(workDir: string): Promise<{ agent: number[]; baseline
     const agentMs: number[] = [];
     const baselineMs: number[] = [];
     for (let i = 1; i <= CHANGES; i++) {
-      const addr = `127.101.${i >> 8}.${i & 255}`;
+      const addr = `10.101.${i >> 8}.${i & 255}`;
       const value = encodeClusterService(clusterServiceOf('west', 2, 'echo', [addr]));
       const watched = seen.next((v) => v === value);
       const mapped = written.next(hasBackend(addr));
@@ -167,11 +170,11 @@ async function fullSync(workDir: string): Promise<{ seconds: number; rss: number
       const name = `peer-${p}`;
       const peer = await PeerCluster.start(name, p + 2);
       peers.push(peer);
-      const puts: Promise<unknown>[] = [];
+      const puts: Promise<unknown>[] = [peer.putNode('worker', `10.99.1.${p}`, `10.${110 + p}.0.0/16`)];
       for (let s = 0; s < SERVICES; s++) {
         const backends = Array.from({ length: BACKENDS }, (_, b) => {
           const i = s * BACKENDS + b;
-          return `127.${110 + p}.${i >> 8}.${i & 255}`;
+          return `10.${110 + p}.${i >> 8}.${i & 255}`;
         });
         puts.push(peer.putService(clusterServiceOf(name, p + 2, `svc-${s}`, backends)));
         if (puts.length === 200) await Promise.all(puts.splice(0));

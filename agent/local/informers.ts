@@ -13,10 +13,18 @@ import type {
 } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
 import { ResourceInformer } from '../../lib/k8s/informer.js';
+import type { LocalAddresses } from '../../lib/kvstore/ownership.js';
 import { clusterResources, type ResourceSource } from '../../lib/k8s/resources.js';
 import type { Logger } from '../../lib/log.js';
 import type { LocalService } from '../merge/types.js';
-import { annotationProblem, buildLocalServices, localPodCidrs } from './view.js';
+import {
+  annotationProblem,
+  buildLocalServices,
+  localAddresses,
+  localPodCidrs,
+  sameLocalAddresses,
+  type ConfiguredCidrs,
+} from './view.js';
 
 /** What the controller needs from the local cluster (a fake implements it in unit tests). */
 export interface LocalViewSource {
@@ -30,6 +38,8 @@ export interface LocalInformersOptions {
   kubeConfig: KubeConfig;
   log: Logger;
   metrics: Registry;
+  /** the cluster-wide pod and service ranges (agent flags; absent: none configured) */
+  cidrs?: ConfiguredCidrs;
   /** first restart delay after a failed list/watch; doubles up to 30 s (default 500 ms) */
   retryDelayMs?: number;
 }
@@ -60,6 +70,9 @@ export class LocalInformers implements LocalViewSource {
   private readonly rejected: Counter<'kind'>;
   private readonly watchErrors: Counter<'resource'>;
   private stopped = false;
+  /** the last localAddresses() answer, and whether an informer changed since */
+  private addresses: LocalAddresses | null = null;
+  private addressesStale = true;
 
   constructor(private readonly options: LocalInformersOptions) {
     const resources = clusterResources(options.kubeConfig);
@@ -112,6 +125,20 @@ export class LocalInformers implements LocalViewSource {
 
   podCidrs(): string[] {
     return localPodCidrs(this.nodes.informer.list());
+  }
+
+  /**
+   * What no peer may publish; null until every informer synced. The same object as long as its
+   * content is the same (agent/remote/ownership-gate.ts decides again only for a new one).
+   */
+  localAddresses(): LocalAddresses | null {
+    if (!this.synced()) return null;
+    if (this.addressesStale) {
+      const fresh = localAddresses(this.nodes.informer.list(), this.serviceWatch.informer.list(), this.options.cidrs ?? { podCidrs: [], serviceCidrs: [] });
+      if (!this.addresses || !sameLocalAddresses(this.addresses, fresh)) this.addresses = fresh;
+      this.addressesStale = false;
+    }
+    return this.addresses;
   }
 
   onChange(listener: () => void): () => void {
@@ -172,6 +199,7 @@ export class LocalInformers implements LocalViewSource {
   }
 
   private changed(): void {
+    this.addressesStale = true;
     for (const listener of this.listeners) listener();
   }
 }

@@ -178,7 +178,7 @@ export class RemoteCluster {
       id: this.id,
       connected,
       ready: connected && STATE_KINDS.every((kind) => this.synced[kind]),
-      synced: { ...this.synced },
+      synced: { services: this.usable('services'), nodes: this.usable('nodes'), identities: this.usable('identities'), ipcache: this.usable('ipcache') },
       counts: {
         services: this.tables.services.size,
         nodes: this.tables.nodes.size,
@@ -401,7 +401,16 @@ export class RemoteCluster {
   }
 
   private visible<K extends 'services' | 'nodes' | 'ipcache'>(kind: K): ReturnType<Tables[K]['values']> {
-    return (this.synced[kind] ? this.tables[kind].values() : []) as ReturnType<Tables[K]['values']>;
+    return (this.usable(kind) ? this.tables[kind].values() : []) as ReturnType<Tables[K]['values']>;
+  }
+
+  /**
+   * Services and ipcache count as synced once the node records are too: what a peer owns is what
+   * its nodes claim (lib/kvstore/ownership.ts), so before that every address would be refused, and
+   * the agent would drop the backends it restored from the pinned maps for nothing.
+   */
+  private usable(kind: StateKind): boolean {
+    return this.synced[kind] && (kind === 'nodes' || kind === 'identities' || this.synced.nodes);
   }
 
   private changed(): void {

@@ -4,6 +4,7 @@
  * and metrics read `status()`.
  */
 import { Counter, type Registry } from 'prom-client';
+import { NO_LOCAL_ADDRESSES, type LocalAddresses } from '../../lib/kvstore/ownership.js';
 import type { BackoffOptions } from '../../lib/kvstore/retry.js';
 import type { Logger } from '../../lib/log.js';
 import type { PeerConfigSource } from '../../lib/remotes/config-source.js';
@@ -14,6 +15,7 @@ import {
   type PeerConfig,
   type PeerConfigSet,
 } from '../../lib/remotes/peer-config.js';
+import { OwnershipGate } from './ownership-gate.js';
 import {
   RemoteCluster,
   type RemoteClusterMetrics,
@@ -27,6 +29,12 @@ export type { PeerConfigSource } from '../../lib/remotes/config-source.js';
 export interface RemoteClustersOptions {
   localCluster: { name: string; id: number };
   source: PeerConfigSource;
+  /**
+   * What the local cluster holds (never a peer's: lib/kvstore/ownership.ts); null until known,
+   * and then no peer record is admitted. A new object whenever it changed. Absent: nothing local
+   * (the peers' own claims and the never-routable ranges still apply); the agent always sets it.
+   */
+  localAddresses?: () => LocalAddresses | null;
   log: Logger;
   metrics: Registry;
   backoff?: BackoffOptions;
@@ -50,6 +58,7 @@ export class RemoteClusters {
   private readonly listeners = new Set<() => void>();
   private readonly closing = new Set<Promise<void>>();
   private readonly metrics: RemoteClusterMetrics;
+  private readonly ownership: OwnershipGate;
   private changeTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
@@ -58,7 +67,7 @@ export class RemoteClusters {
     this.metrics = {
       rejected: new Counter({
         name: 'clustermesh_agent_rejected_records_total',
-        help: 'Records read from a remote cluster and rejected by the import validation, by kind and reason',
+        help: 'Records (or backends of one) read from a remote cluster and rejected by the import validation or for an address the cluster does not own, by kind and reason',
         labelNames: ['cluster', 'kind', 'reason'],
         registers,
       }),
@@ -69,6 +78,7 @@ export class RemoteClusters {
         registers,
       }),
     };
+    this.ownership = new OwnershipGate({ log: opts.log.child({ component: 'ownership' }), rejected: this.metrics.rejected });
   }
 
   async start(): Promise<void> {
@@ -89,16 +99,20 @@ export class RemoteClusters {
     return () => this.listeners.delete(cb);
   }
 
+  /** Each peer's records, with only the addresses it owns (agent/remote/ownership-gate.ts). */
   views(): RemoteClusterView[] {
-    return [...this.peers.values()]
+    const raw = [...this.peers.values()]
       .map((peer) => peer.cluster.view())
       .filter((view): view is RemoteClusterView => view !== null)
       .sort(byName);
+    return this.ownership.admit(raw, this.opts.localAddresses ? this.opts.localAddresses() : NO_LOCAL_ADDRESSES);
   }
 
   status(): RemoteClusterStatus[] {
+    this.views(); // the ownership refusals counted so far are those of the current records
     const running = [...this.peers.values()].map((peer) => {
-      const status = peer.cluster.status();
+      const own = peer.cluster.status();
+      const status = { ...own, rejected: own.rejected + this.ownership.rejected(own.name) };
       const configError = this.invalid.get(status.name);
       // A broken edit of a running peer's entry keeps the peer on its last valid config.
       return configError

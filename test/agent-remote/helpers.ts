@@ -14,6 +14,7 @@ import {
   encodeIdentityLabels,
   encodeNode,
   encodeTimestamp,
+  maskFromPrefixLength,
 } from '../../lib/kvstore/codecs.js';
 import { createEtcdClient } from '../../lib/kvstore/etcd.js';
 import {
@@ -48,11 +49,12 @@ export const service = (
   clusterID,
 });
 
-export const node = (cluster: string, clusterID: number, name: string, ip: string): NodeRecord => ({
+/** `podCidr` (IPv4 "a.b.c.d/n"): what the peer owns besides the node IP (lib/kvstore/ownership.ts). */
+export const node = (cluster: string, clusterID: number, name: string, ip: string, podCidr?: string): NodeRecord => ({
   Name: name,
   Cluster: cluster,
   IPAddresses: [{ Type: 'InternalIP', IP: ip }],
-  IPv4AllocCIDR: null,
+  IPv4AllocCIDR: podCidr === undefined ? null : { IP: podCidr.split('/')[0], Mask: maskFromPrefixLength(Number(podCidr.split('/')[1]), 4) },
   IPv6AllocCIDR: null,
   ClusterID: clusterID,
 });
@@ -85,8 +87,8 @@ export class PeerEtcd {
     await this.admin.put(nodeKey(n.Cluster, n.Name)).value(encodeNode(n));
   }
 
-  /** An identity of `cluster` and a pod address holding it. */
-  async putPod(cluster: string, clusterID: number, local: number, ip: string): Promise<number> {
+  /** An identity of `cluster` and a pod address holding it, on the node at `hostIP`. */
+  async putPod(cluster: string, clusterID: number, local: number, ip: string, hostIP = '10.99.0.3'): Promise<number> {
     const id = (clusterID << IDENTITY_CLUSTER_SHIFT) | local;
     await this.admin
       .put(identityKey(id))
@@ -95,7 +97,7 @@ export class PeerEtcd {
       encodeIPCacheEntry({
         IP: ip,
         Mask: null,
-        HostIP: '10.99.0.3',
+        HostIP: hostIP,
         ID: id,
         K8sNamespace: 'default',
         K8sPodName: `pod${local}`,

@@ -15,7 +15,8 @@ import {
   type RemoteClusterView,
 } from '../../agent/remote/remote-clusters.js';
 import { encodeClusterService } from '../../lib/kvstore/codecs.js';
-import { identityKey, serviceKey } from '../../lib/kvstore/keys.js';
+import { identityKey, nodeKey, serviceKey } from '../../lib/kvstore/keys.js';
+import type { LocalAddresses } from '../../lib/kvstore/ownership.js';
 import { createLogger } from '../../lib/log.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
 import { createCA, issueClientCert } from '../../lib/pki.js';
@@ -24,6 +25,13 @@ import { LOCAL, PeerEtcd, agentCert, node, removePeerEntry, service, writePeerEn
 
 const EAST = { name: 'east', id: 2 };
 const NORTH = { name: 'north', id: 3 };
+/** the local cluster (west): what no peer may publish */
+const LOCAL_ADDRESSES: LocalAddresses = {
+  podCidrs: ['10.101.0.0/16'],
+  serviceCidrs: ['10.111.0.0/16'],
+  clusterIPs: ['10.111.0.20'],
+  nodeIPs: ['10.99.0.11'],
+};
 const log = createLogger('agent-remote-test', { LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' });
 
 describe('RemoteClusters with two real etcds', () => {
@@ -69,6 +77,7 @@ describe('RemoteClusters with two real etcds', () => {
       metrics: registry,
       backoff: { minTimeoutMs: 20, maxTimeoutMs: 300 },
       dialTimeoutMs: 2_000,
+      localAddresses: () => LOCAL_ADDRESSES,
     });
     await remotes.start();
   });
@@ -83,8 +92,8 @@ describe('RemoteClusters with two real etcds', () => {
   it('connects a peer added at run time; its records show only once its canaries are written', async () => {
     await east.putService(service(EAST.name, EAST.id, 'svc-a'));
     await east.putService(service(EAST.name, EAST.id, 'svc-b', '10.12.1.6'));
-    await east.putNode(node(EAST.name, EAST.id, 'east-worker', '10.99.0.21'));
-    const identity = await east.putPod(EAST.name, EAST.id, 7, '10.102.1.7');
+    await east.putNode(node(EAST.name, EAST.id, 'east-worker', '10.99.0.21', '10.12.1.0/24'));
+    const identity = await east.putPod(EAST.name, EAST.id, 7, '10.12.1.7', '10.99.0.21');
     await writeEntry(east, EAST.name, [proxy.endpoint]);
 
     await waitFor('east connected with its records read', () => {
@@ -105,11 +114,14 @@ describe('RemoteClusters with two real etcds', () => {
     expect(serviceNames(EAST.name)).toEqual(['svc-a', 'svc-b']);
     expect(v.nodes.map((n) => n.Name)).toEqual(['east-worker']);
     expect(v.identities.get(identity)).toBe('k8s:app=app7;k8s:io.cilium.k8s.policy.cluster=east;');
-    expect(v.ipcache).toEqual([expect.objectContaining({ IP: '10.102.1.7', ID: identity })]);
+    expect(v.ipcache).toEqual([expect.objectContaining({ IP: '10.12.1.7', ID: identity })]);
+    expect(v.services.map((svc) => Object.keys(svc.backends))).toEqual([['10.12.1.5'], ['10.12.1.6']]);
+    expect(status(EAST.name)!.rejected).toBe(0);
   });
 
   it('refuses a peer whose cluster ID another peer or the local cluster has, and keeps the others', async () => {
-    await north.putService(service(NORTH.name, NORTH.id, 'svc-n'));
+    await north.putNode(node(NORTH.name, NORTH.id, 'north-worker', '10.99.0.31', '10.13.1.0/24'));
+    await north.putService(service(NORTH.name, NORTH.id, 'svc-n', '10.13.1.5'));
     await north.putCanaries(NORTH.name);
     await north.hostAlso('south');
     await north.publishConfig('south', EAST.id);
@@ -190,6 +202,56 @@ describe('RemoteClusters with two real etcds', () => {
     expect(serviceNames(NORTH.name)).toEqual(['svc-n']);
     for (const [key] of hostile) await east.admin.delete().key(key);
     await east.admin.delete().key(serviceKey(NORTH.name, 'default', 'elsewhere'));
+  });
+
+  it('admits only addresses the peer owns: a backend waits for its node record and leaves with it', async () => {
+    const backends = (name: string) =>
+      Object.keys(view(EAST.name)?.services.find((svc) => svc.name === name)?.backends ?? {}).sort();
+    const refused = (reason: string) =>
+      metric('clustermesh_agent_rejected_records_total', { cluster: EAST.name, reason });
+    const before = {
+      rejected: status(EAST.name)!.rejected,
+      loopback: await refused('loopback'),
+      notOwned: await refused('not-owned'),
+      localPod: await refused('local-pod-cidr'),
+      localIp: await refused('local-cluster-ip'),
+      localNode: await refused('local-node-ip'),
+    };
+    const forged = {
+      ...service(EAST.name, EAST.id, 'svc-forged'),
+      backends: Object.fromEntries(
+        ['10.12.1.8', '127.0.0.1', '10.101.1.5', '10.111.0.20', '10.12.2.8'].map((a) => [a, { http: { Protocol: 'TCP' as const, Port: 22 } }]),
+      ),
+    };
+    await east.putService(forged);
+    // The node claiming the local cluster's node IP is refused whole: its pod CIDR owns nothing.
+    await east.putNode(node(EAST.name, EAST.id, 'east-impostor', '10.99.0.11', '10.12.3.0/24'));
+    await waitFor('the forged service seen', () => backends('svc-forged').length > 0);
+    expect(backends('svc-forged')).toEqual(['10.12.1.8']);
+    await waitFor('its refusals counted', async () => status(EAST.name)!.rejected - before.rejected === 5);
+    expect(view(EAST.name)!.nodes.map((n) => n.Name)).toEqual(['east-worker']);
+    expect([
+      (await refused('loopback')) - before.loopback,
+      (await refused('local-pod-cidr')) - before.localPod,
+      (await refused('local-cluster-ip')) - before.localIp,
+      (await refused('local-node-ip')) - before.localNode,
+      (await refused('not-owned')) - before.notOwned,
+    ]).toEqual([1, 1, 1, 1, 1]);
+
+    // 10.12.2.8 is nobody's until a node of east claims 10.12.2.0/24, and again when it goes.
+    await east.putNode(node(EAST.name, EAST.id, 'east-worker2', '10.99.0.22', '10.12.2.0/24'));
+    await waitFor('the backend admitted with its node', () => backends('svc-forged').includes('10.12.2.8'));
+    expect(backends('svc-forged')).toEqual(['10.12.1.8', '10.12.2.8']);
+    await east.admin.delete().key(nodeKey(EAST.name, 'east-worker2'));
+    await waitFor('the backend withdrawn with its node', () => !backends('svc-forged').includes('10.12.2.8'));
+    await waitFor('counted again', async () => (await refused('not-owned')) - before.notOwned === 2);
+    // Nothing else of the peer is counted twice however often the views are read.
+    remotes.views();
+    expect(status(EAST.name)!.rejected - before.rejected).toBe(6);
+
+    await east.admin.delete().key(serviceKey(EAST.name, 'default', 'svc-forged'));
+    await east.admin.delete().key(nodeKey(EAST.name, 'east-impostor'));
+    await waitFor('forged records gone', () => backends('svc-forged').length === 0);
   });
 
   it('keeps the last records through an etcd SIGKILL and resyncs with zero deletes', async () => {

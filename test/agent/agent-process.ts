@@ -9,7 +9,7 @@ import { Datapath } from '../../lib/datapath/index.js';
 import { packageRoot } from '../../native/index.js';
 import type { DatapathService } from '../../lib/datapath/types.js';
 import { freePort } from '../harness/etcd.js';
-import { waitFor } from '../harness/netns.js';
+import { waitFor, type TestNetns } from '../harness/netns.js';
 import { SocketWorker } from '../datapath/worker-client.js';
 
 // From the package root, so this works from source (jest) and from dist/ (benchmarks).
@@ -106,8 +106,10 @@ export interface Backend {
 }
 
 /** A server process answering with `name` on `host` (outside any test cgroup). */
-export async function startBackend(host: string, name: string): Promise<Backend> {
-  const child = spawn(process.execPath, [BACKEND, host, name], { stdio: ['ignore', 'pipe', 'inherit'] });
+export async function startBackend(host: string, name: string, netns?: TestNetns): Promise<Backend> {
+  const child = netns
+    ? netns.spawn(process.execPath, [BACKEND, host, name])
+    : spawn(process.execPath, [BACKEND, host, name], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
     child.once('exit', (code) => reject(new Error(`backend ${name} exited (${code}) before listening`)));

@@ -1,10 +1,11 @@
 /**
- * The built agent daemon end to end, everything on loopback: the local cluster is the Kubernetes
- * API stand-in, peer "west" is a real etcd written as its clustermesh-apiserver would, the
- * datapath is real (pinned maps, programs on a test cgroup), a client in that cgroup connects to
- * the local ClusterIP and servers stand behind west's backend addresses.
+ * The built agent daemon end to end: the local cluster is the Kubernetes API stand-in, peer
+ * "west" is a real etcd written as its clustermesh-apiserver would (on loopback), the datapath is
+ * real (pinned maps, programs on a test cgroup), a client in that cgroup connects to the local
+ * ClusterIP, and servers stand behind west's backend addresses in a network namespace of this
+ * test, reached over a veth (a peer's backends must lie in its own pod CIDR, never on loopback).
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { encodeIPCacheEntry } from '../../lib/kvstore/codecs.js';
 import { identityKey, ipcacheKey } from '../../lib/kvstore/keys.js';
 import { createCA, issueServerCert } from '../../lib/pki.js';
 import { createTestCgroup, type TestCgroup } from '../harness/cgroup.js';
-import { waitFor } from '../harness/netns.js';
+import { TestNetns, waitFor } from '../harness/netns.js';
 import type { SocketWorker } from '../datapath/worker-client.js';
 import { AgentProcess, dumpMaps, killAndWait, startBackend, startClient, type Backend } from './agent-process.js';
 import { clusterService } from './fakes.js';
@@ -25,11 +26,14 @@ import { PeerCluster } from './peer.js';
 const VIP = '127.77.0.1';
 const PLAIN_VIP = '127.77.0.2';
 const SOLO_VIP = '127.77.0.3';
-const [ADDR_A, ADDR_B] = ['127.78.0.1', '127.78.0.2'];
+/** west's pod CIDR, in the test's own namespace; the root end of the veth is .1 */
+const WEST_POD_CIDR = '10.200.78.0/24';
+const [ADDR_A, ADDR_B] = ['10.200.78.2', '10.200.78.3'];
 const IDENTITY_LABELS = 'k8s:app=echo;k8s:io.cilium.k8s.policy.cluster=west;k8s:io.kubernetes.pod.namespace=default;';
 
 let kube: KubeApiServer;
 let west: PeerCluster;
+let westPods: TestNetns | undefined;
 let cgroup: TestCgroup;
 let agent: AgentProcess | undefined;
 let client: SocketWorker;
@@ -79,14 +83,23 @@ beforeAll(async () => {
   kube.store.create(localService('plain', PLAIN_VIP, {}));
   kube.store.create(localService('solo', SOLO_VIP, { 'clustermesh.io/global': 'true' }));
 
+  westPods = TestNetns.create('cm-agent-west');
+  const veth = `cmaw${process.pid % 100_000}`;
+  execFileSync('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', westPods.name]);
+  execFileSync('ip', ['addr', 'add', '10.200.78.1/24', 'dev', veth]);
+  execFileSync('ip', ['link', 'set', veth, 'up']);
+  for (const addr of [ADDR_A, ADDR_B]) westPods.addAddress(`${addr}/24`, 'eth0');
+  westPods.ip('link', 'set', 'eth0', 'up');
+
   // One process per backend, so one can be killed abruptly.
   for (const [name, addr] of [['A', ADDR_A], ['B', ADDR_B]] as const) {
-    servers[name] = await startBackend(addr, name);
+    servers[name] = await startBackend(addr, name, westPods);
     workers.push(servers[name].process);
   }
   const port = servers.A.port;
 
   west = await PeerCluster.start('west', 2);
+  await west.putNode('west-worker', '10.200.79.1', WEST_POD_CIDR);
   await west.putService(westEcho());
   await west.putService(clusterService('west', 2, 'plain', [ADDR_A], { port }));
   await west.putService(clusterService('west', 2, 'solo', [ADDR_A], { port, shared: false }));
@@ -107,6 +120,7 @@ afterAll(async () => {
   const steps: (() => unknown)[] = [
     () => agent?.kill(),
     () => Promise.all(workers.map(killAndWait)),
+    () => westPods?.destroy(), // the veth goes with it
     () => Datapath.destroy(pinDir, cgroup?.dir),
     () => cgroup?.remove(),
     () => west?.stop(),

@@ -1,14 +1,14 @@
 /**
  * A peer cluster for agent tests and benchmarks: a real etcd (TLS, client certificates) whose
  * content is written directly as its clustermesh-apiserver would (cluster config, sync canaries,
- * ClusterService records), and the `--clustermesh-config` directory entry an agent reads.
+ * ClusterService and node records), and the `--clustermesh-config` directory entry an agent reads.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../../lib/kvstore/etcd.js';
-import { encodeClusterConfig, encodeClusterService, encodeTimestamp } from '../../lib/kvstore/codecs.js';
-import { SYNCED_STATE_PREFIXES, clusterConfigKey, serviceKey, syncedCanaryKey } from '../../lib/kvstore/keys.js';
+import { encodeClusterConfig, encodeClusterService, encodeNode, encodeTimestamp, maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
+import { SYNCED_STATE_PREFIXES, clusterConfigKey, nodeKey, serviceKey, syncedCanaryKey } from '../../lib/kvstore/keys.js';
 import type { ClusterService } from '../../lib/kvstore/types.js';
 import { EtcdHarness } from '../harness/etcd.js';
 
@@ -31,6 +31,24 @@ export class PeerCluster {
 
   async putService(svc: ClusterService): Promise<void> {
     await this.admin.put(serviceKey(this.name, svc.namespace, svc.name)).value(encodeClusterService(svc));
+  }
+
+  /**
+   * A node owning the IPv4 `podCidr` ("a.b.c.d/n"): a peer's backends and ipcache entries are
+   * accepted only inside what its nodes claim (lib/kvstore/ownership.ts).
+   */
+  async putNode(name: string, internalIP: string, podCidr: string): Promise<void> {
+    const [ip, length] = podCidr.split('/');
+    await this.admin.put(nodeKey(this.name, name)).value(
+      encodeNode({
+        Name: name,
+        Cluster: this.name,
+        IPAddresses: [{ Type: 'InternalIP', IP: internalIP }],
+        IPv4AllocCIDR: { IP: ip, Mask: maskFromPrefixLength(Number(length), 4) },
+        IPv6AllocCIDR: null,
+        ClusterID: this.id,
+      }),
+    );
   }
 
   async deleteService(namespace: string, name: string): Promise<void> {
