@@ -181,17 +181,28 @@ describe('connect', () => {
     const cert = new X509Certificate(east['west.etcd-client.crt']);
     expect(cert.subject).toContain('CN=remote-east');
     expect(cert.checkIssued(new X509Certificate(east['west.etcd-client-ca.crt']))).toBe(true);
+    // cached mode (the chart's default): east's agents read west from east's own etcd, as local-reader
+    const eastCache = secretData(servers.east, 'clustermesh-cache-remotes')!;
+    expect(parse(eastCache.west)).toMatchObject({ endpoints: [`https://clustermesh-apiserver.${NS}.svc:2379`] });
+    const eastCa = new X509Certificate(secretData(servers.east, 'clustermesh-ca')!['ca.crt']);
+    expect(eastCache['west.etcd-client-ca.crt']).toBe(secretData(servers.east, 'clustermesh-ca')!['ca.crt']);
+    const reader = new X509Certificate(eastCache['west.etcd-client.crt']);
+    expect(reader.subject).toContain('CN=local-reader');
+    expect(reader.checkIssued(eastCa)).toBe(true);
 
     const before = versions();
     expectOk(await cli('connect', '--context', 'east', '--destination-context', 'west'));
     expect(secretData(servers.east, 'clustermesh-remotes')).toEqual(east);
     expect(secretData(servers.west, 'clustermesh-remotes')).toEqual(west);
+    expect(secretData(servers.east, 'clustermesh-cache-remotes')).toEqual(eastCache);
     expect(versions().length).toBe(before.length);
 
     const gone = await cli('disconnect', '--context', 'west', '--destination-context', 'east');
     expectOk(gone);
     expect(secretData(servers.east, 'clustermesh-remotes')).toEqual({});
     expect(secretData(servers.west, 'clustermesh-remotes')).toEqual({});
+    expect(secretData(servers.east, 'clustermesh-cache-remotes')).toEqual({});
+    expect(secretData(servers.west, 'clustermesh-cache-remotes')).toEqual({});
   });
 
   test('refuses a cluster that is not installed', async () => {
