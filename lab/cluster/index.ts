@@ -318,6 +318,8 @@ function agentArgs(lab: Lab, cluster: ClusterPlan, node: NodePlan): string[] {
     `--cgroup=${lab.nodeCgroupDir(node.name)}`,
     `--health-addr=${node.ipv4}:${LAB_PORTS.agentHealth}`,
     `--status-addr=${node.ipv4}:${LAB_PORTS.agentStatus}`,
+    `--pod-cidrs=${cluster.podCIDRv4},${cluster.podCIDRv6}`,
+    `--service-cidrs=${cluster.serviceCIDRv4},${cluster.serviceCIDRv6}`,
   ];
 }
 
