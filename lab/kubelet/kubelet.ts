@@ -142,7 +142,7 @@ export class Kubelet {
     });
     this.workers.set(uid, created);
     this.log.info({ pod: created.key }, 'starting pod');
-    void created.start();
+    created.start().catch((err) => this.log.warn({ pod: created.key, err: String(err) }, 'pod start failed'));
   }
 
   private podGone(pod: V1Pod): void {
@@ -151,7 +151,7 @@ export class Kubelet {
     if (!worker) return;
     this.workers.delete(uid);
     this.log.info({ pod: worker.key }, 'pod deleted: stopping what is left');
-    void worker.abort();
+    worker.abort().catch((err) => this.log.warn({ pod: worker.key, err: String(err) }, 'pod removal failed'));
   }
 
   private async deleteNow(pod: V1Pod): Promise<void> {

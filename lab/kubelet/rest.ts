@@ -29,16 +29,20 @@ export class KubeRest {
   }
 
   async call<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const options: RequestOptions = {
       method,
       hostname: this.server.hostname.replace(/^\[|\]$/g, ''),
       port: this.server.port || 443,
       path,
-      headers: { accept: 'application/json', ...(body !== undefined ? { 'content-type': contentType } : {}) },
+      headers: {
+        accept: 'application/json',
+        // explicit: Node sends a DELETE's body unframed otherwise, and the API server never reads it
+        ...(payload ? { 'content-type': contentType, 'content-length': payload.length } : {}),
+      },
       timeout: 30_000,
     };
     await this.kc.applyToHTTPSOptions(options);
-    const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise<T>((resolve, reject) => {
       const req = httpsRequest(options, (res) => {
         const chunks: Buffer[] = [];

@@ -274,7 +274,9 @@ export class PodWorker {
 
   update(pod: V1Pod): void {
     this.pod = pod;
-    if (pod.metadata?.deletionTimestamp) void this.terminate();
+    if (pod.metadata?.deletionTimestamp) {
+      this.terminate().catch((err) => this.ctx.log('pod termination failed', { pod: this.key, err: String(err) }));
+    }
   }
 
   private statusChanged(): void {
@@ -360,11 +362,13 @@ export class PodWorker {
 
   private async runTermination(): Promise<void> {
     const grace = this.pod.metadata?.deletionGracePeriodSeconds ?? this.pod.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
+    this.ctx.log('stopping pod', { pod: this.key, graceSeconds: grace });
     this.statusChanged();
     await Promise.all([...this.initContainers, ...this.containers].map((c) => c.stop(grace * 1000)));
     this.statusChanged();
     await this.statusWriting;
     await this.teardown();
+    this.ctx.log('pod stopped: deleting it', { pod: this.key });
     const path = `/api/v1/namespaces/${this.record.namespace}/pods/${this.record.name}`;
     try {
       await this.ctx.rest.call('DELETE', path, {
@@ -373,8 +377,9 @@ export class PodWorker {
         gracePeriodSeconds: 0,
         preconditions: { uid: this.record.uid },
       });
+      this.ctx.log('pod deleted', { pod: this.key });
     } catch (err) {
-      if (!isStatus(err, 404) && !isStatus(err, 409)) this.ctx.log('pod delete failed', { pod: this.key, err: String(err) });
+      if (!isStatus(err, 404)) this.ctx.log('pod delete failed', { pod: this.key, err: String(err) });
     }
   }
 

@@ -5,7 +5,7 @@ const facts = { hostIPs: ['10.99.0.3'], podIPs: ['10.101.1.2'] };
 const pod = (volumes: V1Volume[]): V1Pod => ({ metadata: { name: 'p', namespace: 'cm' }, spec: { containers: [], volumes } });
 const lookup = {
   secret: (ns: string, name: string) => (ns === 'cm' && name === 'certs' ? { 'tls.crt': 'CRT', 'tls.key': 'KEY', 'ca.crt': 'CA' } : undefined),
-  configMap: (ns: string, name: string) => (name === 'kube-root-ca.crt' ? { 'ca.crt': 'ROOT' } : undefined),
+  configMap: (_ns: string, name: string) => (name === 'kube-root-ca.crt' ? { 'ca.crt': 'ROOT' } : undefined),
   token: (spec: { audience?: string; expirationSeconds: number }) => (spec.expirationSeconds === 3607 ? 'TOKEN' : undefined),
 };
 const content = (v: V1Volume) => volumeContent(pod([v]), facts, v, lookup);
