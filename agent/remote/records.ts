@@ -1,6 +1,6 @@
 /**
- * The table that holds a peer's last known records across sessions, and the metric class of a
- * rejected record (the kinds and where they are read: lib/kvstore/state-kinds.ts).
+ * The table that holds a peer's last known records across sessions (the kinds and where they are
+ * read: lib/kvstore/state-kinds.ts).
  */
 /**
  * A peer's records of one kind. They outlive the session that read them: when a session is
@@ -50,24 +50,4 @@ export class RecordTable<T> {
     this.records.clear();
     this.stale = null;
   }
-}
-
-/**
- * Pure: a bounded label for a rejection reason (the reason itself names keys and values, far too
- * many for a metric label). Ordered: the first match wins.
- */
-const REJECTION_CLASSES: ReadonlyArray<[RegExp, string]> = [
-  [/exceeds the \d+-byte limit/, 'too-large'],
-  [/is not valid JSON/, 'malformed'],
-  [/key names cluster|label k8s:io\.cilium\.k8s\.policy\.cluster is/, 'foreign-cluster'],
-  [/is not the cluster ID|cluster ID of .* is not known/, 'cluster-id'],
-  [/value says .* but the key says/, 'key-mismatch'],
-  [/is not a \w+ key/, 'bad-key'],
-  [/IP address|IPv[46] address|network mask|mask does not match/, 'invalid-address'],
-];
-
-export function rejectionClass(key: string, reason: string): string {
-  // The key is the peer's text: leave it out, so it cannot pick its own class.
-  const why = reason.startsWith(`${key}: `) ? reason.slice(key.length + 2) : reason;
-  return REJECTION_CLASSES.find(([pattern]) => pattern.test(why))?.[1] ?? 'invalid-field';
 }

@@ -13,12 +13,12 @@ import { classifyEtcdError, connectEtcd } from '../../lib/kvstore/etcd.js';
 import { clusterConfigKey, parseKeyOfKind } from '../../lib/kvstore/keys.js';
 import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
 import type { ClusterConfig, ClusterService, IPCacheEntry, NodeRecord } from '../../lib/kvstore/types.js';
-import { validateRemoteRecord } from '../../lib/kvstore/validate.js';
+import { rejectionClass, validateRemoteRecord } from '../../lib/kvstore/validate.js';
 import { WatchStore, type WatchEvent } from '../../lib/kvstore/watch-store.js';
 import type { Logger } from '../../lib/log.js';
 import type { PeerConfig } from '../../lib/remotes/peer-config.js';
 import { STATE_KINDS, STATE_KIND_SPECS, stateSource, type StateKind } from '../../lib/kvstore/state-kinds.js';
-import { RecordTable, rejectionClass } from './records.js';
+import { RecordTable } from './records.js';
 
 export type LinkState = { state: 'connected' } | { state: 'disconnected'; sinceMs: number };
 

@@ -49,8 +49,8 @@ export class KVStoreMesh {
     this.metrics = {
       rejected: new Counter({
         name: 'clustermesh_kvstoremesh_rejected_records_total',
-        help: 'Records read from a peer and refused by the import validation (never cached), by kind',
-        labelNames: ['cluster', 'kind'],
+        help: 'Records read from a peer and refused by the import validation (never cached), by kind and reason',
+        labelNames: ['cluster', 'kind', 'reason'],
         registers,
       }),
     };

@@ -25,14 +25,14 @@ import {
 } from '../../lib/kvstore/state-kinds.js';
 import { SyncStore } from '../../lib/kvstore/sync-store.js';
 import type { ClusterConfig } from '../../lib/kvstore/types.js';
-import { validateRemoteRecord } from '../../lib/kvstore/validate.js';
+import { rejectionClass, validateRemoteRecord } from '../../lib/kvstore/validate.js';
 import { WatchStore } from '../../lib/kvstore/watch-store.js';
 import type { Logger } from '../../lib/log.js';
 import type { PeerConfig } from '../../lib/remotes/peer-config.js';
 
 export interface PeerMirrorMetrics {
   /** records of a peer refused by the import validation, by cluster and kind */
-  rejected: Counter<'cluster' | 'kind'>;
+  rejected: Counter<'cluster' | 'kind' | 'reason'>;
 }
 
 export interface PeerMirrorOptions {
@@ -319,7 +319,7 @@ export class PeerMirror {
           if (event.type === 'upsert') cache.upsert(cacheKey, event.value);
           else cache.delete(cacheKey);
         },
-        onReject: (_key, reason) => this.reject(kind, reason),
+        onReject: (key, reason) => this.reject(kind, key, reason),
         onSynced: () => cache.markInitialSyncDone(),
         backoff: this.opts.backoff,
         logger: this.log.child({ kind }),
@@ -375,9 +375,9 @@ export class PeerMirror {
 
   // ------------------------------------------------------------ status
 
-  private reject(kind: StateKind, reason: string): void {
+  private reject(kind: StateKind, key: string, reason: string): void {
     this.rejected++;
-    this.opts.metrics.rejected.inc({ cluster: this.name, kind });
+    this.opts.metrics.rejected.inc({ cluster: this.name, kind, reason: rejectionClass(key, reason) });
     this.log.warn({ kind }, `rejected a record from ${this.name}: ${firstLine(reason)}`);
   }
 

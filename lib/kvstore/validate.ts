@@ -129,3 +129,24 @@ function clusterIDMismatch(field: string, value: number, ctx: RemoteContext): st
 function reject<T>(key: string, why: string): Decoded<T> {
   return { ok: false, reason: `${key}: ${why}` };
 }
+
+/**
+ * Pure: a bounded label for a reason validateRemoteRecord gave (the reason itself names keys and
+ * values, far too many for a metric label); the agent and the kvstoremesh count by it. Ordered:
+ * the first match wins.
+ */
+const REJECTION_CLASSES: ReadonlyArray<[RegExp, string]> = [
+  [/exceeds the \d+-byte limit/, 'too-large'],
+  [/is not valid JSON/, 'malformed'],
+  [/key names cluster|label k8s:io\.cilium\.k8s\.policy\.cluster is/, 'foreign-cluster'],
+  [/is not the cluster ID|cluster ID of .* is not known/, 'cluster-id'],
+  [/value says .* but the key says/, 'key-mismatch'],
+  [/is not a \w+ key/, 'bad-key'],
+  [/IP address|IPv[46] address|network mask|mask does not match/, 'invalid-address'],
+];
+
+export function rejectionClass(key: string, reason: string): string {
+  // The key is the peer's text: leave it out, so it cannot pick its own class.
+  const why = reason.startsWith(`${key}: `) ? reason.slice(key.length + 2) : reason;
+  return REJECTION_CLASSES.find(([pattern]) => pattern.test(why))?.[1] ?? 'invalid-field';
+}

@@ -7,7 +7,8 @@ import {
   withoutLocalCluster,
   type PeerConfig,
 } from '../../lib/remotes/peer-config.js';
-import { RecordTable, rejectionClass } from '../../agent/remote/records.js';
+import { RecordTable } from '../../agent/remote/records.js';
+import { rejectionClass } from '../../lib/kvstore/validate.js';
 import { secretEntries } from '../../lib/remotes/config-source.js';
 import { validateRemoteRecord } from '../../lib/kvstore/validate.js';
 import { serviceKey } from '../../lib/kvstore/keys.js';

@@ -69,10 +69,12 @@ describe('kvstoremesh with real etcds', () => {
 
   const keysUnder = async (prefix: string): Promise<string[]> =>
     (await localAdmin.getAll().prefix(prefix).keys()).sort();
-  const rejected = async (cluster: string): Promise<number> => {
+  const rejected = async (cluster: string, reason?: string): Promise<number> => {
     const values =
       (await registry.getSingleMetric('clustermesh_kvstoremesh_rejected_records_total')?.get())?.values ?? [];
-    return values.filter((v) => v.labels.cluster === cluster).reduce((sum, v) => sum + v.value, 0);
+    return values
+      .filter((v) => v.labels.cluster === cluster && (reason === undefined || v.labels.reason === reason))
+      .reduce((sum, v) => sum + v.value, 0);
   };
   /** What the datapath would be built from, without the link (which differs by design). */
   const records = (views: RemoteClusterView[]) =>
@@ -262,6 +264,11 @@ describe('kvstoremesh with real etcds', () => {
       'every invalid record counted',
       async () => (await rejected(EAST.name)) - before === bad.length,
     );
+    expect(
+      await Promise.all(
+        ['cluster-id', 'key-mismatch', 'malformed'].map((reason) => rejected(EAST.name, reason)),
+      ),
+    ).toEqual([1, 1, 1]);
     expect((await keysUnder(cachedServicesClusterPrefix(EAST.name))).map((k) => k.split('/').pop())).toEqual([
       'svc-east-1',
       'svc-east-3',
