@@ -1,7 +1,7 @@
 /**
  * The peer sources on real inputs: a directory updated the way the kubelet updates a Secret
  * volume (an atomic `..data` symlink swap), and the Secret itself through the Kubernetes API
- * (the lab's API server, unmodified client-node).
+ * (the official kube-apiserver, test/harness/kube-apiserver.ts).
  */
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { DirectoryPeerSource, SecretPeerSource } from '../../lib/remotes/config-source.js';
 import type { PeerConfigSet } from '../../lib/remotes/peer-config.js';
-import { startKubeApiServer, type KubeApiServer } from '../../lab/kube-apiserver/server.js';
 import { createLogger } from '../../lib/log.js';
+import { kubeBinariesRequirement, startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
+import { describeRequiring } from '../harness/requirements.js';
 import { waitFor } from '../kvstore/helpers.js';
 
 const log = createLogger('agent-remote-test', { LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' });
@@ -90,7 +91,7 @@ describe('DirectoryPeerSource on a Secret-volume layout', () => {
   });
 });
 
-describe('SecretPeerSource through the Kubernetes API', () => {
+describeRequiring('SecretPeerSource through the Kubernetes API', [kubeBinariesRequirement()], () => {
   let server: KubeApiServer;
   let core: CoreV1Api;
   let source: SecretPeerSource;
@@ -101,7 +102,7 @@ describe('SecretPeerSource through the Kubernetes API', () => {
   });
 
   beforeAll(async () => {
-    server = await startKubeApiServer({});
+    server = await startKubeApiServer();
     const kc = new KubeConfig();
     kc.loadFromString(server.kubeconfig('test'));
     core = kc.makeApiClient(CoreV1Api);
@@ -113,7 +114,7 @@ describe('SecretPeerSource through the Kubernetes API', () => {
     await server?.close();
   });
 
-  it('starts with no peers when there is no Secret, then follows its creation, update (across a dropped watch) and deletion', async () => {
+  it('starts with no peers when there is no Secret, then follows its creation, update (across an API server restart) and deletion', async () => {
     await source.start((set) => sets.push(set));
     expect(sets).toEqual([{ peers: [], invalid: [] }]);
 
@@ -123,7 +124,7 @@ describe('SecretPeerSource through the Kubernetes API', () => {
     });
     await waitFor('east', () => endpointsOf(sets.at(-1)).east === 'https://10.99.0.2:2379');
 
-    server.dropWatches(); // an API server restart: the source must watch again on its own
+    await server.restartApiServer(); // every watch breaks: the source must watch again on its own
     const broken = { ...remotesEntries({ east: 'https://10.99.0.2:2379' }), north: 'endpoints: [' };
     await core.replaceNamespacedSecret({
       name: 'clustermesh-remotes',

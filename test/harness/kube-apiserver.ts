@@ -24,6 +24,11 @@ export interface KubeApiServer {
   objects: TestObjects;
   /** a kubeconfig (YAML) for the kubelet of `node` */
   kubeletKubeconfig(node: string): Promise<string>;
+  /**
+   * Kills kube-apiserver (SIGKILL: every open watch and request breaks, as in a crash) and starts it
+   * again with the same command line, port and etcd; resolves when it is ready again.
+   */
+  restartApiServer(): Promise<void>;
   /** Stops every program and removes its files. */
   close(): Promise<void>;
 }
@@ -124,6 +129,21 @@ function apiPath(object: KubernetesObject): string {
   return `${group}${ns}/${plural}/${object.metadata!.name}`;
 }
 
+async function requestStatus(kc: KubeConfig, path: string): Promise<number> {
+  const opts: import('node:https').RequestOptions = { method: 'GET', timeout: 2000 };
+  await kc.applyToHTTPSOptions(opts);
+  const { request } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = request(`${kc.getCurrentCluster()!.server}${path}`, opts, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function requestJson(kc: KubeConfig, method: string, path: string, body?: unknown): Promise<unknown> {
   const cluster = kc.getCurrentCluster()!;
   const opts: import('node:https').RequestOptions = { method, headers: { 'content-type': 'application/json' } };
@@ -190,27 +210,39 @@ export function kubeBinariesRequirement(): Requirement {
 export async function startKubeApiServer(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
   const dir = mkdtempSync(join(tmpdir(), 'clustermesh-kube-'));
   const children: ChildProcess[] = [];
-  const tails = new Map<ChildProcess, string[]>();
+  /** how each program was started, by the name lab/control-plane/index.ts gives it */
+  const commands = new Map<string, { command: string; args: string[]; child: ChildProcess }>();
+  const terminate = (c: ChildProcess, signal: NodeJS.Signals) =>
+    new Promise<void>((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) return resolve();
+      c.once('exit', () => resolve());
+      c.kill(signal);
+      setTimeout(() => c.kill('SIGKILL'), 3000).unref();
+    });
   const stop = async () => {
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            c.once('exit', () => resolve());
-            c.kill('SIGTERM');
-            setTimeout(() => c.kill('SIGKILL'), 3000).unref();
-          }),
-      ),
-    );
+    await Promise.all(children.map((c) => terminate(c, 'SIGTERM')));
     children.forEach((c) => running.delete(c));
     rmSync(dir, { recursive: true, force: true });
+  };
+  const spawnProgram = (name: string, command: string, args: string[]) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail: string[] = [];
+    const keep = (chunk: Buffer) => {
+      tail.push(...chunk.toString().split('\n').filter(Boolean));
+      tail.splice(0, Math.max(0, tail.length - 20));
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    children.push(child);
+    running.add(child);
+    commands.set(name, { command, args, child });
+    return { alive: () => child.exitCode === null && child.signalCode === null, logTail: () => `${name}: ${tail.slice(-5).join(' / ')}` };
   };
   try {
     const [apiPort, etcdClientPort, etcdPeerPort] = [await freePort(), await freePort(), await freePort()];
     const cp = await startControlPlane(
       {
-        clusterName: 'test',
+        clusterName: CLUSTER_NAME,
         dir,
         advertiseAddress: '127.0.0.1',
         bindAddress: '127.0.0.1',
@@ -220,26 +252,22 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         serviceCIDRs: options.serviceCIDRs ?? ['10.96.0.0/16'],
         controllers: options.controllers ?? false,
       },
-      (name, command, args) => {
-        const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        const tail: string[] = [];
-        const keep = (chunk: Buffer) => {
-          tail.push(...chunk.toString().split('\n').filter(Boolean));
-          tail.splice(0, Math.max(0, tail.length - 20));
-        };
-        child.stdout!.on('data', keep);
-        child.stderr!.on('data', keep);
-        children.push(child);
-        running.add(child);
-        tails.set(child, tail);
-        return { alive: () => child.exitCode === null && child.signalCode === null, logTail: () => `${name}: ${tail.slice(-5).join(' / ')}` };
-      },
+      spawnProgram,
     );
     const adminYaml = readFileSync(cp.adminKubeconfig, 'utf8');
     const kubeconfig = (contextName = 'lab') => renameContext(adminYaml, contextName);
     const kc = new KubeConfig();
     kc.loadFromString(adminYaml);
     if (options.serviceExports) await installServiceExports(kc);
+    const restartApiServer = async () => {
+      const name = `${CLUSTER_NAME}-kube-apiserver`;
+      const { command, args, child } = commands.get(name)!;
+      await terminate(child, 'SIGKILL');
+      children.splice(children.indexOf(child), 1);
+      running.delete(child);
+      const program = spawnProgram(name, command, args);
+      await waitReady(kc, program);
+    };
     return {
       objects: testObjects(kc),
       url: cp.url,
@@ -250,11 +278,27 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         return kc;
       },
       kubeletKubeconfig: async (node) => readFileSync(await cp.kubeletKubeconfig(node), 'utf8'),
+      restartApiServer,
       close: stop,
     };
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+const CLUSTER_NAME = 'test';
+const READY_TIMEOUT_MS = 90_000;
+
+/** Polls /readyz as the admin until kube-apiserver answers 200, failing early if it exits. */
+async function waitReady(kc: KubeConfig, program: { alive(): boolean; logTail(): string }): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    const status = await requestStatus(kc, '/readyz').catch(() => 0);
+    if (status === 200) return;
+    if (!program.alive()) throw new Error(`kube-apiserver exited while restarting: ${program.logTail()}`);
+    if (Date.now() > deadline) throw new Error(`kube-apiserver not ready ${READY_TIMEOUT_MS / 1000} s after a restart: ${program.logTail()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
