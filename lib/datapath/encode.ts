@@ -6,7 +6,7 @@
  */
 import { BACKEND_ID_SIZE, REV_NAT_INDEX_SIZE, codecs } from './codecs.js';
 import type { IpFamily } from '../net/ip.js';
-import { FAMILY_MAPS, type FrontendValue, type ManagedMap } from './state.js';
+import { FAMILY_MAPS, type Address, type FrontendValue, type ManagedMap } from './state.js';
 
 const INITIAL_ENTRIES = 64;
 
@@ -49,8 +49,13 @@ const LAYOUT = {
   6: { key: offsets(codecs.lb6_key), service: offsets(codecs.lb6_service), backend: offsets(codecs.lb6_backend), revNat: offsets(codecs.lb6_reverse_nat) },
 } as const;
 
-function putBytes(buf: Buffer, at: number, bytes: Uint8Array): void {
-  for (let i = 0; i < bytes.length; i++) buf[at + i] = bytes[i];
+function putAddress(buf: Buffer, at: number, addr: Address): void {
+  if (typeof addr === 'number') {
+    buf[at] = addr >>> 24;
+    buf[at + 1] = (addr >>> 16) & 255;
+    buf[at + 2] = (addr >>> 8) & 255;
+    buf[at + 3] = addr & 255;
+  } else for (let i = 0; i < addr.length; i++) buf[at + i] = addr[i];
 }
 
 /** The buffers of one family: updates in write order, then removals in write order. */
@@ -95,7 +100,7 @@ export function addServiceKey(out: EntryBuffer, fe: FrontendValue, slot: number)
   const i = out.add();
   const at = i * out.keySize;
   const o = LAYOUT[fe.family].key;
-  putBytes(out.keys, at + o.address, fe.vip);
+  putAddress(out.keys, at + o.address, fe.vip);
   put16be(out.keys, at + o.dport, fe.port);
   put16le(out.keys, at + o.backend_slot, slot);
   out.keys[at + o.proto] = fe.proto;
@@ -124,17 +129,11 @@ export function addArrayClear(out: EntryBuffer, index: number): void {
   out.values.fill(0, at, at + out.valueSize);
 }
 
-/** An IPv4 address as a number (lib/net/ip.ts ipv4Number), or an IPv6 address's bytes. */
-export type Address = number | Uint8Array;
-
 /** Appends backend `id`; returns the offset of its value (to compare it with what the kernel holds). */
 export function addBackendEntry(out: EntryBuffer, family: IpFamily, id: number, addr: Address, port: number, proto: number, state: number, clusterId: number): number {
   const at = addArrayEntry(out, id);
   const o = LAYOUT[family].backend;
-  if (typeof addr === 'number') {
-    put16be(out.values, at + o.address, addr >>> 16);
-    put16be(out.values, at + o.address + 2, addr & 0xffff);
-  } else putBytes(out.values, at + o.address, addr);
+  putAddress(out.values, at + o.address, addr);
   put16be(out.values, at + o.port, port);
   out.values[at + o.proto] = proto;
   out.values[at + o.state] = state;
@@ -143,10 +142,10 @@ export function addBackendEntry(out: EntryBuffer, family: IpFamily, id: number, 
 }
 
 /** Appends rev NAT `index` → vip:port; returns the offset of its value. */
-export function addRevNatEntry(out: EntryBuffer, family: IpFamily, index: number, vip: Uint8Array, port: number): number {
+export function addRevNatEntry(out: EntryBuffer, family: IpFamily, index: number, vip: Address, port: number): number {
   const at = addArrayEntry(out, index);
   const o = LAYOUT[family].revNat;
-  putBytes(out.values, at + o.address, vip);
+  putAddress(out.values, at + o.address, vip);
   put16be(out.values, at + o.port, port);
   return at;
 }

@@ -49,8 +49,11 @@ export class IdAllocator<K = string> {
 
   /** The identity's ID, allocating one if it has none. */
   acquire(identity: K): number {
-    const existing = this.byIdentity.get(identity);
-    if (existing !== undefined) return existing;
+    return this.byIdentity.get(identity) ?? this.allocate(identity);
+  }
+
+  /** A new ID for an identity that has none (the caller just looked: one lookup less). */
+  allocate(identity: K): number {
     if (this.byIdentity.size >= this.maxId) throw new Error(`out of ${this.what} IDs: at most ${this.maxId} can exist at once`);
     do this.cursor = this.cursor >= this.maxId ? 1 : this.cursor + 1;
     while (this.used[this.cursor] === 1);

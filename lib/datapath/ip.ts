@@ -12,14 +12,17 @@ export interface CanonicalIp extends ParsedIp {
 const MEMO_LIMIT = 1_000_000;
 const canonical = new Map<string, CanonicalIp>();
 
-/** Bytes and canonical text; throws a one-line error naming `what` when `text` is no address. */
-export function canonicalIp(text: string, what: string): CanonicalIp {
+/**
+ * Bytes and canonical text; throws a one-line error naming `what` when `text` is no address
+ * (`what` may be a function, so a name is only built for an error).
+ */
+export function canonicalIp(text: string, what: string | (() => string)): CanonicalIp {
   // A dotted quad that parses has no leading zeros: it is its own canonical text, no memo needed.
   const ipv4 = text.length <= 15 ? parseIpv4(text) : null;
   if (ipv4) return { family: 4, bytes: ipv4, text };
   let known = canonical.get(text);
   if (!known) {
-    const parsed = requireIp(text, what);
+    const parsed = requireIp(text, typeof what === 'string' ? what : what());
     known = { ...parsed, text: formatIp(parsed.bytes) };
     if (canonical.size >= MEMO_LIMIT) canonical.clear();
     canonical.set(text, known);

@@ -15,11 +15,11 @@
  * kernel holds (lib/datapath/state.ts ArrayMirror).
  */
 import { PROTO_NUMBER, STATE_NUMBER, constants } from './codecs.js';
-import { addArrayClear, addBackendEntry, addRevNatEntry, addServiceEntry, addServiceKey, familyBuffers, type Address, type EntryBuffer, type FamilyBuffers } from './encode.js';
+import { addArrayClear, addBackendEntry, addRevNatEntry, addServiceEntry, addServiceKey, familyBuffers, type EntryBuffer, type FamilyBuffers } from './encode.js';
 import { ipv4Number, type IpFamily } from '../net/ip.js';
 import { canonicalIp } from './ip.js';
 import { layoutSlots } from './slots.js';
-import { ABSENT_SLOT, FAMILIES, endpointKey, ipv4EndpointKey, restoreIds, type EndpointKey, type FrontendValue, type Ids, type MapState } from './state.js';
+import { ABSENT_SLOT, FAMILIES, endpointKey, ipv4EndpointKey, restoreIds, type Address, type EndpointKey, type FrontendValue, type Ids, type MapState } from './state.js';
 import type { BackendState, DatapathService } from './types.js';
 
 const MAX_PORT = 65535;
@@ -50,15 +50,16 @@ interface CachedService {
   vip: string;
   port: number;
   proto: DatapathService['proto'];
-  inputKey: string;
   family: IpFamily;
   key: EndpointKey;
-  vipBytes: Uint8Array;
+  vipAddress: Address;
   protoNumber: number;
   /** per listed backend, in input order: the address as listed, packListing(), its EndpointKey */
   addrs: string[];
   listings: number[];
-  backendKeys: EndpointKey[];
+  /** numeric keys, unboxed in a double array (NaN where the key is a string: those are in stringKeys) */
+  numericKeys: number[];
+  stringKeys?: string[];
   /** per listed backend: its ID (set when admitted) */
   backendIds: number[];
   frontend?: FrontendValue;
@@ -66,7 +67,7 @@ interface CachedService {
   seen: number;
 }
 
-const inputKeyOf = (s: DatapathService) => `${s.vip}|${s.port}|${s.proto}`;
+const inputKeyOf = (s: Pick<DatapathService, 'vip' | 'port' | 'proto'>) => `${s.vip}|${s.port}|${s.proto}`;
 
 const validPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= MAX_PORT;
 const portError = (what: string, port: number) => new Error(`${what}: port ${port} is not in 1..${MAX_PORT}`);
@@ -76,7 +77,10 @@ const backendName = (s: DatapathService, b: DatapathService['backends'][number])
 
 /** Validates one service and keys its addresses. Throws one line naming the culprit. */
 function normalizeService(service: DatapathService, seen: number): CachedService {
-  const vip = canonicalIp(service.vip, `${serviceName(service)}: vip`);
+  // a plain dotted quad (nearly every VIP) is its own canonical text and needs no bytes
+  const v4vip = ipv4Number(service.vip);
+  const vip = v4vip >= 0 ? undefined : canonicalIp(service.vip, `${serviceName(service)}: vip`);
+  const family = vip ? vip.family : 4;
   if (!validPort(service.port)) throw portError(serviceName(service), service.port);
   const proto = PROTO_NUMBER[service.proto];
   if (proto === undefined) throw new Error(`${serviceName(service)}: protocol must be TCP or UDP`);
@@ -84,7 +88,9 @@ function normalizeService(service: DatapathService, seen: number): CachedService
   if (n > MAX_SLOTS) throw new Error(`${serviceName(service)}: more than ${MAX_SLOTS} backends`);
   const addrs = new Array<string>(n);
   const listings = new Array<number>(n);
-  const backendKeys = new Array<EndpointKey>(n);
+  // sized up front: an array grown by push starts with room for 17
+  const numericKeys = new Array<number>(n);
+  let stringKeys: string[] | undefined;
   for (let i = 0; i < n; i++) {
     const b = service.backends[i];
     if (!validPort(b.port)) throw portError(backendName(service, b), b.port);
@@ -94,30 +100,34 @@ function normalizeService(service: DatapathService, seen: number): CachedService
       throw new Error(`${backendName(service, b)}: clusterId ${b.clusterId} is not in 0..${MAX_CLUSTER_ID}`);
     }
     // a plain dotted quad (nearly every backend) is keyed without allocating
-    const v4 = vip.family === 4 ? ipv4Number(b.addr) : -1;
+    const v4 = family === 4 ? ipv4Number(b.addr) : -1;
     let key: EndpointKey | undefined = v4 >= 0 ? ipv4EndpointKey(v4, b.port, proto) : undefined;
     if (key === undefined) {
-      const addr = canonicalIp(b.addr, backendName(service, b));
-      if (addr.family !== vip.family) throw new Error(`${backendName(service, b)}: address family differs from the vip's`);
+      const addr = canonicalIp(b.addr, () => backendName(service, b));
+      if (addr.family !== family) throw new Error(`${backendName(service, b)}: address family differs from the vip's`);
       key = endpointKey(addr, b.port, proto);
     }
     addrs[i] = b.addr;
     listings[i] = packListing(b.port, b.clusterId, state);
-    backendKeys[i] = key;
+    if (typeof key === 'number') numericKeys[i] = key;
+    else {
+      numericKeys[i] = NaN;
+      (stringKeys ??= [])[i] = key;
+    }
   }
   return {
     vip: service.vip,
     port: service.port,
     proto: service.proto,
-    inputKey: inputKeyOf(service),
-    family: vip.family,
-    key: endpointKey(vip, service.port, proto),
-    vipBytes: vip.bytes,
+    family,
+    key: vip ? endpointKey(vip, service.port, proto) : (ipv4EndpointKey(v4vip, service.port, proto) as number), // TCP or UDP: a number
+    vipAddress: vip ? vip.bytes : v4vip,
     protoNumber: proto,
     addrs,
     listings,
-    backendKeys,
-    backendIds: [],
+    numericKeys,
+    stringKeys,
+    backendIds: new Array<number>(n),
     seen,
   };
 }
@@ -199,9 +209,12 @@ class BackendTable {
     const cluster = listedCluster(listing);
     const n = this.listings[id]++;
     this.bySeverity[id * SEVERITIES + SEVERITY_OF_STATE[listedState(listing)]]++;
+    if (n === 0) {
+      this.cluster[id] = cluster;
+      return;
+    }
     const mixed = this.clusters.get(id);
-    if (n === 0) this.cluster[id] = cluster;
-    else if (mixed) mixed.set(cluster, (mixed.get(cluster) ?? 0) + 1);
+    if (mixed) mixed.set(cluster, (mixed.get(cluster) ?? 0) + 1);
     else if (cluster !== this.cluster[id]) this.clusters.set(id, new Map([[this.cluster[id], n], [cluster, 1]]));
     if (cluster < this.cluster[id]) this.cluster[id] = cluster;
   }
@@ -266,7 +279,7 @@ function compileFrontend(s: CachedService, revNat: number, previous: readonly nu
   const remote = s.listings.some((l) => listedCluster(l) !== 0);
   return {
     family: s.family,
-    vip: s.vipBytes,
+    vip: s.vipAddress,
     port: s.port,
     proto: s.protoNumber,
     hasHead: true,
@@ -321,7 +334,6 @@ export interface Plan {
 }
 
 export class Planner {
-  private readonly byInputKey = new Map<string, CachedService>();
   private readonly buffers = { 4: familyBuffers(4), 6: familyBuffers(6) };
   private ids!: Ids;
   private backends!: BackendTable;
@@ -330,7 +342,8 @@ export class Planner {
   private readonly touchedBackends = new Touched();
   private readonly touchedRevNats = new Touched();
   /** frontends a plan touches and what they should hold (null: nothing), each once */
-  private readonly touchedFrontends: [EndpointKey, FrontendValue | null][] = [];
+  private readonly touchedFrontendKeys: EndpointKey[] = [];
+  private readonly touchedFrontendWants: (FrontendValue | null)[] = [];
   private generation = 0;
   private sweep = true;
   /** the services of the previous plan, in the order they were listed */
@@ -351,9 +364,10 @@ export class Planner {
     try {
       this.touchedBackends.clear();
       this.touchedRevNats.clear();
-      this.touchedFrontends.length = 0;
+      this.touchedFrontendKeys.length = 0;
+      this.touchedFrontendWants.length = 0;
       if (this.sweep) this.touchEverything();
-      if (listed.length - fresh.length < this.byInputKey.size) this.retire(fresh);
+      if (listed.length - fresh.length < this.listed.length) this.retire(fresh);
       this.admit(fresh);
       if (this.sweep) this.dropUnwanted();
       this.sweep = false;
@@ -374,10 +388,15 @@ export class Planner {
     const generation = ++this.generation;
     const fresh: CachedService[] = [];
     const listed: CachedService[] = [];
+    let byInput: Map<string, CachedService> | undefined; // built at the first service not where it was
     for (let i = 0; i < desired.length; i++) {
       const s = desired[i];
       const hint = this.listed[i];
-      const cached = hint && sameFrontend(hint, s) ? hint : this.byInputKey.size > 0 ? this.byInputKey.get(inputKeyOf(s)) : undefined;
+      let cached = hint && sameFrontend(hint, s) ? hint : undefined;
+      if (!cached && this.listed.length > 0) {
+        byInput ??= new Map(this.listed.map((c) => [inputKeyOf(c), c]));
+        cached = byInput.get(inputKeyOf(s));
+      }
       if (cached && cached.seen !== generation && sameInput(cached, s)) {
         cached.seen = generation;
         listed.push(cached);
@@ -390,6 +409,11 @@ export class Planner {
     // twice among the fresh ones is found when they are admitted
     for (const f of fresh) if (this.serviceWith(f.key)?.seen === generation) throw listedTwice(f);
     return { fresh, listed };
+  }
+
+  private touchFrontend(key: EndpointKey, want: FrontendValue | null): void {
+    this.touchedFrontendKeys.push(key);
+    this.touchedFrontendWants.push(want);
   }
 
   /** The service planned under `key`, if any. */
@@ -410,7 +434,7 @@ export class Planner {
   private dropUnwanted(): void {
     for (const key of this.mirror.frontends.keys()) {
       if (this.serviceWith(key)) continue;
-      this.touchedFrontends.push([key, null]);
+      this.touchFrontend(key, null);
       this.ids.services.release(key);
     }
   }
@@ -418,15 +442,14 @@ export class Planner {
   /** Drops the services not listed this time (or changed), their IDs and backend listings. */
   private retire(fresh: CachedService[]): void {
     const staying = new Set(fresh.map((f) => f.key));
-    for (const old of this.byInputKey.values()) {
+    for (const old of this.listed) {
       if (old.seen === this.generation) continue;
-      this.byInputKey.delete(old.inputKey);
       for (let i = 0; i < old.backendIds.length; i++) {
         this.backends.unlist(old.backendIds[i], old.listings[i]);
         this.touchedBackends.add(old.backendIds[i]);
       }
       if (staying.has(old.key)) continue;
-      this.touchedFrontends.push([old.key, null]);
+      this.touchFrontend(old.key, null);
       const revNat = this.ids.services.get(old.key);
       if (revNat === undefined) continue;
       this.byRevNat[revNat] = undefined;
@@ -441,21 +464,21 @@ export class Planner {
     for (const s of fresh) {
       const revNat = this.ids.services.acquire(s.key);
       if (this.byRevNat[revNat]?.seen === this.generation) throw listedTwice(s);
-      for (let i = 0; i < s.backendKeys.length; i++) {
-        const key = s.backendKeys[i];
+      for (let i = 0; i < s.numericKeys.length; i++) {
+        const numeric = s.numericKeys[i];
+        const key = Number.isNaN(numeric) ? s.stringKeys![i] : numeric;
         let id = ids.get(key);
         if (id === undefined) {
-          id = ids.acquire(key);
+          id = ids.allocate(key);
           this.backends.open(id, key, s.family, s.addrs[i], s.listings[i] % TWO_16, s.protoNumber);
         }
         this.backends.list(id, s.listings[i]);
         this.touchedBackends.add(id);
-        s.backendIds.push(id);
+        s.backendIds[i] = id;
       }
       s.frontend = compileFrontend(s, revNat, this.mirror.frontends.get(s.key)?.slots ?? []);
-      this.byInputKey.set(s.inputKey, s);
       this.byRevNat[revNat] = s;
-      this.touchedFrontends.push([s.key, s.frontend]);
+      this.touchFrontend(s.key, s.frontend);
       this.touchedRevNats.add(revNat);
     }
   }
@@ -464,8 +487,9 @@ export class Planner {
     for (const family of FAMILIES) for (const b of Object.values(this.buffers[family])) b.count = 0;
     this.diffRevNats();
     this.diffBackends();
-    for (const [key, want] of this.touchedFrontends) {
-      const old = this.mirror.frontends.get(key);
+    for (let i = 0; i < this.touchedFrontendKeys.length; i++) {
+      const want = this.touchedFrontendWants[i];
+      const old = this.mirror.frontends.get(this.touchedFrontendKeys[i]);
       const family = want?.family ?? old?.family;
       if (family) diffFrontend(want, old, this.buffers[family]);
     }
@@ -490,7 +514,7 @@ export class Planner {
         const out = this.buffers[family];
         const have = this.mirror.revNats[family];
         if (s && s.family === family) {
-          const at = addRevNatEntry(out.revNatUpdates, family, index, s.vipBytes, s.port);
+          const at = addRevNatEntry(out.revNatUpdates, family, index, s.vipAddress, s.port);
           if (have.equals(index, out.revNatUpdates.values, at)) out.revNatUpdates.count--;
         } else if (have.inUse(index)) addArrayClear(out.revNatClears, index);
       }
@@ -516,9 +540,10 @@ export class Planner {
 
   /** The mirror takes what the steps wrote. */
   private apply(): void {
-    for (const [key, want] of this.touchedFrontends) {
-      if (want) this.mirror.frontends.set(key, want);
-      else this.mirror.frontends.delete(key);
+    for (let i = 0; i < this.touchedFrontendKeys.length; i++) {
+      const want = this.touchedFrontendWants[i];
+      if (want) this.mirror.frontends.set(this.touchedFrontendKeys[i], want);
+      else this.mirror.frontends.delete(this.touchedFrontendKeys[i]);
     }
     for (const family of FAMILIES) {
       const b = this.buffers[family];
@@ -535,7 +560,6 @@ export class Planner {
 
   /** Forgets every cached service and starts over from the mirror (the next plan sweeps). */
   private reset(): void {
-    this.byInputKey.clear();
     this.listed = [];
     this.byRevNat = [];
     this.ids = restoreIds(this.mirror);

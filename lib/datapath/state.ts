@@ -52,10 +52,20 @@ export function endpointKey(addr: CanonicalIp, port: number, proto: number): End
   return `${addr.family}|${addr.text}|${port}|${proto}`;
 }
 
+/** An IPv4 address as a number (lib/net/ip.ts ipv4Number: no bytes to allocate), or an address's bytes. */
+export type Address = number | Uint8Array;
+
+export function addressBytes(addr: Address): Uint8Array {
+  if (typeof addr !== 'number') return addr;
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, addr);
+  return bytes;
+}
+
 /** The svc map entries of one frontend: slot 0 and slots 1..n. */
 export interface FrontendValue {
   family: IpFamily;
-  vip: Uint8Array;
+  vip: Address;
   port: number;
   proto: number;
   /** slot 0 is in the map (always, except in state read back after a crash) */
@@ -246,7 +256,7 @@ export function servicesOf(state: MapState): DatapathService[] {
       const b = backendAt(state, fe.family, id);
       return [{ addr: b.address, port: b.port, state: i < fe.count ? 'active' : stateName(b.state), clusterId: b.cluster_id }];
     });
-    services.push({ vip: formatIp(fe.vip), port: fe.port, proto: protoName(fe.proto), backends: listed });
+    services.push({ vip: formatIp(addressBytes(fe.vip)), port: fe.port, proto: protoName(fe.proto), backends: listed });
   }
   return services.sort((a, b) => a.vip.localeCompare(b.vip) || a.port - b.port || a.proto.localeCompare(b.proto));
 }

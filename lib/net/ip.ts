@@ -61,7 +61,13 @@ export function ipv4Number(text: string): number {
 /** A dotted quad's bytes, or null (the grammar of ipv4Number). */
 export function parseIpv4(text: string): Uint8Array | null {
   const n = ipv4Number(text);
-  return n < 0 ? null : new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+  if (n < 0) return null;
+  const bytes = new Uint8Array(4);
+  bytes[0] = n >>> 24;
+  bytes[1] = (n >>> 16) & 255;
+  bytes[2] = (n >>> 8) & 255;
+  bytes[3] = n & 255;
+  return bytes;
 }
 
 const IPV6_GROUP = /^[0-9a-fA-F]{1,4}$/;
