@@ -14,17 +14,15 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { maskPrefixLength } from '../lib/kvstore/codecs.js';
+import { MIN_POD_CIDR_PREFIX } from '../lib/kvstore/ownership.js';
 import type { NodeRecord } from '../lib/kvstore/types.js';
 import type { Logger } from '../lib/log.js';
 import { cidrContainsIp, cidrsOverlap, formatCidr, parseCidr, type Cidr } from '../lib/net/cidr.js';
-import { ipFamily, type IpFamily } from '../lib/net/ip.js';
+import { ipFamily } from '../lib/net/ip.js';
 import { routeArgs, type RouteOperation } from '../lib/routes.js';
 
 /** `proto 203` in `ip route`: unassigned in iproute2's rt_protos; marks the routes this agent owns. */
 export const AGENT_ROUTE_PROTO = 203;
-
-/** Broader than this is never a pod CIDR: a peer publishing one would capture unrelated traffic. */
-const MIN_PREFIX: Record<IpFamily, number> = { 4: 8, 6: 32 };
 
 export interface RouteClusterView {
   name: string;
@@ -89,7 +87,8 @@ function candidatesOf(view: RouteClusterView, refused: RouteProblem[]): Candidat
 /** Why a candidate cannot be routed, before looking at the other candidates; null when it can. */
 function ownProblem(c: Candidate, localPodCidrs: readonly Cidr[]): string | null {
   if (c.via === undefined) return `node has no IPv${c.cidr.family} InternalIP to route through`;
-  if (c.cidr.prefix < MIN_PREFIX[c.cidr.family]) return `/${c.cidr.prefix} is too broad for a pod CIDR (refusing to route it)`;
+  // A second line behind ownership at import (lib/kvstore/ownership.ts), which refuses such a node.
+  if (c.cidr.prefix < MIN_POD_CIDR_PREFIX[c.cidr.family]) return `/${c.cidr.prefix} is too broad for a pod CIDR (refusing to route it)`;
   if (cidrContainsIp(c.cidr, c.via)) return `next hop ${c.via} lies inside the pod CIDR itself`;
   const local = localPodCidrs.find((l) => cidrsOverlap(l, c.cidr));
   if (local) return `overlaps the local cluster's pod CIDR ${formatCidr(local)}`;

@@ -107,7 +107,7 @@ function sameClaims(a: ClaimOwners, b: ClaimOwners): boolean {
   return true;
 }
 
-/** Broader than this is never a node's pod CIDR (the same bounds agent/routes.ts routes by). */
+/** Broader than this is never a node's pod CIDR: a peer publishing one would capture unrelated traffic (agent/routes.ts routes by the same bound). */
 export const MIN_POD_CIDR_PREFIX: Record<IpFamily, number> = { 4: 8, 6: 32 };
 
 // ---------------------------------------------------------------- ranges
