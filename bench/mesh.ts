@@ -123,14 +123,12 @@ async function publish(admin: Etcd3, cluster: MockCluster, p: number): Promise<v
   ]);
   for (let i = 0; i < puts.length; i += 128)
     await Promise.all(puts.slice(i, i + 128).map(([key, value]) => admin.put(key).value(value).exec()));
-  await admin
-    .put(clusterConfigKey(cluster.name))
-    .value(
-      encodeClusterConfig({
-        id: cluster.id,
-        capabilities: { syncedCanaries: true, maxConnectedClusters: 255 },
-      }),
-    );
+  await admin.put(clusterConfigKey(cluster.name)).value(
+    encodeClusterConfig({
+      id: cluster.id,
+      capabilities: { syncedCanaries: true, maxConnectedClusters: 255 },
+    }),
+  );
   for (const prefix of SYNCED_STATE_PREFIXES)
     await admin.put(syncedCanaryKey(cluster.name, prefix)).value(encodeTimestamp());
 }
@@ -185,6 +183,8 @@ interface SyncRun {
   /** CPU the agent used until synced, and every etcd meanwhile: less sensitive than wall time to a shared machine */
   agentCpu: number;
   etcdCpu: number;
+  /** datapath passes (merge → reconcile) the agent ran until synced */
+  passes: number;
 }
 
 /** user + system CPU seconds of a process so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
@@ -352,6 +352,7 @@ async function agentFullSync(setup: MeshSetup, configDir: string): Promise<SyncR
       peak: Math.max(peak, memoryMiB(agent.pid!).peak),
       agentCpu: cpuSeconds(agent.pid!),
       etcdCpu: etcdCpu() - etcdCpu0,
+      passes: (await agent.status()).datapath.reconciles,
     };
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${agent?.logs().split('\n').slice(-5).join('\n') ?? ''}`);
@@ -510,6 +511,7 @@ function results(run: MeshRun): BenchResult {
     peak: median(runs, (r) => r.peak),
     agentCpu: median(runs, (r) => r.agentCpu),
     etcdCpu: median(runs, (r) => r.etcdCpu),
+    passes: median(runs, (r) => r.passes),
   });
   const direct = medians(run.direct);
   const cached = medians(run.cached);
@@ -534,6 +536,7 @@ function results(run: MeshRun): BenchResult {
           'agent CPU (s)',
           'etcd CPU meanwhile (s)',
           'agent peak RSS (MiB)',
+          'datapath passes',
           'etcd connections opened by the agent',
         ],
         rows: [
@@ -543,6 +546,7 @@ function results(run: MeshRun): BenchResult {
             `${s(direct.agentCpu)} [${each(run.direct, (r) => r.agentCpu, 1)}]`,
             `${s(direct.etcdCpu)} [${each(run.direct, (r) => r.etcdCpu, 1)}]`,
             `${mib(direct.peak)} [${each(run.direct, (r) => r.peak, 0)}]`,
+            `${direct.passes} [${each(run.direct, (r) => r.passes, 0)}]`,
             PEERS,
           ],
           [
@@ -551,6 +555,7 @@ function results(run: MeshRun): BenchResult {
             `${s(cached.agentCpu)} [${each(run.cached, (r) => r.agentCpu, 1)}]`,
             `${s(cached.etcdCpu)} [${each(run.cached, (r) => r.etcdCpu, 1)}]`,
             `${mib(cached.peak)} [${each(run.cached, (r) => r.peak, 0)}]`,
+            `${cached.passes} [${each(run.cached, (r) => r.passes, 0)}]`,
             PEERS,
           ],
           [
@@ -559,6 +564,7 @@ function results(run: MeshRun): BenchResult {
             '-',
             '-',
             mib(run.kvstoremesh.peak),
+            '-',
             `${PEERS} (to the peers) + 1`,
           ],
         ],
