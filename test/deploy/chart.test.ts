@@ -224,12 +224,18 @@ describe('kvstoremesh container', () => {
   const flags = parseFlags(mesh.args!);
 
   it('passes exactly the flags ARCHITECTURE.md gives the kvstoremesh (peers from the mounted Secret)', () => {
-    const expected = architectureFlags('kvstoremesh').filter((f) => f !== '--namespace' && f !== '--kubeconfig');
+    const expected = architectureFlags('kvstoremesh').filter(
+      (f) => f !== '--namespace' && f !== '--kubeconfig',
+    );
     expect([...flags.keys()].sort()).toEqual(expected.sort());
   });
 
   it('reads the peers from the remotes Secret and writes the etcd beside it as admin', () => {
-    const [remotes] = volumeHolding(mesh, apiserverPod.spec!.volumes, `${flags.get('--clustermesh-config')}/east`);
+    const [remotes] = volumeHolding(
+      mesh,
+      apiserverPod.spec!.volumes,
+      `${flags.get('--clustermesh-config')}/east`,
+    );
     expect(remotes.secret).toMatchObject({ secretName: 'clustermesh-remotes', optional: true });
     const apiserverFlags = parseFlags(container(apiserverPod, 'clustermesh-apiserver').args!);
     for (const flag of ['--etcd-endpoints', '--etcd-ca', '--etcd-cert', '--etcd-key'])
@@ -242,11 +248,23 @@ describe('kvstoremesh container', () => {
     expect(mesh.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 'mesh-health' });
   });
 
+  it('tells connect where the agents reach the cache: the Service name, or the endpoint value', () => {
+    const configOf = (objects: K8sObject[]) =>
+      findObject<V1ConfigMap>(objects, 'ConfigMap', 'clustermesh-config').data!;
+    expect(configOf(east)['cache-endpoint']).toBe(
+      'https://clustermesh-apiserver.clustermesh-system.svc:2379',
+    );
+    const set = renderCluster('east', ['--set', 'apiserver.kvstoremesh.endpoint=https://10.99.0.3:2379']);
+    expect(configOf(set)['cache-endpoint']).toBe('https://10.99.0.3:2379');
+  });
+
   it('is left out, with the cache entries of the ConfigMap, when disabled', () => {
     const objects = renderCluster('east', ['--set', 'apiserver.kvstoremesh.enabled=false']);
     const pod = findObject<V1Deployment>(objects, 'Deployment', 'clustermesh-apiserver').spec!.template;
     expect(pod.spec!.containers.map((c) => c.name)).toEqual(['etcd', 'clustermesh-apiserver']);
-    expect(findObject<V1ConfigMap>(objects, 'ConfigMap', 'clustermesh-config').data!['cache-endpoint']).toBeUndefined();
+    expect(
+      findObject<V1ConfigMap>(objects, 'ConfigMap', 'clustermesh-config').data!['cache-endpoint'],
+    ).toBeUndefined();
     expect(findObject<V1ConfigMap>(east, 'ConfigMap', 'clustermesh-config').data!['cache-endpoint']).toBe(
       'https://clustermesh-apiserver.clustermesh-system.svc:2379',
     );
@@ -319,7 +337,9 @@ describe('clustermesh-agent DaemonSet', () => {
       [direct, 'clustermesh-remotes'],
     ] as const) {
       const c = container(pod, 'clustermesh-agent');
-      const mount = c.volumeMounts!.find((m) => m.mountPath === parseFlags(c.args!).get('--clustermesh-config'))!;
+      const mount = c.volumeMounts!.find(
+        (m) => m.mountPath === parseFlags(c.args!).get('--clustermesh-config'),
+      )!;
       expect(mount.subPath).toBeUndefined();
       expect(volume(pod.spec!.volumes, mount.name).secret).toMatchObject({ secretName, optional: true });
     }
@@ -384,7 +404,12 @@ describe('RBAC', () => {
   it('lets the agent read only the remote-clusters Secret it mounts', () => {
     const rules = role('clustermesh-agent').rules!;
     expect(rules).toEqual([
-      { apiGroups: [''], resources: ['secrets'], resourceNames: ['clustermesh-cache-remotes'], verbs: READ_VERBS },
+      {
+        apiGroups: [''],
+        resources: ['secrets'],
+        resourceNames: ['clustermesh-cache-remotes'],
+        verbs: READ_VERBS,
+      },
     ]);
     expect(rulesCover(clusterRole('clustermesh-agent').rules, '', 'secrets')).toEqual([]);
   });

@@ -28,7 +28,7 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{ ternary .Values.agent.cacheRemotesSecretName .Values.agent.remotesSecretName .Values.apiserver.kvstoremesh.enabled }}
 {{- end }}
 
-{{/* Where the agents reach the kvstoremesh cache: the etcd Service inside the cluster. */}}
+{{/* Where the agents reach the kvstoremesh cache: the value, else the etcd Service inside the cluster. */}}
 {{- define "clustermesh.cacheEndpoint" -}}
-https://clustermesh-apiserver.{{ .Release.Namespace }}.svc:{{ .Values.apiserver.etcd.clientPort }}
+{{- .Values.apiserver.kvstoremesh.endpoint | default (printf "https://clustermesh-apiserver.%s.svc:%v" .Release.Namespace .Values.apiserver.etcd.clientPort) }}
 {{- end }}
