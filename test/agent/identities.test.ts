@@ -77,7 +77,14 @@ describe('the agent command line', () => {
       healthAddr: { host: '0.0.0.0', port: 9879 },
       statusAddr: { host: '127.0.0.1', port: 9880 },
       health: { intervalMs: 300, timeoutMs: 500, failureThreshold: 2 },
+      podCidrs: [],
+      serviceCidrs: [],
     });
+  });
+
+  it('reads the local ranges as canonical CIDRs', () => {
+    const config = parseAgentArgs([...required, '--pod-cidrs', '10.101.0.0/16, FD99:101::/48', '--service-cidrs=10.111.0.0/16']);
+    expect(config).toMatchObject({ podCidrs: ['10.101.0.0/16', 'fd99:101::/48'], serviceCidrs: ['10.111.0.0/16'] });
   });
 
   it('parses durations and addresses', () => {
@@ -91,6 +98,8 @@ describe('the agent command line', () => {
     [['--cluster-name', 'East'], /cluster-name/],
     [['--peer-cache-ttl', 'soon'], /not a duration/],
     [['--health-addr', 'localhost'], /not host:port/],
+    [['--service-cidrs', '10.111.0.1/16'], /--service-cidrs: "10.111.0.1\/16" has host bits set: did you mean 10.111.0.0\/16\?/],
+    [['--pod-cidrs', '10.101.0.0'], /--pod-cidrs: "10.101.0.0" is not a CIDR/],
   ])('rejects %j in one line', (extra, message) => {
     expect(() => parseAgentArgs([...required, ...extra])).toThrow(message);
   });
