@@ -277,6 +277,9 @@ describeRequiring(
               { name: 'demo', secret: { secretName: 'demo' } },
               { name: 'data', emptyDir: {} },
             ],
+            initContainers: [
+              { name: 'prepare', image: 'clustermesh:dev', command: ['sh', '-c', 'echo prepared > /var/data/init'], volumeMounts: [{ name: 'data', mountPath: '/var/data' }] },
+            ],
             containers: [
               {
                 name: 'server',
@@ -294,7 +297,7 @@ describeRequiring(
               {
                 name: 'flaky',
                 image: 'clustermesh:dev',
-                command: ['sh', '-c', 'touch /var/data/alive; sleep 2; rm /var/data/alive; exec sleep 1000'],
+                command: ['sh', '-c', 'grep -q prepared /var/data/init && touch /var/data/alive; sleep 2; rm /var/data/alive; exec sleep 1000'],
                 volumeMounts: [{ name: 'data', mountPath: '/var/data' }],
                 livenessProbe: { exec: { command: ['cat', '/var/data/alive'] }, periodSeconds: 1, failureThreshold: 1 },
               },
@@ -326,6 +329,8 @@ describeRequiring(
       const statuses = Object.fromEntries(restarted.status!.containerStatuses!.map((c) => [c.name, c]));
       expect(statuses.flaky.lastState?.terminated?.exitCode).toBe(143); // SIGTERM from the kill
       expect(statuses.reader.restartCount).toBe(0); // the secret changed under it, no restart
+      expect(restarted.status?.initContainerStatuses?.[0]?.state?.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
+      expect(restarted.status?.conditions?.find((c) => c.type === 'Initialized')?.status).toBe('True');
 
       await core.deleteNamespacedPod({ name: 'tools', namespace: 'default' });
       await until('tools to be deleted', async () => {
@@ -337,6 +342,48 @@ describeRequiring(
       expect(listNetns()).not.toContain(`${worker.netns}-tools`);
       expect(existsSync(join(dir, 'kubelet', 'pods', uid))).toBe(false);
     }, 240_000);
+
+    it('a hostNetwork pod runs in the node namespace, with the node address as pod IP; every pod process is in the node cgroup', async () => {
+      await core.createNamespacedPod({
+        namespace: 'default',
+        body: {
+          metadata: { name: 'hostecho' },
+          spec: {
+            hostNetwork: true,
+            containers: [
+              {
+                name: 'echo',
+                image: 'clustermesh.io/lab-echo',
+                args: ['--identity', 'host/echo', '--port', '18080'],
+                ports: [{ name: 'echo', containerPort: 18080 }],
+                readinessProbe: { httpGet: { port: 'echo' as never, path: '/' }, periodSeconds: 1, failureThreshold: 1 },
+              },
+            ],
+          },
+        },
+      });
+      // the echo server answers anything with its identity and closes: not an HTTP response, so the
+      // httpGet readiness probe fails (an Unhealthy event) and the pod stays unready
+      const pod = await until('hostecho to run', async () => {
+        const p: V1Pod = await core.readNamespacedPod({ name: 'hostecho', namespace: 'default' });
+        return p.status?.containerStatuses?.[0]?.state?.running ? p : undefined;
+      }, 60_000, logTail);
+      expect(pod.status?.podIPs).toEqual([{ ip: worker.ipv4 }, { ip: worker.ipv6 }]);
+      // running = started, not yet listening
+      const ask = () => execFileSync('nsenter', [`--net=/var/run/netns/${worker.netns}`, '--', process.execPath, '-e', CLIENT, worker.ipv4, '18080'], { encoding: 'utf8' });
+      await until('hostecho to answer on the node address', async () => (ask().startsWith('OK') ? true : undefined), 30_000, logTail);
+      expect(ask()).toBe('OK host/echo\n');
+      const pid = Number(pod.status!.containerStatuses![0].containerID!.replace('lab://', ''));
+      const cgroup = /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))![1];
+      expect(lab.nodeCgroupDir(worker.name)!.endsWith(cgroup)).toBe(true);
+      await until('the readiness probe to fail', async () => {
+        const list = await core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=hostecho,reason=Unhealthy' });
+        return list.items.length > 0 ? true : undefined;
+      }, 30_000, logTail);
+      const later: V1Pod = await core.readNamespacedPod({ name: 'hostecho', namespace: 'default' });
+      expect(later.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
+      await core.deleteNamespacedPod({ name: 'hostecho', namespace: 'default' });
+    }, 90_000);
 
     it('an image it cannot run: Waiting with the reason, and an event', async () => {
       await core.createNamespacedPod({
