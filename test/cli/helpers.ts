@@ -3,10 +3,15 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import type { KubeApiServer } from '../../lab/kube-apiserver/server.js';
+import type { KubeApiServer } from '../harness/kube-apiserver.js';
+import { builtRequirement, type Requirement } from '../harness/requirements.js';
 
 export const ROOT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+
+export function cliBuiltRequirement(): Requirement {
+  return builtRequirement(join(ROOT, 'dist'), ['cli/main.js']);
+}
 
 export interface CliResult {
   code: number | null;
@@ -14,7 +19,7 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Async on purpose: the API servers the CLI talks to live in this process's event loop. */
+/** Async: the test goes on serving (agent status servers, the API servers' fixtures) while the CLI runs. */
 export function runCli(args: string[], timeoutMs = 60_000): Promise<CliResult> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npx tsc -p tsconfig.json first`);
   return new Promise((resolve) => {

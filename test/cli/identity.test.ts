@@ -1,7 +1,7 @@
 /**
  * `clustermesh identity IP`: the pure checks, decision and formatting as tables, then the built
- * CLI against a lab Kubernetes API server whose agent pods point at real agent status servers
- * (agent/server.ts over an IdentityIndex) on loopback.
+ * CLI against the official kube-apiserver (test/harness/kube-apiserver.ts) whose agent pods point
+ * at real agent status servers (agent/server.ts over an IdentityIndex) on loopback.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -13,8 +13,9 @@ import { decideIdentity, formatIdentity, identityJson, parseIdentityIp, type Ide
 import type { IdentityRecord } from '../../lib/agent-api.js';
 import { UserError } from '../../lib/errors.js';
 import { maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
-import { type KubeApiServer, startKubeApiServer } from '../../lab/kube-apiserver/server.js';
-import { errorLines, runCli, writeKubeconfig } from './helpers.js';
+import { kubeBinariesRequirement, startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
+import { describeRequiring } from '../harness/requirements.js';
+import { cliBuiltRequirement, errorLines, runCli, writeKubeconfig } from './helpers.js';
 
 const NS = 'clustermesh-system';
 const LABELS = 'k8s:app=echo;k8s:io.cilium.k8s.policy.cluster=west;k8s:io.kubernetes.pod.namespace=apps;';
@@ -97,7 +98,7 @@ describe('pure', () => {
   });
 });
 
-describe('the command against agents on loopback', () => {
+describeRequiring('the command against agents on loopback', [cliBuiltRequirement(), kubeBinariesRequirement()], () => {
   const index = new IdentityIndex([
     {
       name: 'west',
@@ -127,18 +128,18 @@ describe('the command against agents on loopback', () => {
     return port;
   }
 
-  function installAgents(server: KubeApiServer, ports: number[]): void {
-    server.store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
-    server.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace: NS, name: 'clustermesh-config' }, data: { 'cluster-name': 'east', 'cluster-id': '1' } });
-    ports.forEach((port, i) =>
-      server.store.create({
+  /** The agent pods as a kubelet would have reported them running (status written after create). */
+  async function installAgents(server: KubeApiServer, ports: number[]): Promise<void> {
+    await server.objects.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace: NS, name: 'clustermesh-config' }, data: { 'cluster-name': 'east', 'cluster-id': '1' } });
+    for (const [i, port] of ports.entries()) {
+      await server.objects.create({
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { namespace: NS, name: `clustermesh-agent-${i}`, labels: { 'app.kubernetes.io/name': 'clustermesh-agent' } },
-        spec: { nodeName: `east-worker${i}`, containers: [{ name: 'agent', args: [`--status-addr=127.0.0.1:${port}`] }] },
-        status: { hostIP: '127.0.0.1' },
-      }),
-    );
+        spec: { nodeName: `east-worker${i}`, containers: [{ name: 'agent', image: 'clustermesh-agent', args: [`--status-addr=127.0.0.1:${port}`] }] },
+        status: { phase: 'Running', hostIP: '127.0.0.1', hostIPs: [{ ip: '127.0.0.1' }] },
+      });
+    }
   }
 
   beforeAll(async () => {
@@ -148,8 +149,8 @@ describe('the command against agents on loopback', () => {
     writeKubeconfig(kubeconfig, { east, dark, bare });
     agent = await serveStatus({ host: '127.0.0.1', port: 0 }, { status: () => ({}), identity: (ip) => index.lookup(ip) });
     const silent = await closedPort();
-    installAgents(east, [silent, Number(new URL(agent.url).port)]);
-    installAgents(dark, [silent]);
+    await installAgents(east, [silent, Number(new URL(agent.url).port)]);
+    await installAgents(dark, [silent]);
   });
 
   afterAll(async () => {

@@ -50,8 +50,12 @@ export interface TestObjects {
   get(ref: ObjectRef, namespace: string | undefined, name: string): Promise<KubernetesObject & Record<string, unknown>>;
   exists(ref: ObjectRef, namespace: string | undefined, name: string): Promise<boolean>;
   delete(ref: ObjectRef, namespace: string | undefined, name: string): Promise<void>;
-  /** the highest resourceVersion the cluster has handed out (changes on every write) */
-  resourceVersion(): Promise<string>;
+  /**
+   * Every object of these kinds, in all namespaces, as `Kind namespace/name@resourceVersion`,
+   * sorted: equal before and after a command that wrote none of them. (The cluster-wide
+   * resourceVersion cannot say that: kube-apiserver renews its own Lease every 10 s.)
+   */
+  versions(refs: readonly ObjectRef[]): Promise<string[]>;
 }
 
 const STATUS_KINDS = new Set(['Pod', 'Node', 'Service']);
@@ -115,9 +119,11 @@ export function testObjects(kc: KubeConfig): TestObjects {
         if ((err as { code?: number }).code !== 404) throw err;
       }
     },
-    async resourceVersion() {
-      const list = (await requestJson(kc, 'GET', '/api/v1/namespaces?limit=1')) as { metadata: { resourceVersion: string } };
-      return list.metadata.resourceVersion;
+    async versions(refs) {
+      const lists = await Promise.all(refs.map((ref) => api.list(ref.apiVersion, ref.kind)));
+      return lists
+        .flatMap((list, i) => list.items.map((o) => `${refs[i]!.kind} ${o.metadata?.namespace ?? ''}/${o.metadata?.name}@${o.metadata?.resourceVersion}`))
+        .sort();
     },
   };
 }
@@ -207,7 +213,22 @@ export function kubeBinariesRequirement(): Requirement {
   return { met: existsSync(join(dir, 'kube-apiserver')), unmet: `official kube-apiserver not built (${dir}): run npm run setup` };
 }
 
+/** Start attempts when a port picked free was taken before the program bound it. */
+const PORT_RACE_ATTEMPTS = 3;
+
 export async function startKubeApiServer(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      // freePort() releases the port it found; another process (often another kube-apiserver's
+      // connection to its etcd, from the ephemeral range) can take it before etcd binds it.
+      if (attempt === PORT_RACE_ATTEMPTS || !/address already in use/.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startOnce(options: KubeApiServerOptions): Promise<KubeApiServer> {
   const dir = mkdtempSync(join(tmpdir(), 'clustermesh-kube-'));
   const children: ChildProcess[] = [];
   /** how each program was started, by the name lab/control-plane/index.ts gives it */
