@@ -4,6 +4,16 @@ import { type Arrival, type TimedRecord, clientStart, failureBound, firstAnswerF
 import { settledOn } from './scenarios/failover.js';
 import { hostileRecords } from './scenarios/hostile-peer.js';
 import { formatTable, resultOf } from './scenarios/result.js';
+import { maskFromPrefixLength } from '../lib/kvstore/codecs.js';
+import { parseKeyOfKind } from '../lib/kvstore/keys.js';
+import { admitPeerRecords, type LocalAddresses, type PeerRecords } from '../lib/kvstore/ownership.js';
+import type { ClusterService, IPCacheEntry, NodeRecord } from '../lib/kvstore/types.js';
+import { rejectionClass, validateRemoteRecord } from '../lib/kvstore/validate.js';
+
+function node(cluster: string, name: string, ip: string, podCidr: string): NodeRecord {
+  const [address, length] = podCidr.split('/');
+  return { Name: name, Cluster: cluster, ClusterID: 2, IPAddresses: [{ Type: 'InternalIP', IP: ip }], IPv4AllocCIDR: { IP: address, Mask: maskFromPrefixLength(Number(length), 4) }, IPv6AllocCIDR: null };
+}
 
 /** records at 1000 + i*100 ms: 'e' east, 'w' west, 'x' failed */
 function timeline(pattern: string): TimedRecord[] {
@@ -74,11 +84,13 @@ describe('agent metrics', () => {
 });
 
 describe('hostile records', () => {
-  const records = hostileRecords({ name: 'west', id: 2 }, { name: 'east', id: 1, podIP: '10.101.1.11' });
+  const east = { name: 'east', id: 1, podIP: '10.101.1.11', nodeIP: '10.99.0.11', nodePodCidr: '10.101.1.0/24', clusterIP: '10.111.0.20', serviceCidr: '10.111.0.0/16' };
+  const west = { name: 'west', id: 2, podCidr: '10.102.0.0/16', nodePodCidr: '10.102.1.0/24' };
+  const records = hostileRecords(west, east);
   test("all but one sit under the prefixes east's agents read from west", () => {
     const read = records.filter((r) => r.read);
     expect(read.length).toBe(records.length - 1);
-    for (const r of read) expect(r.key).toMatch(/^cilium\/state\/(services\/v1\/west\/|nodes\/v1\/west\/|identities\/v1\/id\/)/);
+    for (const r of read) expect(r.key).toMatch(/^cilium\/state\/(services\/v1\/west\/|nodes\/v1\/west\/|identities\/v1\/id\/|ip\/v1\/default\/)/);
     expect(records.find((r) => !r.read)!.key).toBe('cilium/state/services/v1/east/e2e/echo');
   });
   test('they claim east, carry a wrong ID, are garbage, or weigh 1 MiB', () => {
@@ -88,6 +100,28 @@ describe('hostile records', () => {
     expect(values.some((v) => /"clusterID":200/.test(v))).toBe(true);
     expect(values.filter((v) => { try { JSON.parse(v); return false; } catch { return true; } }).length).toBeGreaterThanOrEqual(2);
     expect(records.some((r) => r.key === `cilium/state/identities/v1/id/${(1 << 16) | 4242}`)).toBe(true);
+  });
+  test('the five addresses once accepted are backends of the forged Service', () => {
+    const forged = JSON.parse(records.find((r) => r.key === 'cilium/state/services/v1/west/e2e/forged')!.value) as { backends: Record<string, unknown> };
+    expect(Object.keys(forged.backends)).toEqual(expect.arrayContaining(['127.0.0.1', '0.0.0.0', '224.0.0.1', east.podIP, east.clusterIP]));
+  });
+  test('the reasons the scenario expects are the ones validation and ownership give', () => {
+    const local: LocalAddresses = { podCidrs: [east.nodePodCidr], serviceCidrs: [east.serviceCidr], clusterIPs: [east.clusterIP], nodeIPs: [east.nodeIP] };
+    const peer: PeerRecords = { name: west.name, nodes: [node(west.name, 'west-worker', '10.99.0.21', west.nodePodCidr)], services: [], ipcache: [] };
+    const validation: string[] = [];
+    for (const r of records.filter((record) => record.read)) {
+      const kind = (['service', 'node', 'identity', 'ipcache'] as const).find((k) => parseKeyOfKind(k, r.key));
+      const decoded = validateRemoteRecord(kind!, r.key, Buffer.from(r.value), { cluster: west.name, clusterID: west.id });
+      if (!decoded.ok) {
+        validation.push(rejectionClass(r.key, decoded.reason));
+        expect([r.key, rejectionClass(r.key, decoded.reason)]).toEqual([r.key, r.reasons[0]]);
+      } else if (kind === 'service') (peer.services as ClusterService[]).push(decoded.value as ClusterService);
+      else if (kind === 'node') (peer.nodes as NodeRecord[]).push(decoded.value as NodeRecord);
+      else if (kind === 'ipcache') (peer.ipcache as IPCacheEntry[]).push(decoded.value as IPCacheEntry);
+    }
+    const refused = admitPeerRecords(local, [peer]).refusals.map((r) => r.reason);
+    const expected = records.flatMap((r) => r.reasons);
+    expect([...validation, ...refused].sort()).toEqual(expected.sort());
   });
 });
 
