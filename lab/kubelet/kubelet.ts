@@ -16,6 +16,7 @@ import type { ImageCatalog } from './images.js';
 import { NodeRegistration } from './node.js';
 import { ObjectCache } from './objects.js';
 import { KubeRest, isStatus } from './rest.js';
+import { restartDelayMs } from './restart.js';
 import { PodWorker, type SandboxRecord, removeSandbox } from './worker.js';
 
 export interface KubeletOptions {
@@ -94,7 +95,17 @@ export class Kubelet {
   async start(): Promise<void> {
     mkdirSync(this.podsDir, { recursive: true });
     await this.removeLeftovers();
-    await this.registration.register();
+    // the API server may still be coming up (the lab starts kubelets beside it)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.registration.register();
+        break;
+      } catch (err) {
+        const retryInMs = restartDelayMs(attempt);
+        this.log.warn({ err: String(err), retryInMs }, 'node registration failed');
+        await new Promise((resolve) => setTimeout(resolve, retryInMs));
+      }
+    }
     this.log.info({ node: this.node.name }, 'node registered');
     this.pods.on({ upsert: (pod) => this.podChanged(pod), delete: (pod) => this.podGone(pod) });
     await this.pods.start();

@@ -88,4 +88,9 @@ async function main(): Promise<void> {
   await kubelet.start();
 }
 
-if (process.argv[1]?.endsWith('/kubelet/main.js')) void main();
+if (process.argv[1]?.endsWith('/kubelet/main.js')) {
+  main().catch((err: unknown) => {
+    console.error(`lab-kubelet: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Lab } from '../topology/apply.js';
 import { netnsPath } from '../topology/host.js';
-import { type NodePlan, podAddresses } from '../topology/plan.js';
+import { type NodePlan, podAddresses, podIdentity } from '../topology/plan.js';
 import { Container, type ContainerHost } from './container.js';
 import type { PodFacts } from './env.js';
 import { type NatRule, hostPortRules } from './hostport.js';
@@ -28,6 +28,7 @@ import type { ObjectCache } from './objects.js';
 import { type NodeContext, type VolumeOnHost, lowestFreeIndex, processSpec } from './pods.js';
 import type { KubeRest } from './rest.js';
 import { isStatus } from './rest.js';
+import { restartDelayMs } from './restart.js';
 import { type PodStatusJson, podStatus } from './status.js';
 import {
   type TokenRequestSpec,
@@ -134,18 +135,9 @@ export class PodWorker {
   async start(): Promise<void> {
     mkdirSync(this.ctx.dir, { recursive: true });
     for (const c of [...this.initContainers, ...this.containers]) mkdirSync(join(this.ctx.dir, 'containers', c.record.name), { recursive: true });
-    try {
-      if (!this.pod.spec?.hostNetwork) await this.makeSandbox();
-      this.statusChanged();
-      await this.ctx.objects.acquire(this.record.namespace, this.refs);
-      this.unsubscribe = this.ctx.objects.onChange(() => this.objectsChanged());
-      await this.issueTokens();
-      this.writeVolumes();
-    } catch (err) {
-      this.ctx.log('pod sandbox failed', { pod: this.key, err: String(err) });
-      void this.event('Warning', 'FailedCreatePodSandBox', String((err as Error).message ?? err).split('\n')[0]);
-      return;
-    }
+    await this.ctx.objects.acquire(this.record.namespace, this.refs);
+    this.unsubscribe = this.ctx.objects.onChange(() => this.objectsChanged());
+    if (!(await this.prepare())) return;
     if (this.terminating || this.aborted) return;
     for (const init of this.initContainers) {
       const finished = init.finished();
@@ -160,6 +152,45 @@ export class PodWorker {
     this.statusChanged();
   }
 
+  /** Sandbox, tokens and volumes; what fails is undone and tried again with backoff. False: going away. */
+  private async prepare(): Promise<boolean> {
+    for (let failures = 1; ; failures++) {
+      if (this.terminating || this.aborted) return false;
+      const sandboxNeeded = !this.pod.spec?.hostNetwork && !this.record.sandbox;
+      try {
+        if (sandboxNeeded) await this.makeSandbox();
+        this.statusChanged();
+        await this.issueTokens();
+        this.writeVolumes();
+        return true;
+      } catch (err) {
+        const message = String((err as Error).message ?? err).split('\n')[0];
+        const retryInMs = restartDelayMs(failures);
+        this.ctx.log('pod sandbox failed', { pod: this.key, err: message, retryInMs });
+        void this.event('Warning', 'FailedCreatePodSandBox', message);
+        if (sandboxNeeded) await this.undoSandbox();
+        await new Promise<void>((resolve) => this.later(retryInMs, resolve));
+      }
+    }
+  }
+
+  private async undoSandbox(): Promise<void> {
+    await removeSandbox(this.ctx.lab, this.ctx.node, this.record).catch(() => undefined);
+    this.record.sandbox = undefined;
+    this.record.addressIndex = undefined;
+    this.record.natRules = [];
+    this.facts = { ...this.facts, podIPs: [] };
+    this.saveRecord();
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, ms);
+    this.timers.add(timer);
+  }
+
   get key(): string {
     return `${this.record.namespace}/${this.record.name}`;
   }
@@ -167,6 +198,10 @@ export class PodWorker {
   private async makeSandbox(): Promise<void> {
     const index = lowestFreeIndex(this.ctx.usedAddresses());
     const { ipv4, ipv6 } = podAddresses(this.ctx.node, index);
+    // a pod namespace is named after the pod: one of the same name in another namespace is not ours to touch
+    if (existsSync(netnsPath(podIdentity(this.ctx.node, this.record.name).netns))) {
+      throw new Error(`a pod named ${this.record.name} already runs on ${this.ctx.node.name} (in another namespace): the lab names pod namespaces by pod name`);
+    }
     this.record.sandbox = this.record.name;
     this.record.addressIndex = index;
     this.record.natRules = hostPortRules(this.pod, this.ctx.node, { ipv4, ipv6 });
@@ -260,13 +295,11 @@ export class PodWorker {
       renewInMs = Math.min(renewInMs, spec.expirationSeconds * 1000 * TOKEN_RENEW_FRACTION);
     }
     if (Number.isFinite(renewInMs)) {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
+      this.later(renewInMs, () => {
         this.issueTokens()
           .then(() => this.writeVolumes())
           .catch((err) => this.ctx.log('token renewal failed', { pod: this.key, err: String(err) }));
-      }, renewInMs);
-      this.timers.add(timer);
+      });
     }
   }
 
