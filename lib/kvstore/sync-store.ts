@@ -217,7 +217,7 @@ export class SyncStore {
     for (const [key, op] of this.pending) {
       if (batch.length >= this.maxOpsPerTxn) break;
       if (this.inFlight.has(key)) continue;
-      const opBytes = key.length + (op.type === 'upsert' ? op.value.length : 0) + PER_OP_OVERHEAD_BYTES;
+      const opBytes = Buffer.byteLength(key) + (op.type === 'upsert' ? op.value.length : 0) + PER_OP_OVERHEAD_BYTES;
       if (batch.length > 0 && bytes + opBytes > this.maxTxnBytes) break;
       this.pending.delete(key);
       this.inFlight.add(key);
