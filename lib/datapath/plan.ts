@@ -274,9 +274,13 @@ class Touched {
 }
 
 function compileFrontend(s: CachedService, revNat: number, previous: readonly number[]): FrontendValue {
-  const active = s.listings.map((l) => listedState(l) === constants.CM_BACKEND_ACTIVE);
+  const active = new Array<boolean>(s.listings.length);
+  let remote = false;
+  for (let i = 0; i < s.listings.length; i++) {
+    active[i] = listedState(s.listings[i]) === constants.CM_BACKEND_ACTIVE;
+    remote ||= listedCluster(s.listings[i]) !== 0;
+  }
   const layout = layoutSlots(s.backendIds, active, previous);
-  const remote = s.listings.some((l) => listedCluster(l) !== 0);
   return {
     family: s.family,
     vip: s.vipAddress,

@@ -10,7 +10,7 @@ export interface SlotLayout {
   /** active backends: slots 1..count */
   count: number;
   /** backend IDs of slots 1..n, in slot order */
-  slots: number[];
+  slots: readonly number[];
 }
 
 const EMPTY = 0; // never a backend ID (CM_BACKEND_ID_NONE)
@@ -18,14 +18,15 @@ const EMPTY = 0; // never a backend ID (CM_BACKEND_ID_NONE)
 const SHORT = 16;
 
 /**
- * Active first, then the rest. A backend that stays in its group keeps the slot it had in
+ * Active first, then the rest. Neither argument nor result is changed afterwards (the result may
+ * be `backendIds` itself). A backend that stays in its group keeps the slot it had in
  * `previous` (each slot that moves is a map write, and a replaced backend should cost one write,
  * not a shift of every slot behind it); the others fill the free slots of their group in
  * backend-ID order, so the same inputs always give the same layout. A backend listed twice keeps
  * its first state. `active[i]` tells whether `backendIds[i]` is active.
  */
 export function layoutSlots(backendIds: readonly number[], active: readonly boolean[], previous: readonly number[] = []): SlotLayout {
-  if (previous.length === 0 && ascendingAndActive(backendIds, active)) return { count: backendIds.length, slots: backendIds.slice() };
+  if (previous.length === 0 && ascendingAndActive(backendIds, active)) return { count: backendIds.length, slots: backendIds };
   const ids: number[] = [];
   const states: boolean[] = [];
   const seen = backendIds.length > SHORT ? new Set<number>() : undefined;

@@ -74,7 +74,7 @@ export interface FrontendValue {
   revNat: number;
   flags: number;
   /** backend ID of slots 1..n (ABSENT_SLOT for a hole) */
-  slots: number[];
+  slots: readonly number[];
   /** some slot ≥1 is not (count 0, this revNat, no flags): every slot is rewritten */
   odd: boolean;
 }
