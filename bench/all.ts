@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: every benchmark in sequence (datapath, apiserver, agent, health, failover, mesh), then
+ * `npm run bench`: every benchmark in sequence (datapath, apiserver, agent, ownership, health, failover, mesh), then
  * bench/RESULTS.md: the machine and date, a summary against DESIGN §8's numbers to beat, every
  * figure beside the baseline it ran with and the ratio, and each bench's tables. A bench that
  * fails is reported as not run (the others still run) and the exit code is 1.
@@ -16,12 +16,14 @@ import { runDatapathBench } from './datapath.js';
 import { runFailoverBench } from './failover.js';
 import { runHealthBench } from './health.js';
 import { runMeshBench } from './mesh.js';
+import { runOwnershipBench } from './ownership.js';
 import { type BenchResult, type Figure, type MachineInfo, type Table, describeMachine, formatMarkdown, formatText, machineInfo } from './report.js';
 
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
   datapath: runDatapathBench,
   apiserver: runApiserverBench,
   agent: runAgentBench,
+  ownership: runOwnershipBench,
   health: runHealthBench,
   failover: runFailoverBench,
   mesh: runMeshBench,
@@ -36,6 +38,10 @@ export const SIZE_KNOBS: Record<string, string> = {
   BENCH_AGENT_CHANGES: 'propagation samples (default 1000)',
   BENCH_AGENT_PEERS: 'peers in the full sync (default 16)',
   BENCH_AGENT_SERVICES: 'global services per peer (default 2000, 4 backends each)',
+  BENCH_OWNERSHIP_PEERS: 'peers in the ownership decision (default 16)',
+  BENCH_OWNERSHIP_SERVICES: 'global services per peer (default 2000, 4 backends each)',
+  BENCH_OWNERSHIP_IPCACHE: 'ipcache entries per peer (default 8000)',
+  BENCH_OWNERSHIP_REPS: 'repetitions of each decision, median reported (default 7)',
   BENCH_HEALTH_SECONDS: 'probing window per plan and mesh (default 10)',
   BENCH_FAILOVER_REPS: 'repetitions of each failover scenario (default 20)',
   BENCH_FAILOVER_BASELINE_REPS: 'repetitions of graceful failover with health checks off (default 5)',
