@@ -70,6 +70,11 @@ export class SyncStore {
   private flushQueued = false;
   /** What etcd holds under the prefix, as far as this writer knows. */
   private readonly inEtcd = new Map<string, Buffer>();
+  /**
+   * Keys of a transaction that failed: etcd may have applied it all the same (the answer was
+   * lost), so what it holds is unknown and no op of theirs is skipped until one is written.
+   */
+  private readonly uncertain = new Set<string>();
   /** What the owner wants; rewritten in full when the lease is lost. */
   private readonly desired = new Map<string, Buffer>();
   /** Keys listed at start and not touched since: deleted after the initial sync. */
@@ -239,13 +244,20 @@ export class SyncStore {
       written = await this.retry(batch[0].key, async () => {
         // A newer op for a key supersedes its op here: a retry does not write a stale value.
         const current = batch.filter(({ key }) => !this.pending.has(key));
-        if (current.length > 0) await this.txn(current);
+        if (current.length === 0) return current;
+        try {
+          await this.txn(current);
+        } catch (err) {
+          for (const { key } of current) this.uncertain.add(key);
+          throw err;
+        }
         return current;
       }, batch.length);
     } catch {
       return new Set(); // aborted by stop()
     }
     for (const { key, op } of written) {
+      this.uncertain.delete(key);
       if (op.type === 'upsert') {
         this.inEtcd.set(key, op.value);
         this.counters.writes++;
@@ -268,6 +280,7 @@ export class SyncStore {
   }
 
   private isUnchanged(key: string, op: Op): boolean {
+    if (this.uncertain.has(key)) return false;
     const current = this.inEtcd.get(key);
     return op.type === 'upsert' ? current !== undefined && current.equals(op.value) : current === undefined;
   }

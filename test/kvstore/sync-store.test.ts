@@ -20,17 +20,24 @@ const valueOf = (i: number, version = 1): string => JSON.stringify({ i, version 
 /**
  * Records every transaction the store sends through `client` (its ops and their bytes); `failNext`
  * makes the next ones fail before they reach etcd, running `meanwhile` first (what happens while the
- * request is out).
+ * request is out); `loseNextAnswer` lets the next one reach etcd and fails it afterwards.
  */
 function recordTxns(client: Etcd3) {
   const txns: { ops: number; bytes: number }[] = [];
   const failures: Array<() => void> = [];
+  let answersToLose: Array<() => void> = [];
   const send = client.kv.txn.bind(client.kv);
-  client.kv.txn = (req: ITxnRequest, options) => {
+  client.kv.txn = async (req: ITxnRequest, options) => {
     const failure = failures.shift();
     if (failure) {
       failure();
-      return Promise.reject(new Error('injected transaction failure'));
+      throw new Error('injected transaction failure');
+    }
+    const lose = answersToLose.shift();
+    if (lose) {
+      await send(req, options);
+      lose();
+      throw new Error('injected loss of the answer');
     }
     const ops = req.success ?? [];
     const bytes = ops.reduce(
@@ -40,7 +47,11 @@ function recordTxns(client: Etcd3) {
     txns.push({ ops: ops.length, bytes });
     return send(req, options);
   };
-  return { txns, failNext: (meanwhile: () => void = () => undefined) => failures.push(meanwhile) };
+  return {
+    txns,
+    failNext: (meanwhile: () => void = () => undefined) => failures.push(meanwhile),
+    loseNextAnswer: (meanwhile: () => void) => (answersToLose = [...answersToLose, meanwhile]),
+  };
 }
 
 describe('SyncStore against a real etcd', () => {
@@ -261,6 +272,23 @@ describe('SyncStore against a real etcd', () => {
       const [canary] = (await client.get(batchedCanary).exec()).kvs;
       const { kvs } = await client.getAll().prefix(servicesClusterPrefix(BATCHED)).exec();
       expect(Number(canary.mod_revision)).toBeGreaterThan(Math.max(...kvs.map((kv) => Number(kv.mod_revision))));
+    });
+
+    it('does not trust what etcd holds after a transaction whose answer was lost', async () => {
+      const store = batchedStore();
+      await store.start();
+      // Applied by etcd, reported failed; meanwhile key 1 is deleted and key 2 set back to nothing new.
+      recorder.loseNextAnswer(() => {
+        store.delete(batchedKey(1));
+        store.upsert(batchedKey(2), valueOf(2));
+      });
+      store.upsert(batchedKey(1), valueOf(1));
+      store.upsert(batchedKey(2), valueOf(2, 2));
+      await store.drain();
+
+      expect(await client.get(batchedKey(1)).exists()).toBe(false);
+      expect(JSON.parse((await client.get(batchedKey(2)).string())!)).toEqual({ i: 2, version: 1 });
+      expect(store.counters).toMatchObject({ deletes: 1, skipped: 0, errors: 1 });
     });
 
     it('writes the canary only once every transaction of the initial sync is committed', async () => {
