@@ -44,6 +44,7 @@ const run = promisify(execFile);
 /** A token is renewed at 80% of its life, as the kubelet does. */
 const TOKEN_RENEW_FRACTION = 0.8;
 const DEFAULT_GRACE_SECONDS = 30;
+const EVENT_REPEAT_MS = 60_000;
 
 export interface WorkerContext {
   lab: Lab;
@@ -125,7 +126,10 @@ export class PodWorker {
         const spec = [...(this.pod.spec?.initContainers ?? []), ...(this.pod.spec?.containers ?? [])].find((c) => c.name === name);
         return processSpec(this.pod, spec!, this.facts, this.ctx.objects, this.volumesOnHost(), this.ctx.nodeContext);
       },
-      changed: () => this.statusChanged(),
+      changed: () => {
+        this.savePids(); // a restart has a new pid
+        this.statusChanged();
+      },
       event: (type, reason, message) => void this.event(type, reason, message, name),
     };
   }
@@ -142,13 +146,11 @@ export class PodWorker {
     for (const init of this.initContainers) {
       const finished = init.finished();
       init.start();
-      this.savePids();
       const exitCode = await finished;
       if (exitCode !== 0 || this.terminating || this.aborted) return; // Failed (restartPolicy Never), or going away
     }
     this.initialized = true;
     for (const c of this.containers) c.start();
-    this.savePids();
     this.statusChanged();
   }
 
@@ -216,6 +218,7 @@ export class PodWorker {
   }
 
   private savePids(): void {
+    if (this.tornDown) return;
     this.record.pids = [...this.initContainers, ...this.containers].flatMap((c) => (c.pid ? [c.pid] : []));
     this.saveRecord();
   }
@@ -273,7 +276,6 @@ export class PodWorker {
     if (this.terminating || this.aborted) return;
     this.writeVolumes();
     for (const c of [...this.initContainers, ...this.containers]) c.retry();
-    this.savePids();
   }
 
   private async issueTokens(): Promise<void> {
@@ -350,12 +352,14 @@ export class PodWorker {
     }
   }
 
-  private readonly eventsSent = new Set<string>();
+  /** when each event was last sent: the same one again only after EVENT_REPEAT_MS (a failing probe would flood the API) */
+  private readonly eventsSent = new Map<string, number>();
 
   private async event(type: 'Normal' | 'Warning', reason: string, message: string, container?: string): Promise<void> {
     const once = `${container}|${reason}|${message}`;
-    if (reason !== 'BackOff' && reason !== 'Unhealthy' && this.eventsSent.has(once)) return;
-    this.eventsSent.add(once);
+    const last = this.eventsSent.get(once);
+    if (last !== undefined && Date.now() - last < EVENT_REPEAT_MS) return;
+    this.eventsSent.set(once, Date.now());
     const now = new Date().toISOString();
     try {
       await this.ctx.rest.call('POST', `/api/v1/namespaces/${this.record.namespace}/events`, {
