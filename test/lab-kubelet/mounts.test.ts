@@ -90,6 +90,21 @@ describeAsRoot('the script in a real mount namespace', () => {
     expect(readdirSync(parent)).toEqual([]);
   });
 
+  it('works when the overlaid directory holds the scratch and the sources (the lab keeps its state under /run)', () => {
+    const run = join(dir, 'run');
+    const volume = join(run, 'kubelet', 'volume');
+    writeAtomically(volume, [{ path: 'ca.crt', data: 'CA', mode: 0o644 }]);
+    const scratch = join(run, 'kubelet', 'mnt');
+    mkdirSync(scratch);
+    const target = join(run, 'secrets', 'sa');
+    const plan = planMounts([m(volume, target)], { exists: existsSync, realpath: (p) => p });
+    if (!plan.ok) throw new Error(plan.message);
+    expect(plan.value.overlays).toEqual([run]);
+    const out = execFileSync('unshare', ['--mount', '--propagation', 'slave', '--', 'sh', '-ec', mountScript(plan.value, scratch, '/'), 'c', 'sh', '-c', `cat ${target}/ca.crt; ls ${run}`], { encoding: 'utf8' });
+    expect(out).toBe('CAkubelet\nsecrets\n');
+    expect(readdirSync(run)).toEqual(['kubelet']);
+  });
+
   it('a file source binds onto a file, created in the overlay', () => {
     const file = join(dir, 'one.conf');
     writeFileSync(file, 'conf');
