@@ -100,7 +100,9 @@ export function mountScript(plan: MountPlan, scratch: string, workingDir: string
     );
     if (m.readOnly) lines.push(`mount -o remount,bind,ro ${q(where)}`);
   });
-  plan.overlays.forEach((dir, i) => lines.push(`mount --move ${q(merged(i))} ${q(dir)}`));
+  // An overlay over a parent of `scratch` (e.g. /run) hides the other overlays' merged dirs: it moves last.
+  const moves = plan.overlays.map((dir, i) => ({ dir, i })).sort((a, b) => Number(isUnder(scratch, a.dir)) - Number(isUnder(scratch, b.dir)));
+  for (const { dir, i } of moves) lines.push(`mount --move ${q(merged(i))} ${q(dir)}`);
   lines.push(`cd ${q(workingDir)}`, 'exec "$@"');
   return lines.join('\n');
 }

@@ -55,6 +55,14 @@ describe('planMounts', () => {
     expect(script).toContain(`mount -o remount,bind,ro '/scratch/o0/merged/x y'`);
     expect(script.split('\n').slice(-3)).toEqual([`mount --move '/scratch/o0/merged' '/opt'`, `cd '/'`, 'exec "$@"']);
   });
+
+  it('moves an overlay over a parent of the scratch directory last (it would hide the others)', () => {
+    const script = mountScript({ mounts: [], overlays: ['/run', '/var/lib'] }, '/run/lab/scratch', '/');
+    expect(script.split('\n').filter((l) => l.startsWith('mount --move'))).toEqual([
+      `mount --move '/run/lab/scratch/o1/merged' '/var/lib'`,
+      `mount --move '/run/lab/scratch/o0/merged' '/run'`,
+    ]);
+  });
 });
 
 const root = process.getuid?.() === 0;
