@@ -99,6 +99,8 @@ interface PeerVerdicts {
   refusals: OwnershipRefusal[];
   /** address or prefix as published → why it is refused, or null */
   byAddress: Map<string, Problem | null>;
+  /** the part of each verdict that rests on the local addresses alone (kept when only claims change) */
+  reserved: Map<string, Problem | null>;
 }
 
 function sameClaims(a: ClaimOwners, b: ClaimOwners): boolean {
@@ -395,21 +397,23 @@ export function admitPeerRecords(local: LocalAddresses, peers: readonly PeerReco
   }
 
   // 3. What each peer's services and ipcache point at.
-  const reusable = previous && previous.memo.local === local && sameClaims(previous.memo.claims, claims) ? previous.memo.byPeer : undefined;
-  const problemOf = (peer: string, r: Range): Problem | null => {
-    const reserved = reservedProblem(r, localIdx);
-    if (reserved) return reserved;
-    const owner = owners.ownerOf(r);
-    if (owner === peer) return null;
-    if (owner !== undefined) return { reason: 'other-peer', what: `is inside what cluster "${owner}" publishes` };
-    return { reason: 'not-owned', what: `is outside every pod CIDR and node IP that "${peer}" publishes` };
+  const sameLocal = previous !== undefined && previous.memo.local === local;
+  const reusable = sameLocal && sameClaims(previous.memo.claims, claims);
+  const checks: Checks = {
+    reserved: (r) => reservedProblem(r, localIdx),
+    owner: (peer, r) => {
+      const owner = owners.ownerOf(r);
+      if (owner === peer) return null;
+      if (owner !== undefined) return { reason: 'other-peer', what: `is inside what cluster "${owner}" publishes` };
+      return { reason: 'not-owned', what: `is outside every pod CIDR and node IP that "${peer}" publishes` };
+    },
   };
   // Only this decision's peers and addresses are carried on, so the memo never outgrows the records.
   const memo: Verdicts = { local, claims, byPeer: new Map() };
   const admittedPeers = peers.map((peer): PeerRecords => {
-    const before = reusable?.get(peer.name);
-    const unchanged = before && before.services === peer.services && before.ipcache === peer.ipcache;
-    const decided = unchanged ? before : decidePeer(peer, before?.byAddress, problemOf);
+    const before = sameLocal ? previous.memo.byPeer.get(peer.name) : undefined;
+    const unchanged = reusable && before && before.services === peer.services && before.ipcache === peer.ipcache;
+    const decided = unchanged ? before : decidePeer(peer, before, reusable, checks);
     memo.byPeer.set(peer.name, decided);
     refusals.push(...decided.refusals);
     return { name: peer.name, nodes: admittedNodes.get(peer.name)!, services: decided.admitted.services, ipcache: decided.admitted.ipcache };
@@ -417,19 +421,32 @@ export function admitPeerRecords(local: LocalAddresses, peers: readonly PeerReco
   return { peers: admittedPeers, refusals, claims, memo };
 }
 
-/** One peer's services and ipcache against the admitted claims; `known`: verdicts still valid. */
-function decidePeer(
-  peer: PeerRecords,
-  known: ReadonlyMap<string, Problem | null> | undefined,
-  problemOf: (peer: string, r: Range) => Problem | null,
-): PeerVerdicts {
+interface Checks {
+  /** what is never a peer's (the local addresses and the never-routable ranges) */
+  reserved: (r: Range) => Problem | null;
+  /** whose claims hold `r` */
+  owner: (peer: string, r: Range) => Problem | null;
+}
+
+/**
+ * One peer's services and ipcache against the admitted claims. `before`: the previous decision's
+ * verdicts for this peer, taken whole when `claimsSame`, else only their local-address part.
+ */
+function decidePeer(peer: PeerRecords, before: PeerVerdicts | undefined, claimsSame: boolean, checks: Checks): PeerVerdicts {
   const byAddress = new Map<string, Problem | null>();
+  const reserved = new Map<string, Problem | null>();
   const refusals: OwnershipRefusal[] = [];
   const verdict = (text: string, range: () => Range): Problem | null => {
     let p = byAddress.get(text);
     if (p !== undefined) return p; // null: admitted
-    p = known?.get(text);
-    if (p === undefined) p = problemOf(peer.name, range());
+    let local = before?.reserved.get(text);
+    p = claimsSame ? before?.byAddress.get(text) : undefined;
+    if (p === undefined) {
+      const r = range();
+      if (local === undefined) local = checks.reserved(r);
+      p = local ?? checks.owner(peer.name, r);
+    }
+    reserved.set(text, local!);
     byAddress.set(text, p);
     return p;
   };
@@ -458,5 +475,5 @@ function decidePeer(
     refusals.push({ cluster: peer.name, kind: 'ipcache', record, address, reason: p.reason, why: `ipcache ${record}: ${address === record ? '' : 'HostIP '}${address} ${p.what}` });
     return false;
   });
-  return { services: peer.services, ipcache: peer.ipcache, admitted: { services, ipcache }, refusals, byAddress };
+  return { services: peer.services, ipcache: peer.ipcache, admitted: { services, ipcache }, refusals, byAddress, reserved };
 }
