@@ -233,7 +233,6 @@ interface ClaimGroup {
   peer: string;
   range: Range;
   text: string;
-  nodes: string[];
   lost?: Problem;
 }
 
@@ -360,8 +359,7 @@ export function admitPeerRecords(local: LocalAddresses, peers: readonly PeerReco
           const text = formatRange(c.range);
           const key = `${peer.name}|${text}`;
           let group = groups.get(key);
-          if (!group) groups.set(key, (group = { peer: peer.name, range: c.range, text, nodes: [] }));
-          group.nodes.push(node.Name);
+          if (!group) groups.set(key, (group = { peer: peer.name, range: c.range, text }));
           return group;
         }),
       );
