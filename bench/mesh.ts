@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
-import { startKubeApiServer, type KubeApiServer } from '../lab/kube-apiserver/server.js';
+import type { KubeApiServer } from '../test/harness/kube-apiserver.js';
 import { Datapath } from '../lib/datapath/index.js';
 import {
   encodeClusterConfig,
@@ -43,7 +43,6 @@ import {
 import type { ClusterService } from '../lib/kvstore/types.js';
 import { ADMIN_USER, LOCAL_READER_USER, remoteUserName } from '../lib/kvstore/users.js';
 import { createMetricsRegistry } from '../lib/metrics.js';
-import { createCA, issueServerCert } from '../lib/pki.js';
 import { DirectoryPeerSource } from '../lib/remotes/config-source.js';
 import { packageRoot } from '../native/index.js';
 import { RemoteClusters } from '../agent/remote/remote-clusters.js';
@@ -52,6 +51,7 @@ import { EtcdHarness, freePort } from '../test/harness/etcd.js';
 import { createTestCgroup } from '../test/harness/cgroup.js';
 import { AgentProcess } from '../test/agent/agent-process.js';
 import { writePeerEntry } from '../test/agent-remote/helpers.js';
+import { createGlobalServices, startLocalKube } from './kube.js';
 import { type BenchResult, envInt, envInts, figure, percentile, runStandalone } from './report.js';
 
 const PEERS = envInt('BENCH_MESH_PEERS', 254);
@@ -133,21 +133,6 @@ async function publish(admin: Etcd3, cluster: MockCluster, p: number): Promise<v
     await admin.put(syncedCanaryKey(cluster.name, prefix)).value(encodeTimestamp());
 }
 
-function globalService(name: string, ip: string) {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { namespace: 'default', name, annotations: { 'clustermesh.io/global': 'true' } },
-    spec: { clusterIP: ip, clusterIPs: [ip], ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
-  };
-}
-
-async function startKube(): Promise<KubeApiServer> {
-  const ca = await createCA('bench-mesh');
-  const serving = await issueServerCert(ca, { commonName: 'kube-apiserver', ipAddresses: ['127.0.0.1'] });
-  return startKubeApiServer({ tls: { cert: serving.certPem, key: serving.keyPem, ca: ca.certPem } });
-}
-
 function memoryMiB(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
@@ -219,8 +204,7 @@ async function setUpMesh(workDir: string, kube: KubeApiServer): Promise<MeshSetu
     publishSeconds: 0,
   };
   for (let e = 0; e < Math.min(ETCDS, PEERS); e++) hosts.push(await EtcdHarness.start());
-  for (let s = 0; s < SERVICES; s++)
-    kube.store.create(globalService(`svc-${s}`, `127.99.${s >> 8}.${s & 255}`));
+  await createGlobalServices(kube, SERVICES);
   writeFileSync(setup.kubeconfig, kube.kubeconfig(LOCAL.name));
   const t0 = performance.now();
   const admins = await Promise.all(
@@ -626,7 +610,7 @@ function results(run: MeshRun): BenchResult {
 /** Runs the mesh benchmarks (root, bpffs mounted, `npm run build` done). */
 export async function runMeshBench(): Promise<BenchResult> {
   const workDir = mkdtempSync(join(tmpdir(), 'cm-bench-mesh-'));
-  const kube = await startKube();
+  const kube = await startLocalKube();
   let setup: MeshSetup | undefined;
   let kvstoremesh: ChildProcess | undefined;
   try {
