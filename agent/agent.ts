@@ -24,7 +24,7 @@ export interface AgentParts {
   local: LocalViewSource & Stoppable & { start(): Promise<void> };
   remotes: RemoteViewSource & Stoppable & { start(): void | Promise<void> };
   health: HealthSource & { close(): void };
-  datapath: Pick<Datapath, 'reconcile' | 'dump' | 'close'>;
+  datapath: Pick<Datapath, 'reconcile' | 'dump' | 'close' | 'programStats'>;
   routes?: RouteSink;
   /** how long a removed peer's routes stay (default: agent/routes.ts) */
   routeDrainMs?: number;
@@ -76,6 +76,7 @@ export class Agent {
     const metrics = new AgentMetrics(p.metrics, {
       peers: () => p.remotes.status(),
       peerCounts: () => this.controller.peerCounts(),
+      programStats: () => p.datapath.programStats(),
     });
     this.controller = new Controller({
       localCluster: p.cluster,

@@ -3,6 +3,7 @@
  * scrape time (no second copy of that state to keep in step); the loop records the rest.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { ProgramStats } from '../lib/datapath/index.js';
 
 /** The part of a remote cluster's status the metrics read (RemoteClusterStatus has more). */
 export interface PeerStatusLike {
@@ -23,7 +24,15 @@ export interface AgentMetricsSources {
   peers(): readonly PeerStatusLike[];
   /** services, endpoints (backend addresses) and nodes per peer, from the views */
   peerCounts(): ReadonlyMap<string, PeerCounts>;
+  /** the datapath programs' own counters (Datapath.programStats: per-CPU map cells, summed) */
+  programStats(): ProgramStats;
 }
+
+/** The `event` label of each program counter. */
+const PROGRAM_EVENTS: Record<keyof ProgramStats, string> = {
+  sockStateFailed: 'sock_state_failed',
+  sockPeerReplaced: 'sock_peer_replaced',
+};
 
 export class AgentMetrics {
   readonly syncDuration: Histogram;
@@ -68,6 +77,18 @@ export class AgentMetrics {
     perPeerCount('clustermesh_agent_remote_services', 'Services a remote cluster publishes', 'services');
     perPeerCount('clustermesh_agent_remote_endpoints', 'Backend addresses a remote cluster publishes', 'endpoints');
     perPeerCount('clustermesh_agent_remote_nodes', 'Nodes a remote cluster publishes', 'nodes');
+    // The kernel keeps these counts in the pinned maps, across agent restarts: the agent only reads them.
+    new Counter({
+      name: 'clustermesh_agent_datapath_program_events_total',
+      help: 'Events counted by the datapath programs: a translated socket without storage for its frontend (sock_state_failed), a socket that addressed more frontends than it keeps (sock_peer_replaced)',
+      labelNames: ['event'],
+      registers,
+      collect() {
+        const stats = sources.programStats();
+        this.reset();
+        for (const [field, event] of Object.entries(PROGRAM_EVENTS)) this.inc({ event }, stats[field as keyof ProgramStats]);
+      },
+    });
     this.globalServices = new Gauge({
       name: 'clustermesh_agent_global_services',
       help: 'Local global services programmed in the datapath',

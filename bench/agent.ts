@@ -15,14 +15,12 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { startKubeApiServer, type KubeApiServer } from '../lab/kube-apiserver/server.js';
 import { Datapath } from '../lib/datapath/index.js';
 import type { DatapathService } from '../lib/datapath/types.js';
 import { encodeClusterService } from '../lib/kvstore/codecs.js';
 import { serviceKey } from '../lib/kvstore/keys.js';
 import type { ClusterService } from '../lib/kvstore/types.js';
 import { createMetricsRegistry } from '../lib/metrics.js';
-import { createCA, issueServerCert } from '../lib/pki.js';
 import { Agent, NO_HEALTH_CHECKS } from '../agent/agent.js';
 import { LocalInformers } from '../agent/local/informers.js';
 import { createRemoteClusters } from '../agent/remote-wiring.js';
@@ -30,6 +28,7 @@ import { createTestCgroup } from '../test/harness/cgroup.js';
 import { waitFor } from '../test/harness/netns.js';
 import { AgentProcess } from '../test/agent/agent-process.js';
 import { PeerCluster } from '../test/agent/peer.js';
+import { createGlobalServices, globalService, localServiceIP, startLocalKube } from './kube.js';
 import { type BenchResult, type Distribution, distribution, envInt, figure, runStandalone } from './report.js';
 
 const CHANGES = envInt('BENCH_AGENT_CHANGES', 1000);
@@ -54,21 +53,6 @@ function clusterServiceOf(cluster: string, id: number, name: string, backends: s
   };
 }
 
-function globalService(name: string, ip: string) {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { namespace: 'default', name, annotations: { 'clustermesh.io/global': 'true' } },
-    spec: { clusterIP: ip, clusterIPs: [ip], ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
-  };
-}
-
-async function startKube(): Promise<KubeApiServer> {
-  const ca = await createCA('bench-agent');
-  const serving = await issueServerCert(ca, { commonName: 'kube-apiserver', ipAddresses: ['127.0.0.1'] });
-  return startKubeApiServer({ tls: { cert: serving.certPem, key: serving.keyPem, ca: ca.certPem } });
-}
-
 /** A waiter list: resolve the first waiter whose predicate matches. */
 class Signals<T> {
   private waiters: { match: (v: T) => boolean; resolve: (at: number) => void }[] = [];
@@ -82,13 +66,13 @@ class Signals<T> {
 }
 
 async function propagation(workDir: string): Promise<{ agent: number[]; baseline: number[] }> {
-  const kube = await startKube();
+  const kube = await startLocalKube();
   const west = await PeerCluster.start('west', 2);
   const pinDir = `/sys/fs/bpf/cm-bench-agent-${process.pid}`;
-  const vip = '127.99.0.1';
+  const vip = localServiceIP(0);
   let agent: Agent | undefined;
   try {
-    kube.store.create(globalService('echo', vip));
+    await kube.objects.create(globalService('echo', vip));
     await west.putNode('west-worker', '10.99.0.2', '10.100.0.0/15');
     await west.putService(clusterServiceOf('west', 2, 'echo', ['10.100.0.1']));
     const configDir = join(workDir, 'remotes');
@@ -105,6 +89,7 @@ async function propagation(workDir: string): Promise<{ agent: number[]; baseline
         return stats;
       },
       dump: () => datapath.dump(),
+      programStats: () => datapath.programStats(),
       close: () => datapath.close(),
     };
     const local = new LocalInformers({ kubeConfig: kc, log: silent, metrics });
@@ -158,14 +143,14 @@ function rssMiB(pid: number): { rss: number; peak: number } {
 }
 
 async function fullSync(workDir: string): Promise<{ seconds: number; rss: number; peak: number; services: number; backends: number }> {
-  const kube = await startKube();
+  const kube = await startLocalKube();
   const peers: PeerCluster[] = [];
   const cgroup = createTestCgroup('cm-bench-agent');
   const pinDir = `/sys/fs/bpf/cm-bench-agent-full-${process.pid}`;
   const configDir = join(workDir, 'remotes-full');
   let agent: AgentProcess | undefined;
   try {
-    for (let s = 0; s < SERVICES; s++) kube.store.create(globalService(`svc-${s}`, `127.99.${s >> 8}.${s & 255}`));
+    await createGlobalServices(kube, SERVICES);
     for (let p = 0; p < PEERS; p++) {
       const name = `peer-${p}`;
       const peer = await PeerCluster.start(name, p + 2);

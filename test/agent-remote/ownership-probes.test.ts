@@ -105,7 +105,7 @@ describe('ownership at import and the health checker', () => {
       },
       datapath,
       peerCacheTtlMs: 60_000,
-      metrics: new AgentMetrics(registry, { peers: () => remotes.status(), peerCounts: () => new Map() }),
+      metrics: new AgentMetrics(registry, { peers: () => remotes.status(), peerCounts: () => new Map(), programStats: datapath.programStats }),
       log: silentLog,
     });
     controller.start();

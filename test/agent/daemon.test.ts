@@ -137,11 +137,11 @@ describeRequiring('the agent daemon on a real datapath, the official kube-apiser
     if (failures.length > 0) throw failures[0];
   });
 
-  /** The agent's LPM map, read through the pins as another process would. */
-  async function lookupPinnedIpcache(ip: string) {
+  /** The agent's maps, read through the pins as another process would. */
+  async function readPinned<T>(read: (dp: Datapath) => T): Promise<T> {
     const dp = await Datapath.open({ pinDir });
     try {
-      return dp.lookupIpcache(ip);
+      return read(dp);
     } finally {
       dp.close();
     }
@@ -163,9 +163,14 @@ describeRequiring('the agent daemon on a real datapath, the official kube-apiser
     expect(status.services.find((s) => s.name === 'plain')?.programmed).toBe(false);
     const identity = await agent.get(`/identity?ip=${ADDR_A}`);
     expect(JSON.parse(identity.body)).toMatchObject({ cluster: 'west', pod: 'echo-a', labels: IDENTITY_LABELS });
-    expect(await lookupPinnedIpcache(ADDR_A)).toEqual({ identity: JSON.parse(identity.body).identity, clusterId: 2 });
+    expect(await readPinned((dp) => dp.lookupIpcache(ADDR_A))).toEqual({ identity: JSON.parse(identity.body).identity, clusterId: 2 });
     expect((await agent.get(`/identity?ip=${ADDR_B}`)).status).toBe(404);
-    expect((await agent.get('/metrics', agent.healthUrl)).body).toMatch(/clustermesh_agent_remote_cluster_ready\{[^}]*cluster="west"[^}]*\} 1/);
+    const metrics = (await agent.get('/metrics', agent.healthUrl)).body;
+    expect(metrics).toMatch(/clustermesh_agent_remote_cluster_ready\{[^}]*cluster="west"[^}]*\} 1/);
+    // the programs' counters, as the pinned map holds them (nothing here makes them move)
+    const programEvents = [...metrics.matchAll(/^clustermesh_agent_datapath_program_events_total\{[^}]*event="(\w+)"[^}]*\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]);
+    const stats = await readPinned((dp) => dp.programStats());
+    expect(programEvents).toEqual([['sock_state_failed', stats.sockStateFailed], ['sock_peer_replaced', stats.sockPeerReplaced]]);
   });
 
   it('survives SIGKILL and a restart under continuous connects: no failed connect, no map write', async () => {

@@ -26,7 +26,7 @@ function startController(datapath: Datapath, local: FakeLocal, remotes: FakeRemo
     health: new FakeHealth(),
     datapath,
     peerCacheTtlMs: 60_000,
-    metrics: new AgentMetrics(registry, { peers: () => remotes.status(), peerCounts: () => new Map() }),
+    metrics: new AgentMetrics(registry, { peers: () => remotes.status(), peerCounts: () => new Map(), programStats: () => datapath.programStats() }),
     log: silentLog,
   });
   c.start();

@@ -1,7 +1,7 @@
 /** In-memory stand-ins for the controller's sources and sinks, and record builders. */
 import { pino } from 'pino';
 import { createMetricsRegistry } from '../../lib/metrics.js';
-import type { ReconcileStats } from '../../lib/datapath/index.js';
+import type { ProgramStats, ReconcileStats } from '../../lib/datapath/index.js';
 import type { DatapathService } from '../../lib/datapath/types.js';
 import { parseServicePolicy } from '../../lib/k8s/annotations.js';
 import { maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
@@ -87,6 +87,8 @@ export class FakeHealth {
 export class FakeDatapath {
   current: DatapathService[] = [];
   calls = 0;
+  /** what the programs' counters read */
+  stats: ProgramStats = { sockStateFailed: 0, sockPeerReplaced: 0 };
   constructor(initial: DatapathService[] = []) {
     this.current = initial;
   }
@@ -102,6 +104,7 @@ export class FakeDatapath {
     return { updates, deletes, services: desired.length, backends: 0, durationMs: 0 };
   };
   dump = () => this.current;
+  programStats = () => this.stats;
   close = () => undefined;
 }
 
@@ -203,7 +206,7 @@ export function controllerRig(
     routes: opts.routeDrainMs === undefined ? undefined : routes,
     routeDrainMs: opts.routeDrainMs,
     peerCacheTtlMs: opts.ttlMs ?? 60_000,
-    metrics: new AgentMetrics(registry, { peers: () => remotes.status(), peerCounts: () => new Map() }),
+    metrics: new AgentMetrics(registry, { peers: () => remotes.status(), peerCounts: () => new Map(), programStats: datapath.programStats }),
     log: silentLog,
     now: () => clock.now,
   });
