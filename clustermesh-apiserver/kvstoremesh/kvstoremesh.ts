@@ -139,7 +139,7 @@ export class KVStoreMesh {
     return [...running, ...unusable].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  /** Resolves once every current peer is synced into the cache (tests, benchmarks). */
+  /** Resolves once every current peer is synced into the cache. */
   async whenSynced(): Promise<void> {
     await Promise.all([...this.mirrors.values()].map((mirror) => mirror.whenSynced()));
   }

@@ -15,6 +15,7 @@ import type { Counter } from 'prom-client';
 import { encodeClusterConfig, type Decoded } from '../../lib/kvstore/codecs.js';
 import { classifyEtcdError, connectEtcd, type EtcdClientConfig } from '../../lib/kvstore/etcd.js';
 import { clusterConfigKey, syncedClusterPrefix } from '../../lib/kvstore/keys.js';
+import { Latch } from '../../lib/kvstore/latch.js';
 import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
 import {
   STATE_KINDS,
@@ -87,6 +88,8 @@ export class PeerMirror {
   private session: Session | null = null;
   private ttlTimer: NodeJS.Timeout | null = null;
   private rejected = 0;
+  /** open once every kind of the current session is in the cache with its canary written */
+  private readonly synced = new Latch();
   private lastError: string | null = null;
   private readonly log: Logger;
 
@@ -116,6 +119,7 @@ export class PeerMirror {
   /** Stops mirroring and leaves the cache as it is (a restart resyncs it without a gap). */
   async close(): Promise<void> {
     this.disarmTtl();
+    this.synced.reset();
     const session = this.session;
     this.session = null;
     if (session) await this.closeSession(session);
@@ -136,27 +140,22 @@ export class PeerMirror {
       name: this.name,
       id: this.id,
       connected: this.connected,
-      synced: reflectors.length === STATE_KINDS.length && reflectors.every((r) => r.cache.synced),
+      synced: this.synced.isOpen,
       records,
       rejected: this.rejected,
       lastError: this.lastError,
     };
   }
 
-  /** Resolves once every kind is synced into the cache (tests, benchmarks). */
-  async whenSynced(): Promise<void> {
-    for (;;) {
-      const session = this.session;
-      if (session && session.reflectors.length === STATE_KINDS.length) {
-        await Promise.all(session.reflectors.map((r) => r.cache.whenSynced()));
-        if (this.session === session) return;
-      } else await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+  /** Resolves once every kind of the current session is synced into the cache. */
+  whenSynced(): Promise<void> {
+    return this.synced.wait();
   }
 
   // ------------------------------------------------------------ sessions
 
   private openSession(): Session {
+    this.synced.reset();
     const session: Session = {
       abort: createStopController(),
       client: null,
@@ -329,6 +328,9 @@ export class PeerMirror {
       void cache.start().catch(() => undefined); // rejects only when stopped
       watch.start();
     }
+    void Promise.all(session.reflectors.map((r) => r.cache.whenSynced())).then(
+      () => this.session === session && this.synced.release(),
+    );
   }
 
   // ------------------------------------------------------------ cache TTL
