@@ -254,7 +254,7 @@ export class RemoteCluster {
       const kv = response.kvs[0];
       if (!kv)
         throw new Error(
-          `${key} does not exist in etcd at ${endpoints.join(', ')}: is the peer's clustermesh-apiserver running, and is its cluster named "${this.name}"?`,
+          `${key} does not exist in etcd at ${endpoints.join(', ')}: is the peer's clustermesh-apiserver running, and is its cluster named "${this.name}"? (if that etcd is this cluster's own kvstoremesh cache: has the kvstoremesh reached "${this.name}" yet? see its log)`,
         );
       const decoded = validateRemoteRecord('config', key, kv.value, { cluster: this.name });
       if (!decoded.ok) throw new Error(`invalid cluster config: ${decoded.reason}`);
