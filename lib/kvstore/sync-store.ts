@@ -155,9 +155,14 @@ export class SyncStore {
     return size;
   }
 
+  /** Nothing queued nor being written (what queueSize === 0 says, without counting). */
+  private get idle(): boolean {
+    return this.pending.size === 0 && this.inFlight.size === 0;
+  }
+
   /** Resolves when nothing is queued or being written. */
   drain(): Promise<void> {
-    return this.queueSize === 0
+    return this.idle
       ? Promise.resolve()
       : new Promise((resolve) => this.idleWaiters.push(resolve));
   }
@@ -295,7 +300,7 @@ export class SyncStore {
     this.inFlight.delete(key);
     if (done && this.awaitingInitial?.delete(key)) this.maybeWriteCanary();
     if (this.pending.has(key)) this.flushSoon();
-    if (this.queueSize === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+    if (this.idle) this.idleWaiters.splice(0).forEach((resolve) => resolve());
   }
 
   private awaitInitialKeys(): void {
