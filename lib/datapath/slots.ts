@@ -27,6 +27,7 @@ const SHORT = 16;
  */
 export function layoutSlots(backendIds: readonly number[], active: readonly boolean[], previous: readonly number[] = []): SlotLayout {
   if (previous.length === 0 && ascendingAndActive(backendIds, active)) return { count: backendIds.length, slots: backendIds };
+  if (samePlacesAsBefore(backendIds, active, previous)) return { count: previous.length, slots: previous };
   const ids: number[] = [];
   const states: boolean[] = [];
   const seen = backendIds.length > SHORT ? new Set<number>() : undefined;
@@ -51,6 +52,13 @@ export function layoutSlots(backendIds: readonly number[], active: readonly bool
 /** The common case of a new service: IDs handed out in listing order, every backend active. */
 function ascendingAndActive(ids: readonly number[], active: readonly boolean[]): boolean {
   for (let i = 0; i < ids.length; i++) if (!active[i] || (i > 0 && ids[i] <= ids[i - 1])) return false;
+  return true;
+}
+
+/** Every backend active, each listed once, and `previous` holds exactly them: every one keeps its slot. */
+function samePlacesAsBefore(ids: readonly number[], active: readonly boolean[], previous: readonly number[]): boolean {
+  if (ids.length !== previous.length || ids.length > SHORT) return false;
+  for (let i = 0; i < ids.length; i++) if (!active[i] || !previous.includes(ids[i]) || ids.indexOf(ids[i]) !== i) return false;
   return true;
 }
 
