@@ -2,7 +2,9 @@
 // Exits 1 with one line when a CIDR overlaps the host uplink or the lab's address plan
 // (lab/topology/plan.ts: FORBIDDEN_RANGES, bridge, pod and service ranges). Docker's bridges share
 // the host's routing table with both, so an overlap would shadow the uplink or the lab's routes.
+import console from 'node:console';
 import net from 'node:net';
+import process from 'node:process';
 
 const RESERVED = {
   'host uplink': ['192.0.2.0/24', 'fd00::/64', '10.255.255.53/32'],
