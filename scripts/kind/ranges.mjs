@@ -39,7 +39,9 @@ for (const cidr of cidrs) {
     for (const reserved of list) {
       const b = parse(reserved);
       if (a.family === b.family && a.start <= b.end && b.start <= a.end) {
-        console.error(`${what} uses ${cidr}, which overlaps the ${owner} range ${reserved}: give it a range of its own (see scripts/kind/README.md)`);
+        console.error(
+          `${what} uses ${cidr}, which overlaps the ${owner} range ${reserved}: give it a range of its own (see scripts/kind/README.md)`,
+        );
         process.exit(1);
       }
     }
