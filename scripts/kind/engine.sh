@@ -9,6 +9,61 @@ say() { printf 'engine: %s\n' "$*" >&2; }
 die() { printf 'engine: error: %s\n' "$*" >&2; exit 1; }
 
 readonly LOG=/var/log/clustermesh-dockerd.log
+# dockerd started by this script records its pid here (a running engine of anyone else is left alone)
+readonly OURS=/run/clustermesh-dockerd.pid
+readonly RUNTIME=clustermesh-runc
+readonly WRAPPER=/usr/local/lib/clustermesh/runc-bounded
+
+# Whether this host's capability bounding set lacks a capability the kernel has: then privileged
+# containers need the runc wrapper (scripts/kind/runc-bounded says why).
+caps_bounded() {
+  local bounding last
+  bounding=$((16#$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)))
+  last=$(cat /proc/sys/kernel/cap_last_cap)
+  [ "$bounding" != $(((1 << (last + 1)) - 1)) ]
+}
+
+install_wrapper() {
+  cmp -s "$here/runc-bounded" "$WRAPPER" && return 0
+  mkdir -p "$(dirname "$WRAPPER")"
+  install -m 0755 "$here/runc-bounded" "$WRAPPER"
+  say "installed $WRAPPER (this host's capability bounding set lacks capabilities privileged containers ask for)"
+}
+
+start_dockerd() {
+  local flags=()
+  if caps_bounded; then
+    install_wrapper
+    flags=(--add-runtime "$RUNTIME=$WRAPPER" --default-runtime "$RUNTIME")
+  fi
+  say "starting dockerd ${flags[*]} (log: $LOG)"
+  # setsid: the engine outlives this script and the shell that ran it
+  setsid dockerd "${flags[@]}" >>"$LOG" 2>&1 </dev/null &
+  echo $! >"$OURS"
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || die "dockerd did not answer within 60 s: see the end of $LOG ($(tail -1 "$LOG" 2>/dev/null))"
+  say "dockerd answers ($(docker info --format 'storage {{.Driver}}, cgroup {{.CgroupDriver}} v{{.CgroupVersion}}, runtime {{.DefaultRuntime}}'))"
+}
+
+# A running engine that would hand privileged containers capabilities this host cannot grant:
+# restarted when this script started it, refused otherwise.
+check_runtime() {
+  caps_bounded || return 0
+  [ "$(docker info --format '{{.DefaultRuntime}}')" = "$RUNTIME" ] && { install_wrapper; return 0; }
+  local pid
+  pid=$(cat "$OURS" 2>/dev/null || true)
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+    say "restarting the dockerd this script started (pid $pid) with the runc wrapper"
+    kill "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
+    start_dockerd
+  else
+    die "the running Docker engine lacks the runc wrapper this host needs (its capability bounding set misses capabilities, so privileged containers fail with 'unable to apply caps'): restart dockerd with --add-runtime $RUNTIME=$WRAPPER --default-runtime $RUNTIME (from scripts/kind/runc-bounded)"
+  fi
+}
 
 check_ranges() {
   local nets net subnets
@@ -22,6 +77,7 @@ check_ranges() {
 
 if docker info >/dev/null 2>&1; then
   say "a Docker engine already answers: left as it is"
+  check_runtime
   check_ranges
   exit 0
 fi
@@ -33,20 +89,9 @@ if ! command -v dockerd >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/tmp/clustermesh-docker-install.log 2>&1 \
     || die "apt-get install docker.io failed (log: /tmp/clustermesh-docker-install.log): is the Debian mirror reachable?"
   # the package's service may have started it already (hosts with systemd)
-  docker info >/dev/null 2>&1 && { say "docker.io installed and its engine answers"; check_ranges; exit 0; }
+  docker info >/dev/null 2>&1 && { say "docker.io installed and its engine answers"; check_runtime; check_ranges; exit 0; }
 fi
 
-if pgrep -x dockerd >/dev/null; then
-  say "dockerd runs but does not answer yet: waiting for it"
-else
-  say "starting dockerd (log: $LOG)"
-  # setsid: the engine outlives this script and the shell that ran it
-  setsid dockerd >>"$LOG" 2>&1 </dev/null &
-fi
-for _ in $(seq 1 60); do
-  docker info >/dev/null 2>&1 && break
-  sleep 1
-done
-docker info >/dev/null 2>&1 || die "dockerd did not answer within 60 s: see the end of $LOG ($(tail -1 "$LOG" 2>/dev/null))"
-say "dockerd answers ($(docker info --format 'storage {{.Driver}}, cgroup {{.CgroupDriver}} v{{.CgroupVersion}}'))"
+pgrep -x dockerd >/dev/null && die "dockerd runs but does not answer: see its log, or stop it and run this again"
+start_dockerd
 check_ranges
