@@ -236,11 +236,19 @@ export class Controller {
     const nowMs = this.now();
     const peers = keptPeers(this.o.remotes.views(), this.o.peerCacheTtlMs, nowMs);
     const remote = new Map<string, RemoteCluster>(peers.kept.map((v) => [v.name, { id: v.id, services: v.services }]));
+    // The health the pass decided with, kept for the status API's explanations: explained with
+    // the health of a later moment, a backend could read quarantined while the maps still use it.
+    const healthSeen = new Map<string, ReturnType<HealthSource['status']>>();
     const input: MergeInput = {
       localCluster: this.o.localCluster,
       localServices: this.o.local.services(),
       remote,
-      health: (clusterId, addr, port) => this.o.health.status({ clusterId, addr, port }),
+      health: (clusterId, addr, port) => {
+        const key = `${clusterId}/${addr}/${port}`;
+        let status = healthSeen.get(key);
+        if (status === undefined) healthSeen.set(key, (status = this.o.health.status({ clusterId, addr, port })));
+        return status;
+      },
     };
     const result = mergeServices({ ...input, explain: false });
     this.o.health.setTargets(result.probeTargets);

@@ -13,10 +13,10 @@
  * Run: npm run bench:failover (root). Smaller runs: BENCH_FAILOVER_REPS=5 BENCH_FAILOVER_BASELINE_REPS=2.
  */
 import { labsWithState } from '../lab/topology/host.js';
-import { restartAgent } from '../e2e/scenarios/daemons.js';
+import { addAgentArgs } from '../e2e/scenarios/daemons.js';
 import { FAILOVER_RATE, abruptFailover, gracefulFailover } from '../e2e/scenarios/failover.js';
 import type { ScenarioResult } from '../e2e/scenarios/result.js';
-import { CLIENT_NODE, type E2eEnv, setUpSuite, tearDownSuite, waitBaseline } from '../e2e/scenarios/suite.js';
+import { LOCAL, type E2eEnv, setUpSuite, tearDownSuite, waitBaseline } from '../e2e/scenarios/suite.js';
 import { acquireLabLock } from '../test/harness/lab-lock.js';
 import { type BenchResult, type Figure, type Table, distribution, envInt, figure, runStandalone } from './report.js';
 
@@ -153,9 +153,9 @@ async function measure(env: E2eEnv): Promise<FailoverRuns> {
   const graceful = await runSeries(env, 'graceful', REPS, (e) => gracefulFailover(e));
   const abrupt = await runSeries(env, 'abrupt', REPS, (e) => abruptFailover(e));
   // the baseline last: the lab is torn down afterwards, so the agent is never switched back
-  await restartAgent(env.running, CLIENT_NODE, ['--no-health-checks']);
+  await addAgentArgs(env.running, LOCAL, ['--no-health-checks']);
   await waitBaseline(env);
-  progress(`${CLIENT_NODE}'s agent restarted with --no-health-checks`);
+  progress(`${LOCAL}'s agents restarted with --no-health-checks`);
   const gracefulBaseline = await runSeries(env, 'graceful, health checks off (baseline)', BASELINE_REPS, (e) => gracefulFailover(e));
   const abruptBaseline = await runSeries(env, 'abrupt, health checks off (baseline)', 1, (e) => abruptFailover(e));
   return { graceful, abrupt, gracefulBaseline, abruptBaseline };

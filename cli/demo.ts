@@ -68,7 +68,7 @@ export async function runDemo(prefix: string): Promise<number> {
     if (!ready) throw new Error('the agents did not all connect (see the status above)');
     const vips = await deployServices(running);
     const backends: Record<string, Backend[]> = {};
-    for (const c of running.plan.clusters) backends[c.name] = await deployEcho(running, c.name, ECHO, distDir());
+    for (const c of running.plan.clusters) backends[c.name] = await deployEcho(running, c.name, ECHO);
     const [local, remote] = running.plan.clusters.map((c) => c.name);
     console.log(`echo: ${ECHO.replicas} pods in each cluster behind global Service ${ECHO.namespace}/${ECHO.name} (affinity local); client in ${local} -> ${vips[local]}:${SERVICE_PORT}, ${RATE} requests/s`);
     const records: RequestRecord[] = [];
@@ -94,7 +94,7 @@ export async function runDemo(prefix: string): Promise<number> {
       await waitUntil(() => interrupted, STEADY_MS);
       const restoredAt = records.length ? records[records.length - 1].t : 0;
       console.log(`>>> bringing ${local}'s echo backends back`);
-      backends[local] = await deployEcho(running, local, ECHO, distDir());
+      backends[local] = await deployEcho(running, local, ECHO);
       await waitUntil(answered(local, restoredAt), SWITCH_TIMEOUT_MS);
       await waitUntil(() => interrupted, 2000);
       stopClient();

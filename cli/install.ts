@@ -1,10 +1,12 @@
 /**
  * `clustermesh install`: the PKI and identity of one cluster (Secrets + the clustermesh-config
- * ConfigMap; what the lab calls without the chart), then the Helm chart rendered by the real helm
- * and applied object by object, then a wait with visible progress.
+ * ConfigMap), then `helm upgrade --install` of the chart by the real helm (a release users can
+ * `helm upgrade` and `helm uninstall`), then a wait with visible progress. The lab installs with
+ * exactly this code, adding a values file of its own.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -17,14 +19,12 @@ import { type CertifiedKey, createCA, issueClientCert, issueServerCert } from '.
 import { assertUsableCa } from './ca.js';
 import {
   type Cluster,
-  configMapObject,
   ensureNamespace,
   kubeCall,
   nodeInternalIPs,
   readConfigMapData,
   readObject,
   readSecretData,
-  refOf,
   secretObject,
   upsertObject,
 } from './kube.js';
@@ -65,11 +65,8 @@ export function parseNodePort(text: string | undefined, clusterId: number): numb
 export interface BootstrapOptions {
   namespace: string;
   identity: ClusterIdentity;
-  nodePort: number;
   /** a CA to use (--ca-from); default: the cluster's existing one, else a new one */
   ca?: CertifiedKey;
-  /** extra ConfigMap keys (the lab: remotes-mount-dir, apiserver-health-url) */
-  extraConfig?: Record<string, string>;
   progress?: (line: string) => void;
 }
 
@@ -80,9 +77,9 @@ export interface ClusterPki {
 }
 
 /**
- * Creates or updates the certificate Secrets and the clustermesh-config ConfigMap. Idempotent:
- * an existing CA is reused, so certificates issued to peers stay valid. Refuses to rename or
- * renumber an installed cluster.
+ * Creates or updates the certificate Secrets the chart mounts (the chart itself carries the
+ * clustermesh-config ConfigMap with the cluster's identity). Idempotent: an existing CA is reused,
+ * so certificates issued to peers stay valid. Refuses to rename or renumber an installed cluster.
  */
 export async function bootstrapCluster(cluster: Cluster, opts: BootstrapOptions): Promise<ClusterPki> {
   const { namespace, identity } = opts;
@@ -102,14 +99,6 @@ export async function bootstrapCluster(cluster: Cluster, opts: BootstrapOptions)
     secretObject(namespace, CA_SECRET, { 'ca.crt': ca.certPem, 'ca.key': ca.keyPem }),
     secretObject(namespace, SERVER_CERT_SECRET, tlsData(ca, server)),
     secretObject(namespace, ADMIN_CERT_SECRET, tlsData(ca, admin)),
-    configMapObject(namespace, CONFIG_MAP, {
-      'cluster-name': identity.name,
-      'cluster-id': String(identity.id),
-      'etcd-service': APISERVER_SERVICE,
-      'etcd-node-port': String(opts.nodePort),
-      'remotes-secret': REMOTES_SECRET,
-      ...opts.extraConfig,
-    }),
   ];
   for (const object of objects) {
     await upsertObject(cluster, object);
@@ -173,55 +162,68 @@ export function helmBinary(root: string = packageRoot()): string {
   return existsSync(bundled) ? bundled : 'helm';
 }
 
+export const RELEASE_NAME = 'clustermesh';
+
 export interface ChartValues {
   namespace: string;
   identity: ClusterIdentity;
   nodePort: number;
+  /** more values files (helm -f), later ones win */
+  valuesFiles?: string[];
+  /** key=value overrides (helm --set), after the files */
+  sets?: string[];
 }
 
-export async function renderChart(values: ChartValues): Promise<KubernetesObject[]> {
-  const root = packageRoot();
-  const args = [
-    'template',
-    'clustermesh',
+/** The helm arguments that name the chart and its values (shared by template and install). Pure. */
+export function chartArgs(root: string, values: ChartValues): string[] {
+  return [
+    RELEASE_NAME,
     join(root, 'deploy', 'helm', 'clustermesh'),
     '--namespace',
     values.namespace,
+    ...(values.valuesFiles ?? []).flatMap((file) => ['--values', file]),
     '--set',
     `cluster.name=${values.identity.name}`,
     '--set',
     `cluster.id=${values.identity.id}`,
     '--set',
     `apiserver.service.nodePort=${values.nodePort}`,
-    '--set',
-    'createNamespace=true',
+    ...(values.sets ?? []).flatMap((set) => ['--set', set]),
   ];
-  let stdout: string;
+}
+
+async function helm(args: string[], what: string): Promise<string> {
+  const root = packageRoot();
   try {
-    ({ stdout } = await promisify(execFile)(helmBinary(root), args, { maxBuffer: 16 * 1024 * 1024 }));
+    const { stdout } = await promisify(execFile)(helmBinary(root), args, { maxBuffer: 16 * 1024 * 1024 });
+    return stdout;
   } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr?.trim().split('\n')[0];
-    throw new UserError(`helm template failed: ${stderr || errorMessage(err)} (run npm run setup for .tools/helm)`);
+    const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').filter(Boolean).pop();
+    throw new UserError(`${what} failed: ${stderr || errorMessage(err)} (helm: ${helmBinary(root)}; run npm run setup for .tools/helm)`);
   }
+}
+
+export async function renderChart(values: ChartValues): Promise<KubernetesObject[]> {
+  const stdout = await helm(['template', ...chartArgs(packageRoot(), values), '--set', 'createNamespace=true'], 'helm template');
   return parseAllDocuments(stdout)
     .map((doc) => doc.toJS() as KubernetesObject | null)
     .filter((obj): obj is KubernetesObject => obj !== null && typeof obj === 'object' && !!obj.kind);
 }
 
-/** Namespaces first, so namespaced objects always have theirs. */
-export function applyOrder(objects: KubernetesObject[]): KubernetesObject[] {
-  return [...objects].sort((a, b) => Number(b.kind === 'Namespace') - Number(a.kind === 'Namespace'));
-}
-
-export async function applyObjects(
-  cluster: Cluster,
-  objects: KubernetesObject[],
-  progress: (line: string) => void,
-): Promise<void> {
-  for (const object of applyOrder(objects)) {
-    await upsertObject(cluster, object);
-    const ref = refOf(object);
-    progress(`applied ${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`);
+/**
+ * `helm upgrade --install` of the chart into the cluster, through a private copy of the
+ * kubeconfig the CLI loaded (also when that came from the in-cluster service account).
+ */
+export async function helmInstall(cluster: Cluster, values: ChartValues, progress: (line: string) => void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'clustermesh-helm-'));
+  try {
+    const kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, cluster.kc.exportConfig(), { mode: 0o600 });
+    const args = ['upgrade', '--install', ...chartArgs(packageRoot(), values), '--kubeconfig', kubeconfig, '--kube-context', cluster.kc.getCurrentContext()];
+    await helm(args, `helm upgrade --install in context ${cluster.context}`);
+    progress(`helm release ${RELEASE_NAME} installed in ${values.namespace}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

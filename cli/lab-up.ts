@@ -1,22 +1,25 @@
 /**
- * Bringing the lab up with the product's own install bootstrap and connect code as hooks; shared
+ * Bringing the lab up with the product's own install and connect code as hooks; shared
  * by `clustermesh lab up` and the demo.
  */
 import { join } from 'node:path';
 import { LAB_NAMESPACE, type LabHooks, type RunningLab, labUp } from '../lab/cluster/index.js';
 import { connectClusters } from './connect.js';
-import { bootstrapCluster, packageRoot, parseClusterIdentity } from './install.js';
+import { bootstrapCluster, helmInstall, packageRoot, parseClusterIdentity, parseNodePort, waitInstalled } from './install.js';
 import { openCluster } from './kube.js';
 import { formatStatus, waitForStatus } from './status.js';
 
+const INSTALL_TIMEOUT_MS = 120_000;
+
 export const labHooks: LabHooks = {
-  async bootstrap({ kubeconfig, context, name, id, nodePort, extraConfig }) {
-    return bootstrapCluster(openCluster(kubeconfig, context), {
-      namespace: LAB_NAMESPACE,
-      identity: parseClusterIdentity(name, String(id)),
-      nodePort,
-      extraConfig,
-    });
+  // what `clustermesh install --context <c> --cluster-name … --cluster-id … -f <valuesFile> --wait` does
+  async install({ kubeconfig, context, name, id, valuesFile }) {
+    const cluster = openCluster(kubeconfig, context);
+    const identity = parseClusterIdentity(name, String(id));
+    const nodePort = parseNodePort(undefined, identity.id);
+    await bootstrapCluster(cluster, { namespace: LAB_NAMESPACE, identity });
+    await helmInstall(cluster, { namespace: LAB_NAMESPACE, identity, nodePort, valuesFiles: [valuesFile] }, () => undefined);
+    await waitInstalled(cluster, LAB_NAMESPACE, INSTALL_TIMEOUT_MS, () => undefined);
   },
   async connect(kubeconfig, a, b) {
     await connectClusters(openCluster(kubeconfig, a), openCluster(kubeconfig, b), LAB_NAMESPACE);

@@ -10,7 +10,7 @@ import { readCaFile } from './ca.js';
 import { connectClusters, disconnectClusters } from './connect.js';
 import { formatIdentity, identityJson, lookupIdentity, parseIdentityIp } from './identity.js';
 import {
-  applyObjects,
+  helmInstall,
   bootstrapCluster,
   parseClusterIdentity,
   parseNodePort,
@@ -40,6 +40,11 @@ function globals(command: Command): GlobalFlags {
   return command.optsWithGlobals<GlobalFlags>();
 }
 
+/** commander's accumulator for a repeatable option */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function buildProgram(): Command {
   const program = new Command('clustermesh')
     .description('multi-cluster mesh: shared global services across Kubernetes clusters')
@@ -59,11 +64,16 @@ function buildProgram(): Command {
     .option('--wait', 'wait until the apiserver and every agent are ready')
     .option('--wait-timeout <duration>', 'how long --wait waits', parseDuration, 300_000)
     .option('--render-only', 'print the rendered manifests and change nothing')
+    .option('-f, --values <file>', 'a Helm values file for the chart (repeatable)', collect, [])
+    .option('--set <key=value>', 'a Helm value for the chart (repeatable)', collect, [])
     .action(async (opts, command: Command) => {
       const { kubeconfig, namespace } = globals(command);
       const identity = parseClusterIdentity(opts.clusterName, opts.clusterId);
       const nodePort = parseNodePort(opts.nodePort, identity.id);
-      const objects = await renderChart({ namespace, identity, nodePort });
+      for (const file of opts.values as string[])
+        if (!existsSync(file)) throw new UserError(`--values ${file} does not exist; pass an existing Helm values file`);
+      const values = { namespace, identity, nodePort, valuesFiles: opts.values as string[], sets: opts.set as string[] };
+      const objects = await renderChart(values);
       if (opts.renderOnly) {
         process.stdout.write(objects.map((o) => stringify(o)).join('---\n'));
         return;
@@ -71,8 +81,8 @@ function buildProgram(): Command {
       if (!opts.context) throw new UserError('--context is required (the cluster to install into)');
       const ca = opts.caFrom ? await caFrom(opts.caFrom, kubeconfig, namespace) : undefined;
       const cluster = openCluster(kubeconfig, opts.context);
-      await bootstrapCluster(cluster, { namespace, identity, nodePort, ca, progress });
-      await applyObjects(cluster, objects, progress);
+      await bootstrapCluster(cluster, { namespace, identity, ca, progress });
+      await helmInstall(cluster, values, progress);
       if (opts.wait) await waitInstalled(cluster, namespace, opts.waitTimeout, progress);
       process.stderr.write(`installed ${identity.name} in ${cluster.context}\n`);
     });

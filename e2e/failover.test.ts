@@ -1,9 +1,11 @@
 /**
  * The failover suite on one lab (prefix cme2e): real traffic from a client pod in east to a global
- * Service with echo pods in east and west, through every scenario of issue 6. Each scenario puts
+ * Service with echo pods (a Deployment) in east and west, through every scenario: the official
+ * control plane, the chart's pods run by the lab kubelets. Each scenario puts
  * the baseline back, so they are independent; the lab is brought up once and always taken down.
  * Prints the scenario table and writes it to e2e/out/last-run.json.
- * Needs root and the build (dist/: the lab runs the daemons from there).
+ * Needs root, the build (dist/: the lab kubelets run the chart's pods from there) and the official
+ * Kubernetes binaries (scripts/setup.sh builds them).
  */
 import { existsSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -11,6 +13,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../cli/install.js';
 import { labPaths } from '../lab/cluster/paths.js';
 import { isGone, labStatus } from '../lab/topology/status.js';
+import { kubeBinariesRequirement } from '../test/harness/kube-apiserver.js';
 import { acquireLabLock } from '../test/harness/lab-lock.js';
 import { builtRequirement, describeRequiring, rootRequirement } from '../test/harness/requirements.js';
 import {
@@ -30,7 +33,9 @@ import {
   gracefulFailover,
   hostilePeer,
   ipv6DualStack,
+  peerCompaction,
   peerControlPlaneDown,
+  peerRestartEmpty,
   setUpSuite,
   tearDownSuite,
   udpFailover,
@@ -38,7 +43,11 @@ import {
 
 const ROOT = packageRoot();
 const OUT = join(ROOT, 'e2e', 'out', 'last-run.json');
-const REQUIREMENTS = [rootRequirement(), builtRequirement(join(ROOT, 'dist'), ['agent/main.js', 'clustermesh-apiserver/main.js', 'lab/workloads/client.js'])];
+const REQUIREMENTS = [
+  rootRequirement(),
+  builtRequirement(join(ROOT, 'dist'), ['agent/main.js', 'clustermesh-apiserver/main.js', 'lab/kubelet/main.js', 'lab/workloads/client.js']),
+  kubeBinariesRequirement(),
+];
 /** the abrupt cases must recover within 2 s: at most every request sent in those 2 s fails */
 const RECOVERY_BUDGET_MS = 2000;
 
@@ -85,7 +94,7 @@ describeRequiring('failover on the lab', REQUIREMENTS, () => {
     }, 60_000);
   });
 
-  describe('2. abrupt failover (pods killed, endpoints still listed)', () => {
+  describe("2. abrupt failover (pods killed, their node's kubelet hung: endpoints still listed)", () => {
     test('the health checker quarantines them: full recovery within 2 s, failures bounded', async () => {
       const r = await run(abruptFailover);
       expect(r.recoveryMs).not.toBeNull();
@@ -105,7 +114,7 @@ describeRequiring('failover on the lab', REQUIREMENTS, () => {
     }, 60_000);
   });
 
-  describe(`4. west's etcd and clustermesh-apiserver down for ${OUTAGE_MS / 1000} s`, () => {
+  describe(`4. west's clustermesh-apiserver pod (etcd + apiserver) down for ${OUTAGE_MS / 1000} s`, () => {
     test('traffic to west never fails, and the resync writes nothing to the maps', async () => {
       const r = await run(peerControlPlaneDown);
       expect(r.failed).toBe(0);
@@ -169,5 +178,24 @@ describeRequiring('failover on the lab', REQUIREMENTS, () => {
       expect(counts(r, 'answeredBy').east).toBeGreaterThan(0);
       expect(counts(r, 'answeredBy').west).toBeGreaterThan(0);
     }, 60_000);
+  });
+
+  describe("10. west's clustermesh-apiserver pod deleted: a new one starts with an empty etcd", () => {
+    test('traffic to west never fails; no east agent deletes a record or a map entry of west', async () => {
+      const r = await run(peerRestartEmpty);
+      expect(r.failed).toBe(0);
+      expect(Object.values(counts(r, 'recordDeletes'))).toEqual([0, 0]);
+      expect(Object.values(counts(r, 'mapDeletes'))).toEqual([0, 0]);
+      expect(r.facts.fewestRemoteBackendsProgrammed).toBe(2);
+    }, 120_000);
+  });
+
+  describe("11. west's etcd history compacted under load", () => {
+    test('nothing fails and nothing leaves the maps', async () => {
+      const r = await run(peerCompaction);
+      expect(r.failed).toBe(0);
+      expect(Object.values(counts(r, 'recordDeletes'))).toEqual([0, 0]);
+      expect(Object.values(counts(r, 'mapDeletes'))).toEqual([0, 0]);
+    }, 90_000);
   });
 });

@@ -51,13 +51,6 @@ type Resource = 'services' | 'endpointslices' | 'namespaces' | 'serviceexports' 
 interface Watched<T extends KubernetesObject> {
   resource: Resource;
   informer: ResourceInformer<T>;
-  /** the ServiceExport CRD is not served: nothing is exported that way (looked for again later) */
-  absent: boolean;
-}
-
-function statusCode(err: unknown): number | undefined {
-  const e = err as { code?: number; statusCode?: number } | undefined;
-  return e?.code ?? e?.statusCode;
 }
 
 export class LocalInformers implements LocalViewSource {
@@ -109,7 +102,7 @@ export class LocalInformers implements LocalViewSource {
   }
 
   synced(): boolean {
-    return this.all().every((w) => w.informer.isSynced || w.absent);
+    return this.all().every((w) => w.informer.isSynced);
   }
 
   services(): LocalService[] {
@@ -153,11 +146,20 @@ export class LocalInformers implements LocalViewSource {
   private watched<T extends KubernetesObject>(resource: Resource, source: ResourceSource<T>): Watched<T> {
     const w: Watched<T> = {
       resource,
-      absent: false,
       informer: new ResourceInformer<T>({
         ...source,
         kubeConfig: this.options.kubeConfig,
         backoff: { minMs: this.options.retryDelayMs ?? 500, maxMs: MAX_RETRY_DELAY_MS },
+        ...(resource === 'serviceexports'
+          ? {
+              optional: {
+                onAbsent: () => {
+                  this.options.log.info('no ServiceExport resource in this cluster: MCS exports ignored');
+                  this.changed();
+                },
+              },
+            }
+          : {}),
         onError: (err, { delayMs }) => this.failed(w as unknown as Watched<KubernetesObject>, err, delayMs),
       }),
     };
@@ -174,12 +176,6 @@ export class LocalInformers implements LocalViewSource {
 
   /** Logs and counts a failed list/watch; returns the restart delay when it is not the backoff's. */
   private failed(w: Watched<KubernetesObject>, err: unknown, retryInMs: number): number | undefined {
-    if (w.resource === 'serviceexports' && statusCode(err) === 404) {
-      if (!w.absent) this.options.log.info('no ServiceExport resource in this cluster: MCS exports ignored');
-      w.absent = true;
-      this.changed();
-      return MAX_RETRY_DELAY_MS;
-    }
     this.watchErrors.inc({ resource: w.resource });
     this.options.log.warn({ resource: w.resource, err: String(err), retryInMs }, 'local list/watch failed');
     return undefined;

@@ -51,11 +51,12 @@ export async function agentMetricsText(running: RunningLab, node: string): Promi
 }
 
 /** Samples of `metric` by the value of one label. Pure. */
-export function metricByLabel(text: string, metric: string, label: string): Record<string, number> {
+export function metricByLabel(text: string, metric: string, label: string, only: Record<string, string> = {}): Record<string, number> {
   const out: Record<string, number> = {};
   for (const line of text.split('\n')) {
     const m = /^([a-zA-Z_:][\w:]*)\{([^}]*)\}\s+(\S+)/.exec(line);
     if (!m || m[1] !== metric) continue;
+    if (Object.entries(only).some(([k, v]) => !m[2].includes(`${k}="${v}"`))) continue;
     const value = new RegExp(`${label}="([^"]*)"`).exec(m[2])?.[1];
     if (value !== undefined) out[value] = (out[value] ?? 0) + Number(m[3]);
   }

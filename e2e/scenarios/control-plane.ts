@@ -1,13 +1,14 @@
 /**
- * Scenario 4: west's control plane (etcd and clustermesh-apiserver) is killed for 20 s while east
- * sends to west's backends (east's own were removed first). The agents keep the peer's last known
- * backends (cache TTL), so no request fails; when west's control plane returns and the agents
- * resync, nothing in the maps changes: no map write at all.
+ * Scenario 4: west's clustermesh-apiserver pod (etcd and clustermesh-apiserver) is down for 20 s —
+ * its processes killed while its node's kubelet is frozen — while east sends to west's backends
+ * (east's own were removed first). The agents keep the peer's last known backends (cache TTL), so
+ * no request fails; when the kubelet restarts the containers (same pod, so etcd's emptyDir is
+ * kept) and the agents resync, nothing in the maps changes: no map write at all.
  */
 import { removeBackends } from '../../lab/workloads/deployment.js';
 import { agentStatus, findFrontend, mapWrites } from './agents.js';
 import { answeredBy, requestCount } from './analysis.js';
-import { apiserverDaemon, etcdDaemon, killDaemon, startDaemon, type StoppedDaemon } from './daemons.js';
+import { type FrozenNode, apiserverPod, freezeKubelet, killPod } from './daemons.js';
 import { FAILOVER_RATE, steadyTraffic } from './failover.js';
 import { type ScenarioResult, resultOf, withRestore } from './result.js';
 import { CONVERGE_TIMEOUT_MS, ECHO, type E2eEnv, LOCAL, REMOTE, SERVICE_PORT, echoBackends, restoreBaseline, workerNodes } from './suite.js';
@@ -34,7 +35,7 @@ async function peerReady(env: E2eEnv, node: string): Promise<boolean> {
 }
 
 export async function peerControlPlaneDown(env: E2eEnv, rate = RATE): Promise<ScenarioResult> {
-  const stopped: StoppedDaemon[] = [];
+  const frozen: FrozenNode[] = [];
   const agents = workerNodes(env, LOCAL);
   return withRestore(async () => {
     await removeBackends(env.running, ECHO, env.backends[LOCAL], true);
@@ -45,11 +46,13 @@ export async function peerControlPlaneDown(env: E2eEnv, rate = RATE): Promise<Sc
     try {
       const before = await Promise.all(agents.map((n) => snapshot(env, n)));
       const downAt = Date.now();
-      stopped.push(await killDaemon(env.running, apiserverDaemon(REMOTE)), await killDaemon(env.running, etcdDaemon(REMOTE)));
+      const pod = await apiserverPod(env.running, REMOTE);
+      frozen.push(freezeKubelet(env.running, pod.node));
+      await killPod(env.running, pod.node, pod.name);
       await Promise.all(agents.map((n) => waitFor(`${n} to notice ${REMOTE}'s etcd is gone`, () => peerReady(env, n), (ready) => !ready, OUTAGE_MS)));
       await hold(downAt + OUTAGE_MS - Date.now());
       const upAt = Date.now();
-      for (const daemon of stopped.splice(0).reverse()) startDaemon(env.running, daemon);
+      for (const node of frozen.splice(0)) node.thaw();
       await Promise.all(agents.map((n) => waitFor(`${n} to resync with ${REMOTE}`, () => peerReady(env, n), Boolean, RECONNECT_TIMEOUT_MS)));
       const resyncedAt = Date.now();
       await traffic.until('a second of traffic after the resync', (rs) => requestCount(rs, resyncedAt) >= rate, CONVERGE_TIMEOUT_MS);
@@ -69,7 +72,7 @@ export async function peerControlPlaneDown(env: E2eEnv, rate = RATE): Promise<Sc
       await traffic.stop();
     }
   }, async () => {
-    for (const daemon of stopped.splice(0).reverse()) startDaemon(env.running, daemon);
+    for (const node of frozen.splice(0)) node.thaw();
     await restoreBaseline(env);
   });
 }

@@ -1,69 +1,28 @@
 /**
- * Killing and restarting the lab's daemons (agents, etcd, clustermesh-apiserver) as an operator or a
- * crash would. The lab starts them detached with a pid file each; a restart reuses the exact command
- * line of the running process (read from /proc), so the suite never re-derives the lab's flags.
+ * Crashes and outages of the chart's pods, as a node or a process failure would cause them: the
+ * daemons run as pods of the lab kubelets (lab/kubelet), so a killed process is restarted by its
+ * kubelet, and an outage that lasts is a kubelet frozen (SIGSTOP) while its pods' processes are
+ * killed — the API keeps listing them, as when a node hangs — until it is thawed.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunningLab } from '../../lab/cluster/index.js';
-import { type LabProcess, isAlive, startProcess, waitReady } from '../../lab/cluster/processes.js';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { LAB_NAMESPACE, ETCD_ENDPOINT_ANNOTATION, type RunningLab } from '../../lab/cluster/index.js';
 import { LAB_PORTS } from '../../lab/cluster/paths.js';
-import type { Backend } from '../../lab/workloads/deployment.js';
+import { isAlive } from '../../lab/cluster/processes.js';
+import { podIdentity } from '../../lab/topology/plan.js';
+import { createEtcdClient } from '../../lib/kvstore/etcd.js';
 import { waitFor } from './wait.js';
 
-/** One lab process: its pid-file name and where it runs. */
-export interface Daemon {
-  name: string;
-  /** node or node/pod to run in */
-  target: string;
-  /** false = not in the node's cgroup (control-plane daemons); undefined = the node's cgroup */
-  cgroup: false | undefined;
-}
+const ADMIN_CERT_SECRET = 'clustermesh-apiserver-admin-cert';
+const APISERVER_LABEL = 'app.kubernetes.io/name=clustermesh-apiserver';
 
-/** A daemon's command line, kept while it is down so it can be started again. */
-export interface StoppedDaemon {
-  daemon: Daemon;
-  argv: string[];
-}
-
-export const agentDaemon = (node: string): Daemon => ({ name: `${node}-agent`, target: node, cgroup: undefined });
-export const etcdDaemon = (cluster: string): Daemon => ({ name: `${cluster}-etcd`, target: `${cluster}-control-plane`, cgroup: false });
-export const apiserverDaemon = (cluster: string): Daemon => ({
-  name: `${cluster}-clustermesh-apiserver`,
-  target: `${cluster}-control-plane`,
-  cgroup: false,
-});
-/** an echo pod's server (deployEcho names it `<cluster>-<pod>` and runs it in the pod) */
-export const echoDaemon = (b: Backend): Daemon => ({ name: `${b.cluster}-${b.pod}`, target: `${b.node}/${b.pod}`, cgroup: undefined });
-
-export function daemonPid(running: RunningLab, daemon: Daemon): number {
-  const file = join(running.paths.pids, `${daemon.name}.pid`);
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  if (!Number.isInteger(pid) || !isAlive(pid)) throw new Error(`lab daemon ${daemon.name} is not running (pid file ${file})`);
-  return pid;
-}
-
-/** argv of a running process (NUL-separated /proc/<pid>/cmdline). */
-export function processArgv(pid: number): string[] {
-  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
-}
-
-/** SIGKILL, as a crash: nothing of the daemon gets to clean up. Returns once it is gone. */
-export async function killDaemon(running: RunningLab, daemon: Daemon): Promise<StoppedDaemon> {
-  const pid = daemonPid(running, daemon);
-  const argv = processArgv(pid);
-  process.kill(pid, 'SIGKILL');
-  await waitFor(`${daemon.name} (pid ${pid}) to exit`, () => isAlive(pid), (alive) => !alive, 5000, 20);
-  return { daemon, argv };
-}
-
-/** Starts a killed daemon again with its command line (plus `extraArgs`). */
-export function startDaemon(running: RunningLab, stopped: StoppedDaemon, extraArgs: string[] = []): LabProcess {
-  const [command, ...args] = stopped.argv;
-  return startProcess(running.lab, stopped.daemon.name, command, [...args, ...extraArgs], {
-    target: stopped.daemon.target,
-    cgroup: stopped.daemon.cgroup,
-  });
+function core(running: RunningLab, cluster: string): CoreV1Api {
+  const kc = new KubeConfig();
+  kc.loadFromFile(running.kubeconfig);
+  kc.setCurrentContext(cluster);
+  return kc.makeApiClient(CoreV1Api);
 }
 
 /** The node address its agent's status API listens on. */
@@ -73,10 +32,142 @@ export function agentStatusUrl(running: RunningLab, node: string): string {
   return `http://${plan.ipv4}:${LAB_PORTS.agentStatus}`;
 }
 
-/** Kills a node's agent and starts it again (with `extraArgs`), waiting until its status API answers. */
-export async function restartAgent(running: RunningLab, node: string, extraArgs: string[] = []): Promise<void> {
-  const stopped = await killDaemon(running, agentDaemon(node));
-  const proc = startDaemon(running, stopped, extraArgs);
+/** argv of a running process (NUL-separated /proc/<pid>/cmdline). */
+function processArgv(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
+  } catch {
+    return [];
+  }
+}
+
+/** Pids of the processes whose argv satisfies `match`. */
+function processesWhere(match: (argv: string[]) => boolean): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => pid !== process.pid && match(processArgv(pid)));
+}
+
+async function killAll(pids: number[], what: string): Promise<void> {
+  if (pids.length === 0) throw new Error(`no process of ${what} to kill`);
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  await waitFor(`${what} (pids ${pids.join(',')}) to exit`, () => pids.some(isAlive), (alive) => !alive, 5000, 20);
+}
+
+/** A node's agent container's process: the chart runs `node …/agent/main.js --node-name=<node>`. */
+function agentPids(node: string): number[] {
+  return processesWhere((argv) => argv.some((a) => a.endsWith('agent/main.js')) && argv.includes(`--node-name=${node}`));
+}
+
+/**
+ * SIGKILLs a node's agent, as a crash; its kubelet starts it again. Resolves once the new
+ * process's status API answers.
+ */
+export async function restartAgent(running: RunningLab, node: string): Promise<void> {
+  const before = agentPids(node);
+  await killAll(before, `the agent on ${node}`);
   const url = `${agentStatusUrl(running, node)}/status`;
-  await waitReady(proc, `the agent on ${node}`, async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).ok);
+  await waitFor(
+    `the agent on ${node} restarted by its kubelet`,
+    async () => agentPids(node).length > 0 && (await fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)),
+    Boolean,
+    30_000,
+    50,
+  );
+}
+
+/** A node whose kubelet is frozen: its pods neither restart nor report until `thaw`. */
+export interface FrozenNode {
+  node: string;
+  thaw(): void;
+}
+
+export function freezeKubelet(running: RunningLab, node: string): FrozenNode {
+  const file = join(running.paths.pids, `${node}-kubelet.pid`);
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  if (!Number.isInteger(pid) || !isAlive(pid)) throw new Error(`the kubelet of ${node} is not running (pid file ${file})`);
+  process.kill(pid, 'SIGSTOP');
+  let frozen = true;
+  return {
+    node,
+    thaw: () => {
+      if (frozen && isAlive(pid)) process.kill(pid, 'SIGCONT');
+      frozen = false;
+    },
+  };
+}
+
+/** SIGKILL to every process of a (not hostNetwork) pod: those in its network namespace. */
+export async function killPod(running: RunningLab, node: string, pod: string): Promise<void> {
+  const plan = running.plan.nodes.find((n) => n.name === node);
+  if (!plan) throw new Error(`the lab has no node ${node}`);
+  const podsDir = join(running.paths.kubelet(node), 'pods');
+  const records = (existsSync(podsDir) ? readdirSync(podsDir) : [])
+    .map((uid) => join(podsDir, uid, 'sandbox.json'))
+    .filter(existsSync)
+    .map((file) => JSON.parse(readFileSync(file, 'utf8')) as { name?: string; sandbox?: string });
+  const record = records.find((r) => r.name === pod && r.sandbox);
+  if (!record?.sandbox) throw new Error(`no sandbox of pod ${pod} on ${node}`);
+  const netns = podIdentity(plan, record.sandbox).netns;
+  const pids = execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  await killAll(pids, `pod ${pod} on ${node}`);
+}
+
+/** The cluster's clustermesh-apiserver pod (the chart's Deployment has one replica). */
+export async function apiserverPod(running: RunningLab, cluster: string): Promise<{ name: string; node: string }> {
+  const pods = (await core(running, cluster).listNamespacedPod({ namespace: LAB_NAMESPACE, labelSelector: APISERVER_LABEL })).items
+    .filter((p) => !p.metadata?.deletionTimestamp);
+  if (pods.length !== 1) throw new Error(`${cluster} has ${pods.length} clustermesh-apiserver pods, expected 1`);
+  return { name: pods[0].metadata!.name!, node: pods[0].spec!.nodeName! };
+}
+
+/** Deletes the cluster's clustermesh-apiserver pod; its Deployment makes a new one (with an empty etcd). */
+export async function deleteApiserverPod(running: RunningLab, cluster: string): Promise<string> {
+  const pod = await apiserverPod(running, cluster);
+  await core(running, cluster).deleteNamespacedPod({ name: pod.name, namespace: LAB_NAMESPACE });
+  return pod.name;
+}
+
+/** Whether a new clustermesh-apiserver pod of the cluster (not `old`) is Ready. */
+export async function apiserverReady(running: RunningLab, cluster: string, old?: string): Promise<boolean> {
+  const pods = (await core(running, cluster).listNamespacedPod({ namespace: LAB_NAMESPACE, labelSelector: APISERVER_LABEL })).items;
+  return pods.some(
+    (p) => p.metadata?.name !== old && !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+  );
+}
+
+/** An etcd client of the cluster's clustermesh-apiserver admin (what a process holding that Secret can do). */
+export async function apiserverEtcdAdmin(running: RunningLab, cluster: string) {
+  const api = core(running, cluster);
+  const secret = await api.readNamespacedSecret({ name: ADMIN_CERT_SECRET, namespace: LAB_NAMESPACE });
+  const service = await api.readNamespacedService({ name: 'clustermesh-apiserver', namespace: LAB_NAMESPACE });
+  const endpoint = service.metadata?.annotations?.[ETCD_ENDPOINT_ANNOTATION];
+  if (!endpoint) throw new Error(`${cluster}'s clustermesh-apiserver Service has no ${ETCD_ENDPOINT_ANNOTATION}`);
+  const pem = (key: string) => Buffer.from(secret.data?.[key] ?? '', 'base64').toString();
+  return createEtcdClient({ endpoints: endpoint.split(','), caPem: pem('ca.crt'), certPem: pem('tls.crt'), keyPem: pem('tls.key') });
+}
+
+/**
+ * Adds flags to the cluster's agents (the chart's DaemonSet) and waits until every agent pod runs
+ * them and is ready again: the DaemonSet controller replaces the pods one by one.
+ */
+export async function addAgentArgs(running: RunningLab, cluster: string, args: string[]): Promise<void> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(running.kubeconfig);
+  kc.setCurrentContext(cluster);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const name = 'clustermesh-agent';
+  await apps.patchNamespacedDaemonSet({
+    name,
+    namespace: LAB_NAMESPACE,
+    body: args.map((value) => ({ op: 'add', path: '/spec/template/spec/containers/0/args/-', value })),
+  });
+  await waitFor(
+    `${cluster}'s agents to run with ${args.join(' ')}`,
+    async () => (await apps.readNamespacedDaemonSet({ name, namespace: LAB_NAMESPACE })).status,
+    (s) => !!s && s.updatedNumberScheduled === s.desiredNumberScheduled && s.numberReady === s.desiredNumberScheduled && (s.numberUnavailable ?? 0) === 0,
+    120_000,
+    200,
+  );
 }

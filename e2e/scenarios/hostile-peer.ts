@@ -14,17 +14,14 @@
  * own prefix in west's etcd: no agent reads it, so it must change nothing either. The records and
  * the Service are deleted afterwards.
  */
-import { join } from 'node:path';
 import { labApi } from '../../lab/cluster/api.js';
-import { LAB_PORTS } from '../../lab/cluster/paths.js';
 import { createService } from '../../lab/workloads/deployment.js';
 import { IDENTITY_CLUSTER_SHIFT, encodeIPCacheEntry, encodeNode, maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
-import { createEtcdClient, loadEtcdClientConfig } from '../../lib/kvstore/etcd.js';
 import { identityKey, ipcacheKey, nodeKey, serviceKey } from '../../lib/kvstore/keys.js';
 import { formatCidr, nthAddress, nthSubnet, parseCidr } from '../../lib/net/cidr.js';
 import { agentMetricsText, agentStatus, findFrontend, mapWrites, metricByLabel } from './agents.js';
 import { answeredBy, requestCount } from './analysis.js';
-import { agentStatusUrl } from './daemons.js';
+import { agentStatusUrl, apiserverEtcdAdmin } from './daemons.js';
 import { FAILOVER_RATE, steadyTraffic } from './failover.js';
 import { type ScenarioResult, resultOf, withRestore } from './result.js';
 import { CONVERGE_TIMEOUT_MS, ECHO, type E2eEnv, LOCAL, REMOTE, SERVICE_PORT, restoreBaseline, serviceVip, workerNodes } from './suite.js';
@@ -175,15 +172,6 @@ export function hostileRecords(peer: Peer, victim: Victim): HostileRecord[] {
   ];
 }
 
-/** An etcd client with west's admin certificate (what the hostile process holds). */
-function adminClient(env: E2eEnv) {
-  const pki = env.running.paths.pki(REMOTE);
-  const cp = env.running.plan.nodes.find((n) => n.cluster === REMOTE && n.role === 'control-plane')!;
-  return createEtcdClient(
-    loadEtcdClientConfig({ endpoints: [`https://${cp.ipv4}:${LAB_PORTS.etcd}`], caFile: join(pki, 'ca.crt'), certFile: join(pki, 'admin.crt'), keyFile: join(pki, 'admin.key') }),
-  );
-}
-
 interface AgentCounters {
   rejected: number;
   writes: number;
@@ -233,7 +221,7 @@ async function keptOut(env: E2eEnv, node: string, forgedVip: string, evidence: E
 }
 
 export async function hostilePeer(env: E2eEnv, rate = FAILOVER_RATE): Promise<ScenarioResult> {
-  const etcd = adminClient(env);
+  const etcd = await apiserverEtcdAdmin(env.running, REMOTE);
   const victimPlan = env.running.plan.clusters.find((c) => c.name === LOCAL)!;
   const peerPlan = env.running.plan.clusters.find((c) => c.name === REMOTE)!;
   const agents = workerNodes(env, LOCAL);

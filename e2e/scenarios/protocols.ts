@@ -6,8 +6,6 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { labApi } from '../../lab/cluster/api.js';
-import { podAddresses } from '../../lab/topology/plan.js';
-import { type Backend, placePods } from '../../lab/workloads/deployment.js';
 import { nthAddress, parseCidr } from '../../lib/net/cidr.js';
 import { SERVICE_ANNOTATIONS } from '../../lib/k8s/annotations.js';
 import { agentStatus, backendsByCluster, findFrontend } from './agents.js';
@@ -20,47 +18,27 @@ import { waitFor } from './wait.js';
 
 export const ECHO6 = { namespace: ECHO.namespace, name: `${ECHO.name}6` };
 const VIP_INDEX = 21;
-const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 export async function udpFailover(env: E2eEnv, rate = FAILOVER_RATE): Promise<ScenarioResult> {
   return gracefulFailover(env, rate, true);
 }
 
-function podIPv6(env: E2eEnv, backend: Backend): string {
-  const slot = placePods(ECHO, workerNodes(env, backend.cluster)).find((p) => p.pod === backend.pod)!.slot;
-  return podAddresses(env.running.plan.nodes.find((n) => n.name === backend.node)!, slot).ipv6;
-}
-
-/** The dual-stack Service and its two per-family EndpointSlices (what the EndpointSlice controller makes). */
-function dualStackObjects(env: E2eEnv, cluster: string, vips: { v4: string; v6: string }): KubernetesObject[] {
-  const backends = env.backends[cluster];
-  const slice = (family: 'IPv4' | 'IPv6', address: (b: Backend) => string): KubernetesObject =>
-    ({
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: { name: `${ECHO6.name}-${family.toLowerCase()}`, namespace: ECHO6.namespace, labels: { [SERVICE_NAME_LABEL]: ECHO6.name } },
-      addressType: family,
-      endpoints: backends.map((b) => ({ addresses: [address(b)], conditions: { ready: true, serving: true, terminating: false }, nodeName: b.node })),
-      ports: [{ name: 'tcp', protocol: 'TCP', port: ECHO.targetPort }],
-    }) as KubernetesObject;
-  return [
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { ...ECHO6, annotations: { [SERVICE_ANNOTATIONS.global[0]]: 'true', [SERVICE_ANNOTATIONS.affinity[0]]: 'none' } },
-      spec: {
-        type: 'ClusterIP',
-        clusterIP: vips.v4,
-        clusterIPs: [vips.v4, vips.v6],
-        ipFamilies: ['IPv4', 'IPv6'],
-        ipFamilyPolicy: 'RequireDualStack',
-        selector: { app: ECHO.name },
-        ports: [{ name: 'tcp', protocol: 'TCP', port: SERVICE_PORT, targetPort: ECHO.targetPort }],
-      },
-    } as KubernetesObject,
-    slice('IPv4', (b) => b.ipv4),
-    slice('IPv6', (b) => podIPv6(env, b)),
-  ];
+/** The dual-stack Service over the echo pods (the EndpointSlice controller makes one slice per family). */
+function dualStackService(vips: { v4: string; v6: string }): KubernetesObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { ...ECHO6, annotations: { [SERVICE_ANNOTATIONS.global[0]]: 'true', [SERVICE_ANNOTATIONS.affinity[0]]: 'none' } },
+    spec: {
+      type: 'ClusterIP',
+      clusterIP: vips.v4,
+      clusterIPs: [vips.v4, vips.v6],
+      ipFamilies: ['IPv4', 'IPv6'],
+      ipFamilyPolicy: 'RequireDualStack',
+      selector: { app: ECHO.name },
+      ports: [{ name: 'tcp', protocol: 'TCP', port: SERVICE_PORT, targetPort: ECHO.targetPort }],
+    },
+  } as KubernetesObject;
 }
 
 function dualStackVips(env: E2eEnv, cluster: string): { v4: string; v6: string } {
@@ -69,7 +47,7 @@ function dualStackVips(env: E2eEnv, cluster: string): { v4: string; v6: string }
 }
 
 export async function ipv6DualStack(env: E2eEnv, rate = FAILOVER_RATE): Promise<ScenarioResult> {
-  const objects = clusterNames(env).map((cluster) => ({ cluster, objects: dualStackObjects(env, cluster, dualStackVips(env, cluster)) }));
+  const objects = clusterNames(env).map((cluster) => ({ cluster, objects: [dualStackService(dualStackVips(env, cluster))] }));
   const vip6 = dualStackVips(env, LOCAL).v6;
   return withRestore(async () => {
     for (const { cluster, objects: list } of objects) for (const o of list) await labApi(env.running.kubeconfig, cluster).put(o);

@@ -1,13 +1,13 @@
 /**
  * The one lab the whole e2e suite shares: brought up the way `clustermesh lab up` does (the CLI's
- * install and connect hooks), east's agents restarted with the suite's short peer-cache TTL, and a
- * global Service `e2e/echo` (affinity local) with two echo pods in each cluster. Scenarios change
+ * install and connect hooks) in direct mode, east's agents installed with the suite's short
+ * peer-cache TTL (chart values), and a global Service `e2e/echo` (affinity local) backed by a Deployment of two
+ * echo pods in each cluster. Scenarios change
  * this baseline and put it back with `restoreBaseline`, so each one starts from the same state.
  */
 import { join } from 'node:path';
-import { type RunningLab, LAB_NAMESPACE, labDown, labUp, openRunningLab } from '../../lab/cluster/index.js';
-import { podAddresses } from '../../lab/topology/plan.js';
-import { type Backend, type EchoSpec, createService, deployEcho, placePods } from '../../lab/workloads/deployment.js';
+import { type RunningLab, LAB_NAMESPACE, labDown, labUp } from '../../lab/cluster/index.js';
+import { type Backend, type EchoSpec, createService, deployEcho } from '../../lab/workloads/deployment.js';
 import { nthAddress, parseCidr } from '../../lib/net/cidr.js';
 import { labHooks } from '../../cli/lab-up.js';
 import { packageRoot } from '../../cli/install.js';
@@ -15,7 +15,6 @@ import { openCluster } from '../../cli/kube.js';
 import { annotateService, annotationPatch, type GlobalOptions } from '../../cli/service.js';
 import { waitForStatus } from '../../cli/status.js';
 import { agentStatus, backendsByCluster, findFrontend } from './agents.js';
-import { restartAgent } from './daemons.js';
 import { waitFor } from './wait.js';
 
 /** Not `cmlab` (the default a user may be running): the suite's own namespaces, cgroups and pins. */
@@ -62,18 +61,23 @@ export async function setUpSuite(options: { prefix?: string; progress?: (line: s
   const prefix = options.prefix ?? E2E_PREFIX;
   const progress = options.progress ?? (() => undefined);
   const distDir = join(packageRoot(), 'dist');
-  const running = await labUp({ prefix, distDir, progress }, labHooks);
+  // Direct mode: every agent reads the peer's etcd itself, so each scenario acts on what the agents
+  // watch (test/kvstoremesh covers the cached mode's mirror). The TTL of a silent peer's records is
+  // the suite's own.
+  const direct = { apiserver: { kvstoremesh: { enabled: false } } };
+  const values = {
+    [LOCAL]: { ...direct, agent: { extraArgs: [`--peer-cache-ttl=${SUITE_PEER_CACHE_TTL_MS / 1000}s`] } },
+    [REMOTE]: direct,
+  };
+  const running = await labUp({ prefix, distDir, progress, values }, labHooks);
   const env: E2eEnv = { running, distDir, prefix, vips: {}, backends: {}, peerCacheTtlMs: SUITE_PEER_CACHE_TTL_MS };
   try {
-    await waitConnected(env);
-    for (const node of workerNodes(env, LOCAL)) await restartAgent(running, node, [`--peer-cache-ttl=${SUITE_PEER_CACHE_TTL_MS}ms`]);
-    progress(`${LOCAL} agents restarted with --peer-cache-ttl=${SUITE_PEER_CACHE_TTL_MS}ms`);
     await waitConnected(env);
     for (const cluster of clusterNames(env)) {
       env.vips[cluster] = serviceVip(running, cluster, 20);
       await createService(running, cluster, { namespace: ECHO.namespace, name: ECHO.name, clusterIP: env.vips[cluster], port: SERVICE_PORT, targetPort: ECHO.targetPort });
       await setServicePolicy(env, cluster, { affinity: 'local' });
-      env.backends[cluster] = await deployEcho(running, cluster, ECHO, distDir);
+      env.backends[cluster] = await deployEcho(running, cluster, ECHO);
     }
     await waitBaseline(env);
     progress('baseline: echo global in both clusters, affinity local, 2 pods each');
@@ -126,23 +130,6 @@ export async function waitBaseline(env: E2eEnv): Promise<void> {
  */
 export async function restoreBaseline(env: E2eEnv, changes: { policy?: boolean } = {}): Promise<void> {
   if (changes.policy) await setServicePolicy(env, LOCAL, { affinity: 'local' });
-  if (env.backends[LOCAL].length === 0) env.backends[LOCAL] = await deployEcho(env.running, LOCAL, ECHO, env.distDir);
+  if (env.backends[LOCAL].length === 0) env.backends[LOCAL] = await deployEcho(env.running, LOCAL, ECHO);
   await waitBaseline(env);
-}
-
-/** The suite's environment for a lab `setUpSuite` brought up earlier (tools, debugging). */
-export function openSuite(prefix = E2E_PREFIX): E2eEnv {
-  const running = openRunningLab(prefix);
-  const distDir = join(packageRoot(), 'dist');
-  const env: E2eEnv = { running, distDir, prefix, vips: {}, backends: {}, peerCacheTtlMs: SUITE_PEER_CACHE_TTL_MS };
-  for (const cluster of clusterNames(env)) {
-    env.vips[cluster] = serviceVip(running, cluster, 20);
-    env.backends[cluster] = placePods(ECHO, workerNodes(env, cluster)).map(({ pod, node, slot }) => ({
-      cluster,
-      node,
-      pod,
-      ipv4: podAddresses(running.plan.nodes.find((n) => n.name === node)!, slot).ipv4,
-    }));
-  }
-  return env;
 }

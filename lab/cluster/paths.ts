@@ -10,23 +10,28 @@ export function labPaths(prefix: string) {
     root,
     logs: join(root, 'logs'),
     pids: join(root, 'pids'),
-    /** a kubeconfig with every cluster's context (what a user passes to kubectl) */
+    /** a kubeconfig with every cluster's admin context (what a user passes to kubectl) */
     kubeconfig: join(root, 'kubeconfig'),
-    clusterKubeconfig: (cluster: string) => join(root, `${cluster}.kubeconfig`),
-    pki: (cluster: string) => join(root, 'pki', cluster),
-    etcdData: (cluster: string) => join(root, 'etcd', cluster),
-    /** the agents' --clustermesh-config: the remotes Secret projected by the lab kubelet */
-    remotes: (cluster: string) => join(root, 'remotes', cluster),
+    /** certificates, kubeconfigs and the Kubernetes etcd of one cluster's control plane */
+    controlPlane: (cluster: string) => join(root, 'control-plane', cluster),
+    /** one lab kubelet's pods: volumes, container logs, sandbox records */
+    kubelet: (node: string) => join(root, 'kubelet', node),
+    /** the chart values `clustermesh install` gets for one lab cluster */
+    chartValues: (cluster: string) => join(root, `${cluster}-values.yaml`),
+    /** bpffs directory holding every node's pins (the agents pin under <bpfRoot>/<node>) */
     bpfRoot: join(BPFFS, `clustermesh-lab-${prefix}`),
-    bpfPinDir: (node: string) => join(BPFFS, `clustermesh-lab-${prefix}`, node),
   };
 }
 
 /** Ports inside each node's namespace (each node has its own addresses, so they never clash). */
 export const LAB_PORTS = {
   kubeApi: 6443,
+  /** the Kubernetes etcd, on the control-plane node's loopback */
+  kubeEtcd: 2479,
+  kubeEtcdPeer: 2480,
+  /** the clustermesh-apiserver's etcd, published on its node's IP (the chart's etcd hostPort) */
   etcd: 2379,
-  apiserverHealth: 9880,
+  /** the chart's defaults (deploy/helm/clustermesh/values.yaml) */
   agentStatus: 9878,
   agentHealth: 9879,
 } as const;

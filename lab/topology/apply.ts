@@ -1,6 +1,6 @@
 /**
  * Executes a lab plan on the host: namespaces, bridge, veths, addresses, intra-cluster routes,
- * root-namespace blackholes and worker cgroups; pods; a launcher into nodes and pods; teardown.
+ * root-namespace blackholes and node cgroups; pods; a launcher into nodes and pods; teardown.
  * Every step is `ip -batch` per namespace so a whole lab is a handful of processes.
  */
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
@@ -17,6 +17,7 @@ import {
   linkExists,
   netnsPath,
   processesByNetns,
+  run,
   readHostRoutes,
   readState,
   removeState,
@@ -42,7 +43,7 @@ import {
 const PROCESS_EXIT_TIMEOUT_MS = 5000;
 
 export interface SpawnInOptions {
-  /** cgroup v2 directory to join first; default: the node's cgroup (workers), false: stay where we are */
+  /** cgroup v2 directory to join first; default: the node's cgroup, false: stay where we are */
   cgroup?: string | false;
   env?: NodeJS.ProcessEnv;
   stdio?: SpawnOptions['stdio'];
@@ -97,15 +98,18 @@ export class Lab {
     await ipBatch(bridgeCommands(plan), plan.bridge.netns);
     await Promise.all(plan.nodes.map((node) => configureNode(plan, node)));
     for (const node of plan.nodes) {
-      const dir = this.nodeCgroupDir(node.name);
-      if (dir) mkdirSync(dir, { recursive: true });
+      mkdirSync(this.nodeCgroupDir(node.name), { recursive: true });
     }
   }
 
-  /** Absolute cgroup v2 directory of a worker node (undefined for the control plane). */
-  nodeCgroupDir(nodeName: string): string | undefined {
-    const node = findNode(this.plan, nodeName);
-    return node.cgroup === undefined ? undefined : join(this.cgroupMount, node.cgroup);
+  /** Absolute cgroup v2 directory of a node. */
+  nodeCgroupDir(nodeName: string): string {
+    return join(this.cgroupMount, findNode(this.plan, nodeName).cgroup);
+  }
+
+  /** The cgroup v2 mount (a hybrid host has it at /sys/fs/cgroup/unified). */
+  get cgroupRoot(): string {
+    return this.cgroupMount;
   }
 
   /** A pod namespace behind a veth on its node, with a /32 and a /128 and routes both ways. */
@@ -225,6 +229,14 @@ async function configureNode(plan: LabPlan, node: NodePlan): Promise<void> {
     ],
     node.netns,
   );
+  // The lab plays the CNI, and a CNI masquerades what its pods send to node addresses (kind's
+  // kindnet does): a pod reaching another cluster's node (the cache process dialing a peer's etcd)
+  // gets its replies before that cluster has any route back to this cluster's pods. Pod-to-pod
+  // traffic across clusters stays routed, unmasqueraded.
+  const masquerade = (tool: string, podCidr: string, bridge: string) =>
+    run('nsenter', [`--net=${netnsPath(node.netns)}`, '--', tool, '-w', '-t', 'nat', '-A', 'POSTROUTING', '-s', podCidr, '-d', bridge, '-j', 'MASQUERADE']);
+  await masquerade('iptables', node.podCIDRv4, plan.bridge.subnetV4);
+  await masquerade('ip6tables', node.podCIDRv6, plan.bridge.subnetV6);
 }
 
 function nodeSideOfPod(pod: PodPlan): string[] {

@@ -96,8 +96,8 @@ export interface NodePlan {
   podGatewayV4: string;
   /** routes to the pod CIDRs of the other nodes of the same cluster (the lab plays the CNI) */
   routes: RouteSpec[];
-  /** cgroup v2 directory relative to the cgroup2 mount (workers: socket-LB attaches here) */
-  cgroup?: string;
+  /** cgroup v2 directory relative to the cgroup2 mount: the node's pods run in it, the socket-LB attaches to it */
+  cgroup: string;
 }
 
 export interface ClusterPlan extends ClusterSpec {
@@ -115,7 +115,7 @@ export interface LabPlan {
   veths: Array<[VethEnd, VethEnd]>;
   /** root-namespace blackholes for every pod and service range, so no lab address leaves by the default route */
   hostBlackholes: RouteSpec[];
-  /** parent cgroup of all worker cgroups, relative to the cgroup2 mount */
+  /** parent cgroup of all node cgroups, relative to the cgroup2 mount */
   cgroupRoot: string;
 }
 
@@ -389,7 +389,7 @@ function planNode(
     podCIDRv6: formatCidr(podCIDRv6),
     podGatewayV4: nthAddress(podCIDRv4, 1),
     routes: [],
-    ...(role === 'worker' ? { cgroup: `${context.cgroupRoot}/${name}` } : {}),
+    cgroup: `${context.cgroupRoot}/${name}`,
   };
 }
 

@@ -1,24 +1,28 @@
 /**
- * The lab's kubelet for workloads: a Deployment-equivalent of echo pods (pod namespaces running a
- * real server, their Pod objects and the Service's EndpointSlice), their removal (graceful or
- * abrupt), and a client pod whose requests are reported one by one.
+ * The lab's workloads as real objects: the echo backends are a Deployment behind a Service (the
+ * lab kubelets run its pods; the real EndpointSlice controller publishes them), removed gracefully
+ * by scaling to 0 (terminating endpoints, each pod draining before it stops) or abruptly (its node's
+ * kubelet frozen, the pods' processes killed: the API still says ready, as when a node hangs).
+ * And a client pod whose requests are reported one by one.
  */
-import { type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { setTimeout as delay } from 'node:timers/promises';
+import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { ServiceStatus } from '../../lib/agent-api.js';
 import { UserError } from '../../lib/errors.js';
 import { labApi } from '../cluster/api.js';
 import type { RunningLab } from '../cluster/index.js';
 import { LAB_PORTS } from '../cluster/paths.js';
-import { logSinceStart, startProcess, stopProcesses, waitReady } from '../cluster/processes.js';
-import { type NodePlan, podAddresses } from '../topology/plan.js';
+import { isAlive, waitReady } from '../cluster/processes.js';
+import { ECHO_IMAGE } from '../kubelet/images.js';
+import { type NodePlan, podAddresses, podIdentity } from '../topology/plan.js';
 import type { RequestRecord } from './client.js';
 
-const DRAIN_GRACE_MS = 5_000;
-const DRAIN_POLL_MS = 20;
+const READY_TIMEOUT_MS = 60_000;
+/** bounds each echo pod's drain (lab/workloads/echo-server.ts --drain-from) */
+const TERMINATION_GRACE_SECONDS = 10;
 
 export interface EchoSpec {
   namespace: string;
@@ -35,25 +39,26 @@ export interface Backend {
   ipv4: string;
 }
 
-const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
-
 function workersOf(running: RunningLab, cluster: string): NodePlan[] {
   const nodes = running.plan.nodes.filter((n) => n.cluster === cluster && n.role === 'worker');
   if (nodes.length === 0) throw new UserError(`the lab has no cluster "${cluster}"`);
   return nodes;
 }
 
-/** Pods spread over the workers round-robin, each with an address number free on its node. Pure. */
-export function placePods(spec: EchoSpec, workers: string[], slotOffset = 10): Array<{ pod: string; node: string; slot: number }> {
-  return Array.from({ length: spec.replicas }, (_, i) => ({
-    pod: `${spec.name}-${i + 1}`,
-    node: workers[i % workers.length],
-    slot: slotOffset + Math.floor(i / workers.length),
-  }));
+function clients(running: RunningLab, cluster: string) {
+  const kc = new KubeConfig();
+  kc.loadFromFile(running.kubeconfig);
+  kc.setCurrentContext(cluster);
+  return { core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api) };
 }
 
 export async function ensureNamespace(running: RunningLab, cluster: string, namespace: string): Promise<void> {
-  await labApi(running.kubeconfig, cluster).put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+  const { core } = clients(running, cluster);
+  try {
+    await core.createNamespace({ body: { metadata: { name: namespace } } });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 409) throw err;
+  }
 }
 
 export interface ServiceSpec {
@@ -81,102 +86,130 @@ export async function createService(running: RunningLab, cluster: string, spec: 
   } as KubernetesObject);
 }
 
-/** Starts the echo pods of a cluster and publishes them (Pod objects, then a ready EndpointSlice). */
-export async function deployEcho(running: RunningLab, cluster: string, spec: EchoSpec, distDir: string): Promise<Backend[]> {
+/**
+ * The echo Deployment: one pod per worker first (spread by hostname), readiness by TCP, and a
+ * graceful stop that keeps serving until no agent of the mesh offers the pod any more.
+ */
+export function echoDeployment(running: RunningLab, cluster: string, spec: EchoSpec): V1Deployment {
+  const agents = running.plan.nodes.map((n) => `http://${n.ipv4}:${LAB_PORTS.agentStatus}`).join(',');
+  const labels = { app: spec.name };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: spec.name, namespace: spec.namespace, labels },
+    spec: {
+      replicas: spec.replicas,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: {
+          terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
+          topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: labels } }],
+          containers: [
+            {
+              name: 'echo',
+              image: ECHO_IMAGE,
+              args: ['--identity', `$(CLUSTER)/$(POD_NAME)`, '--port', String(spec.targetPort), '--address', '$(POD_IP)', '--drain-from', agents],
+              env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                { name: 'CLUSTER', value: cluster },
+              ],
+              ports: [
+                { name: 'tcp', containerPort: spec.targetPort, protocol: 'TCP' },
+                { name: 'udp', containerPort: spec.targetPort, protocol: 'UDP' },
+              ],
+              readinessProbe: { tcpSocket: { port: spec.targetPort }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** Creates (or scales back up) the echo Deployment of a cluster; resolves with its ready pods. */
+export async function deployEcho(running: RunningLab, cluster: string, spec: EchoSpec): Promise<Backend[]> {
   await ensureNamespace(running, cluster, spec.namespace);
-  const workers = workersOf(running, cluster);
-  const api = labApi(running.kubeconfig, cluster);
-  const backends = await Promise.all(
-    placePods(spec, workers.map((w) => w.name)).map(async ({ pod, node, slot }) => {
-      const nodePlan = workers.find((w) => w.name === node)!;
-      const { ipv4, ipv6 } = podAddresses(nodePlan, slot);
-      await running.lab.addPod(node, pod, ipv4, ipv6);
-      const proc = startProcess(
-        running.lab,
-        `${cluster}-${pod}`,
-        process.execPath,
-        [join(distDir, 'lab/workloads/echo-server.js'), '--identity', `${cluster}/${pod}`, '--port', String(spec.targetPort)],
-        { target: `${node}/${pod}` },
-      );
-      await waitReady(proc, `echo pod ${cluster}/${pod}`, async () => /listening/.test(logSinceStart(proc)));
-      await api.put(podObject(spec, pod, nodePlan, ipv4));
-      return { cluster, node, pod, ipv4 };
-    }),
-  );
-  await api.put(endpointSlice(spec, backends));
+  resumeKubelets(running, cluster);
+  const { apps } = clients(running, cluster);
+  const deployment = echoDeployment(running, cluster, spec);
+  try {
+    await apps.createNamespacedDeployment({ namespace: spec.namespace, body: deployment });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 409) throw err;
+    await apps.patchNamespacedDeploymentScale({ name: spec.name, namespace: spec.namespace, body: [{ op: 'replace', path: '/spec/replicas', value: spec.replicas }] });
+  }
+  let backends: Backend[] = [];
+  await waitReady(undefined, `${spec.replicas} ready ${cluster} ${spec.name} pods`, async () => {
+    backends = (await echoPods(running, cluster, spec)).filter(podReady).map((p) => backendOf(cluster, p));
+    return backends.length === spec.replicas;
+  }, READY_TIMEOUT_MS);
   return backends;
 }
 
+async function echoPods(running: RunningLab, cluster: string, spec: EchoSpec): Promise<V1Pod[]> {
+  const { core } = clients(running, cluster);
+  return (await core.listNamespacedPod({ namespace: spec.namespace, labelSelector: `app=${spec.name}` })).items;
+}
+
+function podReady(pod: V1Pod): boolean {
+  return !pod.metadata?.deletionTimestamp && (pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false);
+}
+
+function backendOf(cluster: string, pod: V1Pod): Backend {
+  return { cluster, node: pod.spec?.nodeName ?? '', pod: pod.metadata?.name ?? '', ipv4: pod.status?.podIP ?? '' };
+}
+
 /**
- * Removes backends. Graceful: the EndpointSlice drops them first (as a terminating pod's would),
- * then the servers stop. Abrupt: the pods just die, the API still says ready (a node crash).
+ * Removes backends. Graceful: the Deployment scales to 0; each pod is terminating (its endpoint
+ * stops being ready at once) and drains before it stops. Abrupt: the kubelets of their nodes are
+ * frozen and the pods' processes killed, so the API keeps listing them ready (a hung node); the
+ * next `deployEcho` thaws the kubelets, which restart them.
  */
 export async function removeBackends(running: RunningLab, spec: EchoSpec, backends: Backend[], graceful: boolean): Promise<void> {
   if (backends.length === 0) return;
   const cluster = backends[0].cluster;
-  const api = labApi(running.kubeconfig, cluster);
   if (graceful) {
-    await api.put(endpointSlice(spec, []));
-    await drainFromAgents(running, backends);
-    await stopProcesses(running.plan.prefix, backends.map((b) => `${cluster}-${b.pod}`));
+    const { apps } = clients(running, cluster);
+    await apps.patchNamespacedDeploymentScale({ name: spec.name, namespace: spec.namespace, body: [{ op: 'replace', path: '/spec/replicas', value: 0 }] });
+    await waitReady(undefined, `${cluster}'s ${spec.name} pods to be gone`, async () => (await echoPods(running, cluster, spec)).length === 0, READY_TIMEOUT_MS);
+    return;
   }
-  await Promise.all(backends.map((b) => running.lab.removePod(b.node, b.pod)));
-  if (graceful)
-    for (const b of backends) await api.remove({ apiVersion: 'v1', kind: 'Pod', metadata: { name: b.pod, namespace: spec.namespace } });
+  for (const node of new Set(backends.map((b) => b.node))) signalKubelet(running, node, 'SIGSTOP');
+  for (const b of backends) killPodProcesses(running, b);
 }
 
-/**
- * The lab's preStop hook: a graceful pod keeps serving until no agent of the mesh still offers it
- * as an active backend (the EndpointSlice update takes a few ms to reach every map), as a real
- * deployment does with a preStop delay. Bounded like a termination grace period.
- */
-async function drainFromAgents(running: RunningLab, backends: Backend[]): Promise<void> {
-  const leaving = new Set(backends.map((b) => b.ipv4));
-  const agents = running.plan.nodes.filter((n) => n.role === 'worker');
-  const deadline = Date.now() + DRAIN_GRACE_MS;
-  while (Date.now() < deadline) {
-    const offered = await Promise.all(agents.map((node) => offersAny(node, leaving)));
-    if (!offered.includes(true)) return;
-    await delay(DRAIN_POLL_MS);
+function kubeletPid(running: RunningLab, node: string): number | undefined {
+  const file = join(running.paths.pids, `${node}-kubelet.pid`);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
+}
+
+function signalKubelet(running: RunningLab, node: string, signal: 'SIGSTOP' | 'SIGCONT'): void {
+  const pid = kubeletPid(running, node);
+  if (pid) process.kill(pid, signal);
+}
+
+/** Thaws every kubelet of the cluster that an abrupt removal froze (harmless for running ones). */
+function resumeKubelets(running: RunningLab, cluster: string): void {
+  for (const node of workersOf(running, cluster)) signalKubelet(running, node.name, 'SIGCONT');
+}
+
+/** SIGKILL to every process in the pod's network namespace (the lab kubelet's sandbox record names it). */
+function killPodProcesses(running: RunningLab, backend: Backend): void {
+  const node = running.plan.nodes.find((n) => n.name === backend.node);
+  if (!node) throw new Error(`the lab has no node ${backend.node}`);
+  const podsDir = join(running.paths.kubelet(node.name), 'pods');
+  for (const uid of existsSync(podsDir) ? readdirSync(podsDir) : []) {
+    const recordFile = join(podsDir, uid, 'sandbox.json');
+    if (!existsSync(recordFile)) continue;
+    const record = JSON.parse(readFileSync(recordFile, 'utf8')) as { name?: string; sandbox?: string };
+    if (record.name !== backend.pod || !record.sandbox) continue;
+    const pids = execFileSync('ip', ['netns', 'pids', podIdentity(node, record.sandbox).netns], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
   }
-}
-
-async function offersAny(node: NodePlan, addrs: Set<string>): Promise<boolean> {
-  try {
-    const res = await fetch(`http://${node.ipv4}:${LAB_PORTS.agentStatus}/status`, { signal: AbortSignal.timeout(1000) });
-    const status = (await res.json()) as { services?: ServiceStatus[] };
-    return (status.services ?? []).some((svc) =>
-      svc.frontends.some((f) => f.backends.some((b) => b.state === 'active' && addrs.has(b.addr))),
-    );
-  } catch {
-    return false; // an agent that does not answer cannot be waited for
-  }
-}
-
-function podObject(spec: EchoSpec, pod: string, node: NodePlan, ip: string): KubernetesObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: pod, namespace: spec.namespace, labels: { app: spec.name } },
-    spec: { nodeName: node.name, containers: [{ name: 'echo', image: 'lab', ports: [{ containerPort: spec.targetPort }] }] },
-    status: { phase: 'Running', hostIP: node.ipv4, podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] },
-  } as KubernetesObject;
-}
-
-function endpointSlice(spec: EchoSpec, backends: Backend[]): KubernetesObject {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: `${spec.name}-lab`, namespace: spec.namespace, labels: { [SERVICE_NAME_LABEL]: spec.name } },
-    addressType: 'IPv4',
-    endpoints: backends.map((b) => ({
-      addresses: [b.ipv4],
-      conditions: { ready: true, serving: true, terminating: false },
-      nodeName: b.node,
-      targetRef: { kind: 'Pod', name: b.pod, namespace: spec.namespace },
-    })),
-    ports: ['TCP', 'UDP'].map((protocol) => ({ name: protocol.toLowerCase(), protocol, port: spec.targetPort })),
-  } as KubernetesObject;
 }
 
 export interface ClientRun {

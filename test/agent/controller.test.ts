@@ -2,6 +2,7 @@
  * The agent loop against in-memory sources: what reaches the datapath for each kind of change,
  * peer retention (cache TTL, removal), restart carry-over, coalescing.
  */
+import { targetKey } from '../../agent/health/types.js';
 import type { DatapathService } from '../../lib/datapath/types.js';
 import { clusterService, controllerRig, localService, peer, remoteNode, type ControllerRig } from './fakes.js';
 
@@ -81,6 +82,18 @@ describe('the agent loop', () => {
     await settle();
     expect(backendsOf()).toContain('2:10.102.1.5:8080:quarantined');
     expect(backendsOf()).toContain('2:10.102.1.6:8080:active');
+  });
+
+  it('explains the state it programmed, not a health status that came after the pass', async () => {
+    rig.remotes.set([peer('west', 2, [clusterService('west', 2, 'echo', ['10.102.1.5'])])]);
+    await settle();
+    rig.health.statuses.set(targetKey({ addr: '10.102.1.5', port: 8080 }), 'unhealthy'); // no pass yet
+    const states = () => rig.controller.services().flatMap((s) => s.frontends.flatMap((f) => f.backends.map((b) => `${b.addr}:${b.state}`)));
+    expect(states()).toContain('10.102.1.5:active');
+    expect(backendsOf()).toContain('2:10.102.1.5:8080:active');
+    rig.health.mark({ clusterId: 2, addr: '10.102.1.5', port: 8080 }, 'unhealthy');
+    await settle();
+    expect(states()).toContain('10.102.1.5:quarantined');
   });
 
   it('coalesces a burst of changes into few passes, never two at once', async () => {

@@ -1,6 +1,5 @@
 /** The CLI's and the lab's pure decisions, as tables. */
-import { projectionChanges } from '../../lab/cluster/kubelet.js';
-import { placePods } from '../../lab/workloads/deployment.js';
+import { mergeValues } from '../../lab/cluster/index.js';
 import { summarise as summariseDemo } from '../../lab/workloads/timeline.js';
 import { remoteNames, withoutRemote } from '../../cli/connect.js';
 import { parseDuration } from '../../cli/options.js';
@@ -54,13 +53,13 @@ test('durations', () => {
   expect(() => parseDuration('soon')).toThrow(/not a duration/);
 });
 
-test('secret projection and pod placement', () => {
-  expect(projectionChanges({ a: '1', b: '2' }, { a: '1', b: 'old', c: 'x' })).toEqual({ write: ['b'], remove: ['c'] });
-  expect(placePods({ namespace: 'n', name: 'echo', replicas: 3, targetPort: 1 }, ['w1', 'w2'])).toEqual([
-    { pod: 'echo-1', node: 'w1', slot: 10 },
-    { pod: 'echo-2', node: 'w2', slot: 10 },
-    { pod: 'echo-3', node: 'w1', slot: 11 },
-  ]);
+test.each([
+  ['objects merge key by key', { a: { b: 1, c: 2 } }, { a: { c: 3 } }, { a: { b: 1, c: 3 } }],
+  ['lists replace', { a: [1, 2] }, { a: [3] }, { a: [3] }],
+  ['a scalar replaces an object', { a: { b: 1 } }, { a: 'x' }, { a: 'x' }],
+  ['new keys are added', { a: 1 }, { b: { c: 2 } }, { a: 1, b: { c: 2 } }],
+])("the lab's chart values merge as helm's do: %s", (_what, base, over, merged) => {
+  expect(mergeValues(base, over)).toEqual(merged);
 });
 
 test('demo summary: failover and failback times, failures per phase', () => {
