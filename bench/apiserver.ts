@@ -13,7 +13,7 @@
  * Smaller runs: BENCH_APISERVER_SERVICES=1000 BENCH_APISERVER_PODS=500.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -155,6 +155,13 @@ async function readRecords(client: Etcd3): Promise<Record<string, string>> {
   return Object.assign({}, ...parts) as Record<string, string>;
 }
 
+/** CPU seconds a process has used (all its threads): utime + stime of /proc/<pid>/stat, in USER_HZ (100/s on Linux). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** When a watch on etcd sees the daemon's first record and its last canary (performance.now() times). */
 interface ExportWindow {
   firstRecordMs?: number;
@@ -263,6 +270,7 @@ export async function runApiserverBench(): Promise<BenchResult> {
       SYNC_TIMEOUT_MS,
     );
     const syncSeconds = (performance.now() - syncStart) / 1000;
+    const daemonCpuSeconds = await cpuSeconds(daemon.pid!);
     await watcher.cancel();
     if (window.firstRecordMs === undefined || window.lastCanaryMs === undefined)
       throw new Error('the watch on etcd saw no record or no canary of the initial sync');
@@ -293,6 +301,7 @@ export async function runApiserverBench(): Promise<BenchResult> {
           rows: [
             ['records published (services + nodes + identities + ipcache)', recordCount],
             ['initial sync, spawn → /readyz (all canaries)', rate(syncSeconds, daemonRate)],
+            ['  the daemon\'s CPU time meanwhile (all threads)', `${daemonCpuSeconds.toFixed(2)} s`],
             ['  of which the export: first record → last canary, seen by a watch', rate(exportSeconds, exportRate)],
             ['export alone: the same records through one SyncStore, first upsert → canary', rate(storeSeconds, storeRate)],
             ['baseline: sequential etcd puts of the same records', rate(baselineSeconds, baselineRate)],
