@@ -91,12 +91,12 @@ describe('default plan', () => {
     );
   });
 
-  it('gives workers, not control planes, a cgroup under the lab cgroup root', () => {
+  it('gives every node (its pods and its agent) a cgroup under the lab cgroup root', () => {
     expect(plan.nodes.map((n) => n.cgroup)).toEqual([
-      undefined,
+      'clustermesh-lab-cmlab/east-control-plane',
       'clustermesh-lab-cmlab/east-worker',
       'clustermesh-lab-cmlab/east-worker2',
-      undefined,
+      'clustermesh-lab-cmlab/west-control-plane',
       'clustermesh-lab-cmlab/west-worker',
       'clustermesh-lab-cmlab/west-worker2',
     ]);
