@@ -17,7 +17,7 @@ const entryPoints = scripts.filter((f) => f !== 'lib.sh');
 
 describe('e2e/kind scripts', () => {
   it('has the scripts the kind path needs', () => {
-    expect(entryPoints.sort()).toEqual(['down.sh', 'failover.sh', 'install.sh', 'run.sh', 'up.sh']);
+    expect(entryPoints.sort()).toEqual(['down.sh', 'install.sh', 'run.sh', 'scenarios.sh', 'up.sh']);
   });
 
   it('passes shellcheck, following the sourced lib.sh', () => {
@@ -51,7 +51,7 @@ describe('e2e/kind scripts without Docker or kind', () => {
     return run('/bin/bash', [`${SCRIPT_DIR}/${script}`], { PATH: binDir, HOME: binDir });
   }
 
-  it.each(['up.sh', 'install.sh', 'failover.sh', 'run.sh'])('%s refuses when docker is missing', (script) => {
+  it.each(['up.sh', 'install.sh', 'scenarios.sh', 'run.sh'])('%s refuses when docker is missing', (script) => {
     const result = runScript(script);
     expect(result.status).toBe(1);
     expect(result.stderr.trim()).toBe(
