@@ -25,6 +25,7 @@ import {
 } from './probes.js';
 import { nextQuickRestarts, restartDelayMs, shouldRestart } from './restart.js';
 import type { ContainerRecord, Terminated } from './status.js';
+import { PendingTimers } from './timers.js';
 
 export interface ContainerHost {
   lab: Lab;
@@ -63,7 +64,7 @@ export class Container {
   private readiness: ProbeState | undefined;
   private liveness: ProbeState | undefined;
   private startup: ProbeState | undefined;
-  private timers = new Set<NodeJS.Timeout>();
+  private readonly timers = new PendingTimers();
   private stopping = false;
   private exited: Promise<void> = Promise.resolve();
   /** resolves with the exit code once the container has run to its end (init containers) */
@@ -157,7 +158,7 @@ export class Container {
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, startedAt: string): void {
     if (this.child !== child) return;
     this.child = undefined;
-    this.clearTimers();
+    this.timers.clear();
     const exitCode = exitCodeOf(code, signal);
     const terminated: Terminated = {
       exitCode,
@@ -186,7 +187,7 @@ export class Container {
     };
     this.host.event('Warning', 'BackOff', `Back-off restarting failed container ${this.spec.name}`);
     this.host.changed();
-    this.later(delay, () => {
+    this.timers.later(delay, () => {
       this.record.state = { waiting: { reason: 'ContainerCreating' } };
       this.start();
     });
@@ -222,9 +223,9 @@ export class Container {
       if (!succeeded) this.host.event('Warning', 'Unhealthy', `${kind[0].toUpperCase()}${kind.slice(1)} probe failed`);
       if (after.passing !== before.passing) this.probeFlipped(kind, after.passing);
       if (kind === 'startup' && after.passing) return; // done: the steady probes take over
-      if (this.child) this.later(timing.periodMs, () => void tick());
+      if (this.child) this.timers.later(timing.periodMs, () => void tick());
     };
-    this.later(timing.initialDelayMs, () => void tick());
+    this.timers.later(timing.initialDelayMs, () => void tick());
   }
 
   private probeFlipped(kind: 'startup' | 'readiness' | 'liveness', passing: boolean): void {
@@ -268,30 +269,18 @@ export class Container {
   /** Stops for good (pod deleted): no restart after this. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    this.clearTimers();
+    this.timers.clear();
     if (this.child) await this.kill(graceMs);
   }
 
   /** Kills at once, without preStop (the pod object is gone, or the kubelet exits). */
   async abort(): Promise<void> {
     this.stopping = true;
-    this.clearTimers();
+    this.timers.clear();
     if (this.child?.pid) signalGroup(this.child.pid, 'SIGKILL');
     await this.exited;
   }
 
-  private later(ms: number, fn: () => void): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      fn();
-    }, ms);
-    this.timers.add(timer);
-  }
-
-  private clearTimers(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-  }
 }
 
 export function signalGroup(pid: number, signal: NodeJS.Signals): void {

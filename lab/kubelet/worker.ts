@@ -30,6 +30,7 @@ import type { KubeRest } from './rest.js';
 import { isStatus } from './rest.js';
 import { restartDelayMs } from './restart.js';
 import { type PodStatusJson, podStatus } from './status.js';
+import { PendingTimers } from './timers.js';
 import {
   type TokenRequestSpec,
   type VolumeFile,
@@ -76,7 +77,7 @@ export class PodWorker {
   private readonly initContainers: Container[];
   private readonly containers: Container[];
   private readonly tokens = new Map<string, string>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly timers = new PendingTimers();
   private readonly written = new Map<string, string>();
   private readonly record: SandboxRecord;
   private facts: PodFacts;
@@ -171,7 +172,7 @@ export class PodWorker {
         this.ctx.log('pod sandbox failed', { pod: this.key, err: message, retryInMs });
         void this.event('Warning', 'FailedCreatePodSandBox', message);
         if (sandboxNeeded) await this.undoSandbox();
-        await new Promise<void>((resolve) => this.later(retryInMs, resolve));
+        await new Promise<void>((resolve) => this.timers.later(retryInMs, resolve));
       }
     }
   }
@@ -183,14 +184,6 @@ export class PodWorker {
     this.record.natRules = [];
     this.facts = { ...this.facts, podIPs: [] };
     this.saveRecord();
-  }
-
-  private later(ms: number, fn: () => void): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      fn();
-    }, ms);
-    this.timers.add(timer);
   }
 
   get key(): string {
@@ -297,7 +290,7 @@ export class PodWorker {
       renewInMs = Math.min(renewInMs, spec.expirationSeconds * 1000 * TOKEN_RENEW_FRACTION);
     }
     if (Number.isFinite(renewInMs)) {
-      this.later(renewInMs, () => {
+      this.timers.later(renewInMs, () => {
         this.issueTokens()
           .then(() => this.writeVolumes())
           .catch((err) => this.ctx.log('token renewal failed', { pod: this.key, err: String(err) }));
@@ -431,7 +424,7 @@ export class PodWorker {
 
   private teardown(): Promise<void> {
     this.tornDown ??= (async () => {
-      for (const t of this.timers) clearTimeout(t);
+      this.timers.clear();
       this.unsubscribe?.();
       this.ctx.objects.release(this.record.namespace, this.refs);
       await removeSandbox(this.ctx.lab, this.ctx.node, this.record);
