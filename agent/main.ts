@@ -6,6 +6,7 @@
  * keeps serving while the agent is down or being upgraded.
  */
 import { CommanderError } from 'commander';
+import { exitWithError } from '../lib/daemon.js';
 import { Datapath } from '../lib/datapath/index.js';
 import { errorMessage } from '../lib/errors.js';
 import { loadKubeConfig } from '../lib/k8s/kubeconfig.js';
@@ -77,8 +78,7 @@ async function main(): Promise<void> {
   try {
     agent = await run(config, log);
   } catch (err) {
-    process.stderr.write(`clustermesh-agent: ${errorMessage(err).split('\n')[0]}\n`);
-    process.exit(1);
+    exitWithError('clustermesh-agent', err);
   }
   let stopping = false;
   const stop = (signal: string): void => {

@@ -6,10 +6,10 @@
  * exit 1; SIGTERM/SIGINT stop cleanly (the cache stays for the next start).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { KubeConfig } from '@kubernetes/client-node';
+import { exitOnSignals, exitWithError, parseOrExit } from '../../lib/daemon.js';
 import { parseDuration } from '../../lib/duration.js';
 import { errorMessage } from '../../lib/errors.js';
-import { loadKubeConfig } from '../../lib/k8s/kubeconfig.js';
+import { loadDaemonKubeConfig } from '../../lib/k8s/kubeconfig.js';
 import { clusterIDProblem, clusterNameProblem } from '../../lib/kvstore/codecs.js';
 import { loadEtcdClientConfig } from '../../lib/kvstore/etcd.js';
 import { createLogger } from '../../lib/log.js';
@@ -100,29 +100,9 @@ export function buildProgram(): Command {
     );
 }
 
-function kubeConfig(path: string | undefined): KubeConfig {
-  if (path) return loadKubeConfig({ path });
-  if (!process.env.KUBERNETES_SERVICE_HOST)
-    throw new Error(
-      'no --clustermesh-config nor --kubeconfig given and not running in a cluster; pass one of them',
-    );
-  const kc = new KubeConfig();
-  kc.loadFromCluster();
-  return kc;
-}
-
-function fail(message: string): never {
-  process.stderr.write(`${NAME}: ${message.split('\n')[0]}\n`);
-  process.exit(1);
-}
-
 async function main(argv: string[]): Promise<void> {
-  const program = buildProgram().exitOverride();
-  try {
-    program.parse(argv);
-  } catch (err) {
-    process.exit((err as { exitCode?: number }).exitCode ?? 1); // commander printed the reason
-  }
+  const program = buildProgram();
+  parseOrExit(program, argv);
   const flags = program.opts<{
     clusterName: string;
     clusterId: number;
@@ -147,7 +127,7 @@ async function main(argv: string[]): Promise<void> {
     const source = flags.clustermeshConfig
       ? new DirectoryPeerSource({ dir: flags.clustermeshConfig, log })
       : new SecretPeerSource({
-          kubeConfig: kubeConfig(flags.kubeconfig),
+          kubeConfig: loadDaemonKubeConfig(flags.kubeconfig, ['--clustermesh-config', '--kubeconfig']),
           namespace: flags.namespace,
           secretName: DEFAULT_REMOTES_SECRET,
           log,
@@ -166,7 +146,7 @@ async function main(argv: string[]): Promise<void> {
       cacheTtlMs: flags.peerCacheTtl,
     });
   } catch (err) {
-    fail(errorMessage(err));
+    exitWithError(NAME, err);
   }
   let started = false;
   const health = await startHealthServer(flags.healthAddr, {
@@ -174,16 +154,14 @@ async function main(argv: string[]): Promise<void> {
     // Ready once it follows the peers: an unreachable peer must not take the pod (and the etcd
     // the peers read) out of its Service. Per-peer sync is in the metrics.
     notReadyReason: () => (started ? null : 'connecting to the local etcd'),
-  }).catch((err: unknown) => fail(errorMessage(err)));
-  const stop = () => void Promise.all([mesh.stop(), health.close()]).then(() => process.exit(0));
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  }).catch((err: unknown) => exitWithError(NAME, err));
+  exitOnSignals(NAME, () => Promise.all([mesh.stop(), health.close()]));
   try {
     await mesh.start();
     started = true;
     log.info({ health: health.url }, 'mirroring the peers into the local etcd');
   } catch (err) {
-    fail(errorMessage(err));
+    exitWithError(NAME, err);
   }
 }
 

@@ -75,3 +75,19 @@ function knownContexts(kc: KubeConfig): string {
 function firstLine(err: unknown): string {
   return errorMessage(err).split('\n')[0];
 }
+
+/**
+ * A daemon's kubeconfig: the file given, else the in-cluster service account; never $KUBECONFIG
+ * nor a developer's ~/.kube/config. `flags` are the caller's options that would have given one,
+ * named in the error.
+ */
+export function loadDaemonKubeConfig(path: string | undefined, flags: string[]): KubeConfig {
+  if (path) return loadKubeConfig({ path });
+  if (!process.env.KUBERNETES_SERVICE_HOST)
+    throw new UserError(
+      `no ${flags.join(' nor ')} given and not running in a cluster (KUBERNETES_SERVICE_HOST is unset); pass ${flags.length === 1 ? `${flags[0]} FILE` : 'one of them'}`,
+    );
+  const kc = new KubeConfig();
+  kc.loadFromCluster();
+  return kc;
+}
