@@ -66,6 +66,16 @@ export class KVStoreMesh {
       },
     });
     new Gauge({
+      name: 'clustermesh_kvstoremesh_peer_connected',
+      help: "1 while the link to the peer's etcd is up (its cache outlives an outage for the peer cache TTL)",
+      labelNames: ['cluster'],
+      registers,
+      collect() {
+        this.reset();
+        for (const peer of statuses()) this.set({ cluster: peer.name }, peer.connected ? 1 : 0);
+      },
+    });
+    new Gauge({
       name: 'clustermesh_kvstoremesh_cached_records',
       help: 'Valid records of a peer held in the cache, by kind',
       labelNames: ['cluster', 'kind'],

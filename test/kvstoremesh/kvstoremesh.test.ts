@@ -76,6 +76,8 @@ describe('kvstoremesh with real etcds', () => {
       .filter((v) => v.labels.cluster === cluster && (reason === undefined || v.labels.reason === reason))
       .reduce((sum, v) => sum + v.value, 0);
   };
+  const gauge = async (name: string, cluster: string): Promise<number | undefined> =>
+    ((await registry.getSingleMetric(name)?.get())?.values ?? []).find((v) => v.labels.cluster === cluster)?.value;
   /** What the datapath would be built from, without the link (which differs by design). */
   const records = (views: RemoteClusterView[]) =>
     views.map((v) => ({
@@ -309,6 +311,8 @@ describe('kvstoremesh with real etcds', () => {
       'east marked disconnected',
       () => mesh.status().find((s) => s.name === EAST.name)?.connected === false,
     );
+    expect(await gauge('clustermesh_kvstoremesh_peer_connected', EAST.name)).toBe(0);
+    expect(await gauge('clustermesh_kvstoremesh_peer_connected', NORTH.name)).toBe(1);
     await waitFor(
       'east cache and canaries dropped after the TTL',
       async () =>
@@ -329,6 +333,7 @@ describe('kvstoremesh with real etcds', () => {
       async () => (await keysUnder(cachedServicesClusterPrefix(EAST.name))).length === 3,
     );
     await mesh.whenSynced();
+    expect(await gauge('clustermesh_kvstoremesh_peer_connected', EAST.name)).toBe(1);
     await waitFor(
       'the cached agent has east again',
       () => (cached.views().find((v) => v.name === EAST.name)?.services.length ?? 0) === 3,
