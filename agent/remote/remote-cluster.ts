@@ -9,14 +9,15 @@ import type { Etcd3, Watcher } from 'etcd3';
 import type { Counter } from 'prom-client';
 import type { IdentityLabels } from '../../lib/kvstore/codecs.js';
 import { encodeIdentityLabels } from '../../lib/kvstore/codecs.js';
-import { classifyEtcdError, connectEtcd } from '../../lib/kvstore/etcd.js';
+import { classifyEtcdError } from '../../lib/kvstore/etcd.js';
 import { clusterConfigKey, parseKeyOfKind } from '../../lib/kvstore/keys.js';
 import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
-import type { ClusterConfig, ClusterService, IPCacheEntry, NodeRecord } from '../../lib/kvstore/types.js';
+import type { ClusterService, IPCacheEntry, NodeRecord } from '../../lib/kvstore/types.js';
 import { rejectionClass, validateRemoteRecord } from '../../lib/kvstore/validate.js';
 import { WatchStore, type WatchEvent } from '../../lib/kvstore/watch-store.js';
 import type { Logger } from '../../lib/log.js';
 import type { PeerConfig } from '../../lib/remotes/peer-config.js';
+import { connectPeer, type PeerConnection } from '../../lib/remotes/peer-connect.js';
 import { STATE_KINDS, STATE_KIND_SPECS, stateSource, type StateKind } from '../../lib/kvstore/state-kinds.js';
 import { RecordTable } from './records.js';
 
@@ -82,13 +83,6 @@ interface Session {
   /** whether this session reads the peer from the local kvstoremesh cache */
   cached: boolean;
   done: Promise<void>;
-}
-
-interface Connected {
-  client: Etcd3;
-  config: ClusterConfig;
-  /** the etcd revision the config was read at */
-  revision: string;
 }
 
 const firstLine = (text: string): string => text.split('\n')[0] ?? text;
@@ -224,7 +218,7 @@ export class RemoteCluster {
   }
 
   private async runSession(session: Session): Promise<void> {
-    let connected: Connected;
+    let connected: PeerConnection;
     try {
       connected = await retryUntilAborted(
         () => this.connectOnce(session),
@@ -242,32 +236,18 @@ export class RemoteCluster {
   }
 
   /** Dials, reads the cluster config, checks it and claims its ID; throws one line on failure. */
-  private async connectOnce(session: Session): Promise<Connected> {
-    const key = clusterConfigKey(this.name);
-    const { endpoints, caPem, certPem, keyPem } = this.config;
-    const client = await connectEtcd(
-      { endpoints, caPem, certPem, keyPem, dialTimeoutMs: this.opts.dialTimeoutMs },
-      key,
-    );
-    try {
-      const response = await client.get(key).exec();
-      const kv = response.kvs[0];
-      if (!kv)
-        throw new Error(
-          `${key} does not exist in etcd at ${endpoints.join(', ')}: is the peer's clustermesh-apiserver running, and is its cluster named "${this.name}"? (if that etcd is this cluster's own kvstoremesh cache: has the kvstoremesh reached "${this.name}" yet? see its log)`,
-        );
-      const decoded = validateRemoteRecord('config', key, kv.value, { cluster: this.name });
-      if (!decoded.ok) throw new Error(`invalid cluster config: ${decoded.reason}`);
-      // p-retry gives up on abort without waiting for this attempt: an aborted session must
-      // neither claim an ID nor keep a client that nobody closes.
-      if (session.abort.signal.aborted) throw new Error('aborted');
-      this.claimId(decoded.value.id);
-      session.client = client;
-      return { client, config: decoded.value, revision: response.header.revision };
-    } catch (err) {
-      client.close();
-      throw err;
-    }
+  private connectOnce(session: Session): Promise<PeerConnection> {
+    return connectPeer(this.config, {
+      dialTimeoutMs: this.opts.dialTimeoutMs,
+      missingConfigHint: `if that etcd is this cluster's own kvstoremesh cache: has the kvstoremesh reached "${this.name}" yet? see its log`,
+      accept: (config, client) => {
+        // p-retry gives up on abort without waiting for this attempt: an aborted session must
+        // neither claim an ID nor keep a client that nobody closes.
+        if (session.abort.signal.aborted) throw new Error('aborted');
+        this.claimId(config.id);
+        session.client = client;
+      },
+    });
   }
 
   /** Synchronous from check to claim, so two peers can never both take one ID. */
@@ -298,7 +278,7 @@ export class RemoteCluster {
    * A watch on the peer's cluster config is the link's pulse: etcd3 reports it disconnected the
    * moment the stream breaks and connected once it is back, and it sees an ID change.
    */
-  private watchLink(session: Session, connected: Connected): void {
+  private watchLink(session: Session, connected: PeerConnection): void {
     const next = String(BigInt(connected.revision) + 1n);
     const watcher = connected.client.watch().key(clusterConfigKey(this.name)).startRevision(next).watcher();
     session.linkWatcher = watcher;
@@ -330,7 +310,7 @@ export class RemoteCluster {
     if (decoded.value.id !== this.id || cached !== this.session?.cached) void this.replaceSession();
   }
 
-  private startStores(session: Session, connected: Connected): void {
+  private startStores(session: Session, connected: PeerConnection): void {
     const { id: clusterID, capabilities } = connected.config;
     session.cached = capabilities.cached === true;
     for (const kind of STATE_KINDS) {

@@ -13,7 +13,7 @@
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Counter } from 'prom-client';
 import { encodeClusterConfig, type Decoded } from '../../lib/kvstore/codecs.js';
-import { classifyEtcdError, connectEtcd, type EtcdClientConfig } from '../../lib/kvstore/etcd.js';
+import { classifyEtcdError } from '../../lib/kvstore/etcd.js';
 import { clusterConfigKey, syncedClusterPrefix } from '../../lib/kvstore/keys.js';
 import { Latch } from '../../lib/kvstore/latch.js';
 import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
@@ -30,6 +30,7 @@ import { rejectionClass, validateRemoteRecord } from '../../lib/kvstore/validate
 import { WatchStore } from '../../lib/kvstore/watch-store.js';
 import type { Logger } from '../../lib/log.js';
 import type { PeerConfig } from '../../lib/remotes/peer-config.js';
+import { connectPeer, type PeerConnection } from '../../lib/remotes/peer-connect.js';
 
 export interface PeerMirrorMetrics {
   /** records of a peer refused by the import validation, by cluster and kind */
@@ -205,40 +206,19 @@ export class PeerMirror {
     }
   }
 
-  private async connectOnce(
-    session: Session,
-  ): Promise<{ client: Etcd3; config: ClusterConfig; revision: string }> {
-    const key = clusterConfigKey(this.name);
-    const { endpoints, caPem, certPem, keyPem } = this.config;
-    const peer: EtcdClientConfig = {
-      endpoints,
-      caPem,
-      certPem,
-      keyPem,
+  private connectOnce(session: Session): Promise<PeerConnection> {
+    return connectPeer(this.config, {
       dialTimeoutMs: this.opts.dialTimeoutMs,
-    };
-    const client = await connectEtcd(peer, key);
-    try {
-      const response = await client.get(key).exec();
-      const kv = response.kvs[0];
-      if (!kv)
-        throw new Error(
-          `${key} does not exist in etcd at ${endpoints.join(', ')}: is the peer's clustermesh-apiserver running, and is its cluster named "${this.name}"?`,
-        );
-      const decoded = validateRemoteRecord('config', key, kv.value, { cluster: this.name });
-      if (!decoded.ok) throw new Error(`invalid cluster config: ${decoded.reason}`);
-      if (decoded.value.capabilities.cached)
-        throw new Error(
-          `${key} at ${endpoints.join(', ')} says "cached": it is another cluster's cache, not ${this.name}'s own etcd (point the peer entry at ${this.name}'s clustermesh-apiserver)`,
-        );
-      if (session.abort.signal.aborted) throw new Error('aborted');
-      this.claimId(decoded.value.id);
-      session.client = client;
-      return { client, config: decoded.value, revision: response.header.revision };
-    } catch (err) {
-      client.close();
-      throw err;
-    }
+      accept: (config, client) => {
+        if (config.capabilities.cached)
+          throw new Error(
+            `${clusterConfigKey(this.name)} at ${this.config.endpoints.join(', ')} says "cached": it is another cluster's cache, not ${this.name}'s own etcd (point the peer entry at ${this.name}'s clustermesh-apiserver)`,
+          );
+        if (session.abort.signal.aborted) throw new Error('aborted');
+        this.claimId(config.id);
+        session.client = client;
+      },
+    });
   }
 
   /** Synchronous from check to claim, so two peers can never both take one ID. */
