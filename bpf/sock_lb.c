@@ -208,58 +208,137 @@ static __always_inline void *sock_state(struct bpf_sock_addr *ctx, void *map, in
 	return state;
 }
 
-/* ---- IPv4 ---------------------------------------------------------------------------------- */
+/* A 32-bit word of a socket's entry: may_alias, so that store_changed's word reads see what the
+ * typed field writes just stored (otherwise strict aliasing lets clang reorder them). */
+typedef __u32 __attribute__((__may_alias__)) peer_word;
 
-static __always_inline const struct lb4_service *lb4_slot(struct lb4_key *key, __u16 slot)
-{
-	key->backend_slot = slot;
-	return bpf_map_lookup_elem(&cm_lb4_svc, key);
-}
-
-static __always_inline struct sock4_peer *sock4_by_frontend(struct sock4_peers *peers, __be32 address, __be16 port)
+/* Stores `want` over `entry` (both `words` 32-bit words) only where they differ: a socket that
+ * keeps its backend writes nothing. */
+static __always_inline void store_changed(peer_word *entry, const peer_word *want, int words)
 {
 #pragma unroll
-	for (int i = 0; i < CM_SOCK_PEERS; i++) {
-		struct sock4_peer *p = &peers->peer[i];
-
-		if (p->backend_slot != 0 && p->frontend == address && p->frontend_port == port)
-			return p;
-	}
-	return NULL;
+	for (int i = 0; i < words; i++)
+		if (entry[i] != want[i])
+			entry[i] = want[i];
 }
 
-static __always_inline struct sock4_peer *sock4_by_backend(struct sock4_peers *peers, __be32 address, __be16 port)
-{
-#pragma unroll
-	for (int i = 0; i < CM_SOCK_PEERS; i++) {
-		struct sock4_peer *p = &peers->peer[i];
+_Static_assert(sizeof(struct sock4_peer) % 4 == 0 && sizeof(struct sock6_peer) % 4 == 0,
+	       "socket peers are stored as 32-bit words");
 
-		if (p->backend_slot != 0 && p->backend == address && p->backend_port == port)
-			return p;
-	}
-	return NULL;
-}
-
-/* Where a new frontend goes: a free entry, else the socket's own oldest one (counted). */
-static __always_inline struct sock4_peer *sock4_free_entry(struct sock4_peers *peers)
+/* Which of a socket's entries a new frontend takes (`used`: bit i set for each entry in use): a
+ * free one, else the socket's own oldest one (counted). */
+static __always_inline __u32 entry_for_new_frontend(__u32 used, __u32 *next_replaced)
 {
 #pragma unroll
 	for (int i = 0; i < CM_SOCK_PEERS; i++)
-		if (peers->peer[i].backend_slot == 0)
-			return &peers->peer[i];
+		if (!(used & (1U << i)))
+			return i;
 	count_stat(CM_STAT_SOCK_PEER_REPLACED);
-	return &peers->peer[peers->next_replaced++ & (CM_SOCK_PEERS - 1)];
+	return (*next_replaced)++ & (CM_SOCK_PEERS - 1);
 }
 
-/* Stores `want` in `entry` only if it differs: a socket that keeps its backend writes nothing. */
-static __always_inline void sock4_remember(struct sock4_peer *entry, const struct sock4_peer *want)
+/* Which side of a socket's entry a lookup matches: the frontend it addressed (on the way out) or
+ * the backend it was sent to (on the way back). */
+enum peer_side { BY_FRONTEND, BY_BACKEND };
+
+/* ---- service slots, either family ---------------------------------------------------------- */
+
+/* Both families' service maps hold one value layout, so one slot choice serves both. */
+_Static_assert(sizeof(struct lb4_service) == sizeof(struct lb6_service) &&
+		       __builtin_offsetof(struct lb4_service, backend_id) ==
+			       __builtin_offsetof(struct lb6_service, backend_id) &&
+		       __builtin_offsetof(struct lb4_service, count) == __builtin_offsetof(struct lb6_service, count) &&
+		       __builtin_offsetof(struct lb4_service, rev_nat_index) ==
+			       __builtin_offsetof(struct lb6_service, rev_nat_index),
+	       "lb4_service and lb6_service share one layout");
+
+/* A service map key (struct lb4_key or lb6_key, address and port filled in) with its map and
+ * the fields the lookups below fill in. */
+struct lb_lookup {
+	void *map;
+	void *key;
+	__u16 *slot;
+	__u8 *proto;
+};
+
+/* One slot of the service in `lookup`. */
+static __always_inline const struct lb4_service *lb_slot(const struct lb_lookup *lookup, __u16 slot)
 {
-	if (entry->frontend == want->frontend && entry->backend == want->backend &&
-	    entry->frontend_port == want->frontend_port && entry->backend_port == want->backend_port &&
-	    entry->backend_id == want->backend_id && entry->backend_slot == want->backend_slot &&
-	    entry->rev_nat_index == want->rev_nat_index)
-		return;
-	*entry = *want;
+	*lookup->slot = slot;
+	return bpf_map_lookup_elem(lookup->map, lookup->key);
+}
+
+/* A frontend's service and the backend a connection to it goes to. */
+struct lb_choice {
+	__u16 count; /* active backends */
+	__u16 rev_nat_index;
+	__u16 slot;
+	__u32 backend_id;
+};
+
+/* The frontend's service if it is one with an active backend (1), else 0: only TCP and UDP. */
+static __always_inline int lb_service(struct bpf_sock_addr *ctx, const struct lb_lookup *lookup,
+				      struct lb_choice *choice)
+{
+	const struct lb4_service *svc;
+
+	if (sock_proto(ctx, lookup->proto) < 0)
+		return 0;
+	svc = lb_slot(lookup, CM_SERVICE_SLOT);
+	if (!svc || svc->count == 0)
+		return 0;
+	choice->count = svc->count;
+	choice->rev_nat_index = svc->rev_nat_index;
+	return 1;
+}
+
+/*
+ * The active slot the connection goes to, and its backend: UDP keeps the slot the socket
+ * remembers for this frontend (remembered_slot, 0 for none) while affinity_still_valid, anything
+ * else takes a random one, per connect for TCP. Returns 0 when the slot is gone.
+ */
+static __always_inline int lb_choose(const struct lb_lookup *lookup, __u16 remembered_slot, __u32 remembered_id,
+				     struct lb_choice *choice)
+{
+	const struct lb4_service *slot_entry = NULL;
+
+	if (remembered_slot && *lookup->proto == CM_PROTO_UDP) {
+		slot_entry = lb_slot(lookup, remembered_slot);
+		choice->slot = remembered_slot;
+		if (!affinity_still_valid(remembered_slot, remembered_id, choice->count,
+					  slot_entry ? slot_entry->backend_id : CM_BACKEND_ID_NONE))
+			slot_entry = NULL;
+	}
+	if (!slot_entry) {
+		choice->slot = random_active_slot(choice->count);
+		slot_entry = lb_slot(lookup, choice->slot);
+		if (!slot_entry)
+			return 0;
+	}
+	choice->backend_id = slot_entry->backend_id;
+	return 1;
+}
+
+/* ---- IPv4 ---------------------------------------------------------------------------------- */
+
+/* The socket's entry whose `side` is address:port; when there is none, *used has bit i set for
+ * each entry in use (what entry_for_new_frontend needs). */
+static __always_inline struct sock4_peer *sock4_find(struct sock4_peers *peers, enum peer_side side, __be32 address,
+						     __be16 port, __u32 *used)
+{
+	*used = 0;
+#pragma unroll
+	for (int i = 0; i < CM_SOCK_PEERS; i++) {
+		struct sock4_peer *p = &peers->peer[i];
+
+		if (p->backend_slot == 0)
+			continue;
+		*used |= 1U << i;
+		if (side == BY_FRONTEND ? p->frontend == address && p->frontend_port == port
+					: p->backend == address && p->backend_port == port)
+			return p;
+	}
+	return NULL;
 }
 
 /*
@@ -269,50 +348,34 @@ static __always_inline void sock4_remember(struct sock4_peer *entry, const struc
 static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx, __be32 *address, __be16 *port)
 {
 	struct lb4_key key = { .address = *address, .dport = *port };
-	const struct lb4_service *svc, *slot_entry = NULL;
+	struct lb_lookup lookup = { &cm_lb4_svc, &key, &key.backend_slot, &key.proto };
 	const struct lb4_backend *backend;
 	struct sock4_peer *entry = NULL;
 	struct sock4_peers *peers;
-	__u16 count, rev_nat_index, slot;
-	__u32 backend_id;
+	struct lb_choice choice;
+	__u32 used;
 
-	if (sock_proto(ctx, &key.proto) < 0)
+	if (!lb_service(ctx, &lookup, &choice))
 		return 0;
-	svc = lb4_slot(&key, CM_SERVICE_SLOT);
-	if (!svc || svc->count == 0)
-		return 0;
-	count = svc->count;
-	rev_nat_index = svc->rev_nat_index;
-
 	peers = sock_state(ctx, &cm_sock4, 1);
 	if (peers)
-		entry = sock4_by_frontend(peers, key.address, key.dport);
-	if (entry && key.proto == CM_PROTO_UDP) {
-		slot = entry->backend_slot;
-		backend_id = entry->backend_id;
-		slot_entry = lb4_slot(&key, slot);
-		if (!affinity_still_valid(slot, backend_id, count, slot_entry ? slot_entry->backend_id : CM_BACKEND_ID_NONE))
-			slot_entry = NULL;
-	}
-	if (!slot_entry) {
-		slot = random_active_slot(count);
-		slot_entry = lb4_slot(&key, slot);
-		if (!slot_entry)
-			return 0;
-	}
-	backend_id = slot_entry->backend_id;
-	backend = bpf_map_lookup_elem(&cm_lb4_be, &backend_id);
+		entry = sock4_find(peers, BY_FRONTEND, key.address, key.dport, &used);
+	if (!lb_choose(&lookup, entry ? entry->backend_slot : 0, entry ? entry->backend_id : 0, &choice))
+		return 0;
+	backend = bpf_map_lookup_elem(&cm_lb4_be, &choice.backend_id);
 	if (!backend || backend->port == CM_BACKEND_UNUSED_PORT)
 		return 0;
-
 	if (peers) {
 		struct sock4_peer want = {
 			.frontend = key.address, .backend = backend->address,
 			.frontend_port = key.dport, .backend_port = backend->port,
-			.backend_id = backend_id, .backend_slot = slot, .rev_nat_index = rev_nat_index,
+			.backend_id = choice.backend_id, .backend_slot = choice.slot,
+			.rev_nat_index = choice.rev_nat_index,
 		};
 
-		sock4_remember(entry ? entry : sock4_free_entry(peers), &want);
+		if (!entry)
+			entry = &peers->peer[entry_for_new_frontend(used, &peers->next_replaced)];
+		store_changed((peer_word *)entry, (const peer_word *)&want, sizeof(want) / 4);
 	}
 	*address = backend->address;
 	*port = backend->port;
@@ -326,11 +389,10 @@ static __always_inline int sock4_rev(struct bpf_sock_addr *ctx, __be32 *address,
 	struct sock4_peers *peers;
 	struct sock4_peer *entry;
 	__u32 rev_nat_index; /* the key of the cm_lb4_rnat array */
+	__u32 used;
 
 	peers = sock_state(ctx, &cm_sock4, 0);
-	if (!peers)
-		return 0;
-	entry = sock4_by_backend(peers, *address, *port);
+	entry = peers ? sock4_find(peers, BY_BACKEND, *address, *port, &used) : NULL;
 	if (!entry)
 		return 0;
 	rev_nat_index = entry->rev_nat_index;
@@ -345,23 +407,13 @@ static __always_inline int sock4_rev(struct bpf_sock_addr *ctx, __be32 *address,
 	return 1;
 }
 
-static __always_inline void sock4_xlate_fwd(struct bpf_sock_addr *ctx)
+/* connect4/sendmsg4 (BY_FRONTEND: to the backend) and recvmsg4/getpeername4 (back). */
+static __always_inline void sock4_xlate(struct bpf_sock_addr *ctx, enum peer_side side)
 {
 	__be32 address = ctx->user_ip4;
 	__be16 port = ctx_dst_port(ctx);
 
-	if (!sock4_fwd(ctx, &address, &port))
-		return;
-	ctx->user_ip4 = address;
-	ctx_set_port(ctx, port);
-}
-
-static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
-{
-	__be32 address = ctx->user_ip4;
-	__be16 port = ctx_dst_port(ctx);
-
-	if (!sock4_rev(ctx, &address, &port))
+	if (!(side == BY_FRONTEND ? sock4_fwd(ctx, &address, &port) : sock4_rev(ctx, &address, &port)))
 		return;
 	ctx->user_ip4 = address;
 	ctx_set_port(ctx, port);
@@ -369,123 +421,70 @@ static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
 
 /* ---- IPv6 ---------------------------------------------------------------------------------- */
 
-static __always_inline const struct lb6_service *lb6_slot(struct lb6_key *key, __u16 slot)
+static __always_inline struct sock6_peer *sock6_find(struct sock6_peers *peers, enum peer_side side,
+						     const union v6addr *address, __be16 port, __u32 *used)
 {
-	key->backend_slot = slot;
-	return bpf_map_lookup_elem(&cm_lb6_svc, key);
-}
-
-static __always_inline struct sock6_peer *sock6_by_frontend(struct sock6_peers *peers, const union v6addr *address,
-							     __be16 port)
-{
+	*used = 0;
 #pragma unroll
 	for (int i = 0; i < CM_SOCK_PEERS; i++) {
 		struct sock6_peer *p = &peers->peer[i];
 
-		if (p->backend_slot != 0 && p->frontend_port == port && ip6_equal(&p->frontend, address))
+		if (p->backend_slot == 0)
+			continue;
+		*used |= 1U << i;
+		if (side == BY_FRONTEND ? p->frontend_port == port && ip6_equal(&p->frontend, address)
+					: p->backend_port == port && ip6_equal(&p->backend, address))
 			return p;
 	}
 	return NULL;
-}
-
-static __always_inline struct sock6_peer *sock6_by_backend(struct sock6_peers *peers, const union v6addr *address,
-							    __be16 port)
-{
-#pragma unroll
-	for (int i = 0; i < CM_SOCK_PEERS; i++) {
-		struct sock6_peer *p = &peers->peer[i];
-
-		if (p->backend_slot != 0 && p->backend_port == port && ip6_equal(&p->backend, address))
-			return p;
-	}
-	return NULL;
-}
-
-static __always_inline struct sock6_peer *sock6_free_entry(struct sock6_peers *peers)
-{
-#pragma unroll
-	for (int i = 0; i < CM_SOCK_PEERS; i++)
-		if (peers->peer[i].backend_slot == 0)
-			return &peers->peer[i];
-	count_stat(CM_STAT_SOCK_PEER_REPLACED);
-	return &peers->peer[peers->next_replaced++ & (CM_SOCK_PEERS - 1)];
-}
-
-static __always_inline void sock6_remember(struct sock6_peer *entry, const struct sock6_peer *want)
-{
-	if (ip6_equal(&entry->frontend, &want->frontend) && ip6_equal(&entry->backend, &want->backend) &&
-	    entry->frontend_port == want->frontend_port && entry->backend_port == want->backend_port &&
-	    entry->backend_id == want->backend_id && entry->backend_slot == want->backend_slot &&
-	    entry->rev_nat_index == want->rev_nat_index)
-		return;
-	*entry = *want;
 }
 
 static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx, union v6addr *address, __be16 *port)
 {
-	struct lb6_key key = { .dport = *port };
-	const struct lb6_service *svc, *slot_entry = NULL;
+	struct lb6_key key = { .address = *address, .dport = *port };
+	struct lb_lookup lookup = { &cm_lb6_svc, &key, &key.backend_slot, &key.proto };
 	const struct lb6_backend *backend;
 	struct sock6_peer *entry = NULL;
 	struct sock6_peers *peers;
-	__u16 count, rev_nat_index, slot;
-	__u32 backend_id;
+	struct lb_choice choice;
+	__u32 used;
 
-	if (sock_proto(ctx, &key.proto) < 0)
+	if (!lb_service(ctx, &lookup, &choice))
 		return 0;
-	key.address = *address;
-	svc = lb6_slot(&key, CM_SERVICE_SLOT);
-	if (!svc || svc->count == 0)
-		return 0;
-	count = svc->count;
-	rev_nat_index = svc->rev_nat_index;
-
 	peers = sock_state(ctx, &cm_sock6, 1);
 	if (peers)
-		entry = sock6_by_frontend(peers, &key.address, key.dport);
-	if (entry && key.proto == CM_PROTO_UDP) {
-		slot = entry->backend_slot;
-		backend_id = entry->backend_id;
-		slot_entry = lb6_slot(&key, slot);
-		if (!affinity_still_valid(slot, backend_id, count, slot_entry ? slot_entry->backend_id : CM_BACKEND_ID_NONE))
-			slot_entry = NULL;
-	}
-	if (!slot_entry) {
-		slot = random_active_slot(count);
-		slot_entry = lb6_slot(&key, slot);
-		if (!slot_entry)
-			return 0;
-	}
-	backend_id = slot_entry->backend_id;
-	backend = bpf_map_lookup_elem(&cm_lb6_be, &backend_id);
+		entry = sock6_find(peers, BY_FRONTEND, &key.address, key.dport, &used);
+	if (!lb_choose(&lookup, entry ? entry->backend_slot : 0, entry ? entry->backend_id : 0, &choice))
+		return 0;
+	backend = bpf_map_lookup_elem(&cm_lb6_be, &choice.backend_id);
 	if (!backend || backend->port == CM_BACKEND_UNUSED_PORT)
 		return 0;
-
 	if (peers) {
 		struct sock6_peer want = {
 			.frontend = key.address, .backend = backend->address,
 			.frontend_port = key.dport, .backend_port = backend->port,
-			.backend_id = backend_id, .backend_slot = slot, .rev_nat_index = rev_nat_index,
+			.backend_id = choice.backend_id, .backend_slot = choice.slot,
+			.rev_nat_index = choice.rev_nat_index,
 		};
 
-		sock6_remember(entry ? entry : sock6_free_entry(peers), &want);
+		if (!entry)
+			entry = &peers->peer[entry_for_new_frontend(used, &peers->next_replaced)];
+		store_changed((peer_word *)entry, (const peer_word *)&want, sizeof(want) / 4);
 	}
 	*address = backend->address;
 	*port = backend->port;
 	return 1;
 }
-
 static __always_inline int sock6_rev(struct bpf_sock_addr *ctx, union v6addr *address, __be16 *port)
 {
 	const struct lb6_reverse_nat *rnat;
 	struct sock6_peers *peers;
 	struct sock6_peer *entry;
 	__u32 rev_nat_index; /* the key of the cm_lb6_rnat array */
+	__u32 used;
 
 	peers = sock_state(ctx, &cm_sock6, 0);
-	if (!peers)
-		return 0;
-	entry = sock6_by_backend(peers, address, *port);
+	entry = peers ? sock6_find(peers, BY_BACKEND, address, *port, &used) : NULL;
 	if (!entry)
 		return 0;
 	rev_nat_index = entry->rev_nat_index;
@@ -499,8 +498,9 @@ static __always_inline int sock6_rev(struct bpf_sock_addr *ctx, union v6addr *ad
 	return 1;
 }
 
-/* An IPv4-mapped destination goes through the IPv4 maps and stays IPv4-mapped. */
-static __always_inline void sock6_xlate_fwd(struct bpf_sock_addr *ctx)
+/* The *6 hooks, as sock4_xlate. An IPv4-mapped address goes through the IPv4 maps and stays
+ * IPv4-mapped. */
+static __always_inline void sock6_xlate(struct bpf_sock_addr *ctx, enum peer_side side)
 {
 	__be16 port = ctx_dst_port(ctx);
 	union v6addr address;
@@ -508,26 +508,10 @@ static __always_inline void sock6_xlate_fwd(struct bpf_sock_addr *ctx)
 
 	ctx_get_ip6(ctx, &address);
 	if (ip6_is_v4mapped(&address))
-		rewritten = sock4_fwd(ctx, &address.p[3], &port);
+		rewritten = side == BY_FRONTEND ? sock4_fwd(ctx, &address.p[3], &port)
+						: sock4_rev(ctx, &address.p[3], &port);
 	else
-		rewritten = sock6_fwd(ctx, &address, &port);
-	if (!rewritten)
-		return;
-	ctx_set_ip6(ctx, &address);
-	ctx_set_port(ctx, port);
-}
-
-static __always_inline void sock6_xlate_rev(struct bpf_sock_addr *ctx)
-{
-	__be16 port = ctx_dst_port(ctx);
-	union v6addr address;
-	int rewritten;
-
-	ctx_get_ip6(ctx, &address);
-	if (ip6_is_v4mapped(&address))
-		rewritten = sock4_rev(ctx, &address.p[3], &port);
-	else
-		rewritten = sock6_rev(ctx, &address, &port);
+		rewritten = side == BY_FRONTEND ? sock6_fwd(ctx, &address, &port) : sock6_rev(ctx, &address, &port);
 	if (!rewritten)
 		return;
 	ctx_set_ip6(ctx, &address);
@@ -539,56 +523,56 @@ static __always_inline void sock6_xlate_rev(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int cm_connect4(struct bpf_sock_addr *ctx)
 {
-	sock4_xlate_fwd(ctx);
+	sock4_xlate(ctx, BY_FRONTEND);
 	return SYS_PROCEED;
 }
 
 SEC("cgroup/sendmsg4")
 int cm_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	sock4_xlate_fwd(ctx);
+	sock4_xlate(ctx, BY_FRONTEND);
 	return SYS_PROCEED;
 }
 
 SEC("cgroup/recvmsg4")
 int cm_recvmsg4(struct bpf_sock_addr *ctx)
 {
-	sock4_xlate_rev(ctx);
+	sock4_xlate(ctx, BY_BACKEND);
 	return SYS_PROCEED;
 }
 
 SEC("cgroup/getpeername4")
 int cm_getpeername4(struct bpf_sock_addr *ctx)
 {
-	sock4_xlate_rev(ctx);
+	sock4_xlate(ctx, BY_BACKEND);
 	return SYS_PROCEED;
 }
 
 SEC("cgroup/connect6")
 int cm_connect6(struct bpf_sock_addr *ctx)
 {
-	sock6_xlate_fwd(ctx);
+	sock6_xlate(ctx, BY_FRONTEND);
 	return SYS_PROCEED;
 }
 
 SEC("cgroup/sendmsg6")
 int cm_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	sock6_xlate_fwd(ctx);
+	sock6_xlate(ctx, BY_FRONTEND);
 	return SYS_PROCEED;
 }
 
 SEC("cgroup/recvmsg6")
 int cm_recvmsg6(struct bpf_sock_addr *ctx)
 {
-	sock6_xlate_rev(ctx);
+	sock6_xlate(ctx, BY_BACKEND);
 	return SYS_PROCEED;
 }
 
 SEC("cgroup/getpeername6")
 int cm_getpeername6(struct bpf_sock_addr *ctx)
 {
-	sock6_xlate_rev(ctx);
+	sock6_xlate(ctx, BY_BACKEND);
 	return SYS_PROCEED;
 }
 
