@@ -11,18 +11,8 @@ import { errorMessage } from '../lib/errors.js';
 import type { ResourceInformer } from '../lib/k8s/informer.js';
 import { encodeClusterConfig, encodeTimestamp } from '../lib/kvstore/codecs.js';
 import { classifyEtcdError, connectEtcd, type EtcdClientConfig } from '../lib/kvstore/etcd.js';
-import {
-  HEARTBEAT_KEY,
-  IDENTITIES_PREFIX,
-  IDENTITY_ID_PREFIX,
-  IPCACHE_DEFAULT_PREFIX,
-  IPCACHE_PREFIX,
-  NODES_PREFIX,
-  SERVICES_PREFIX,
-  nodesClusterPrefix,
-  servicesClusterPrefix,
-  syncedCanaryKey,
-} from '../lib/kvstore/keys.js';
+import { HEARTBEAT_KEY, IDENTITY_ID_PREFIX } from '../lib/kvstore/keys.js';
+import { stateSource, type StateKind } from '../lib/kvstore/state-kinds.js';
 import { createStopController, retryUntilAborted, type BackoffOptions } from '../lib/kvstore/retry.js';
 import { SyncStore } from '../lib/kvstore/sync-store.js';
 import type { HostPort } from './config.js';
@@ -57,7 +47,8 @@ export interface DaemonOptions {
   shutdownTimeoutMs?: number;
 }
 
-export type StoreName = 'services' | 'nodes' | 'identities' | 'ipcache';
+/** one SyncStore per kind the peers import */
+export type StoreName = StateKind;
 export type Stores = Record<StoreName, SyncStore>;
 
 interface Running {
@@ -341,20 +332,23 @@ export class ApiserverDaemon {
 
   private createStores(client: Etcd3): Stores {
     const { cluster, logger } = this.opts;
-    const store = (name: StoreName, prefix: string, canaryOf: string) =>
-      new SyncStore({
+    const store = (kind: StateKind) => {
+      // what the peers read from this cluster's etcd (lib/kvstore/state-kinds.ts) is what it writes
+      const { prefix, canaryKey } = stateSource(kind, cluster.name, false);
+      return new SyncStore({
         client,
         prefix,
-        canaryKey: syncedCanaryKey(cluster.name, canaryOf),
+        canaryKey,
         backoff: this.opts.etcdBackoff,
-        logger: logger.child({ store: name }),
+        logger: logger.child({ store: kind }),
         endpoints: this.opts.etcd.endpoints,
       });
+    };
     return {
-      services: store('services', servicesClusterPrefix(cluster.name), SERVICES_PREFIX),
-      nodes: store('nodes', nodesClusterPrefix(cluster.name), NODES_PREFIX),
-      identities: store('identities', `${IDENTITY_ID_PREFIX}/`, IDENTITIES_PREFIX),
-      ipcache: store('ipcache', `${IPCACHE_DEFAULT_PREFIX}/`, IPCACHE_PREFIX),
+      services: store('services'),
+      nodes: store('nodes'),
+      identities: store('identities'),
+      ipcache: store('ipcache'),
     };
   }
 

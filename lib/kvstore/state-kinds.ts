@@ -2,7 +2,8 @@
  * The four kinds of state a cluster imports from each peer (DESIGN §3), and where they are read:
  * in the peer's own etcd (`cilium/state/…`), or in the local etcd under `cilium/cache/…` where a
  * kvstoremesh mirrors the peer (its cluster config then says `"cached": true`). Records keep their
- * state key whatever the source, so validation and everything downstream see one layout.
+ * state key whatever the source, so validation and everything downstream see one layout. The
+ * clustermesh-apiserver writes each kind where a peer reads it directly (`stateSource(kind, cluster, false)`).
  */
 import {
   IDENTITIES_PREFIX,
