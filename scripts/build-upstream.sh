@@ -3,7 +3,7 @@
 # version (outside the clone, so every clone on this machine reuses it). Skips what is present.
 #
 #   scripts/build-upstream.sh lab     etcd, kube-apiserver, kube-controller-manager, kube-scheduler
-#   scripts/build-upstream.sh kind    kubelet, kubeadm, kube-proxy, kubectl, kind (for the node image)
+#   scripts/build-upstream.sh kind    kubelet, kubeadm, kube-proxy, kubectl, kind, coredns (for the node image)
 #
 # Prints the directory of the binaries on stdout. CLUSTERMESH_UPSTREAM_BIN=<dir> uses prebuilt
 # official binaries from <dir> instead (checked, never built).
@@ -25,6 +25,7 @@ cache="${CLUSTERMESH_CACHE:-/var/cache/clustermesh}/upstream"
 k8s_dir="$cache/kubernetes-$KUBERNETES_VERSION"
 etcd_dir="$cache/etcd-$ETCD_VERSION"
 kind_dir="$cache/kind-$KIND_VERSION"
+coredns_dir="$cache/coredns-$COREDNS_VERSION"
 
 if [ -n "${CLUSTERMESH_UPSTREAM_BIN:-}" ]; then
   want=("${k8s_cmds[@]}")
@@ -36,6 +37,11 @@ if [ -n "${CLUSTERMESH_UPSTREAM_BIN:-}" ]; then
   echo "$CLUSTERMESH_UPSTREAM_BIN"
   exit 0
 fi
+
+# one build at a time per cache (a second caller waits, then finds the binaries built)
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
 
 need_go() {
   command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH: install Go >= 1.24, or set CLUSTERMESH_UPSTREAM_BIN to a directory of prebuilt official binaries"
@@ -136,13 +142,23 @@ build_kind() {
     || die "go install sigs.k8s.io/kind@$KIND_VERSION failed: is the Go module proxy reachable?"
 }
 
+build_coredns() {
+  [ -x "$coredns_dir/bin/coredns" ] && return 0
+  need_go
+  mkdir -p "$coredns_dir/bin"
+  say "building coredns $COREDNS_VERSION"
+  ( cd "$coredns_dir" && CGO_ENABLED=0 GOTOOLCHAIN=local GOBIN="$coredns_dir/bin" \
+      go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" ) \
+    || die "go install github.com/coredns/coredns@$COREDNS_VERSION failed: is the Go module proxy reachable?"
+}
+
 [ "$want_etcd" = 1 ] && build_etcd
 build_kubernetes
-[ "$want_kind" = 1 ] && build_kind
+[ "$want_kind" = 1 ] && build_kind && build_coredns
 # one directory of links per pinned version set, so callers need a single path
 out="$cache/bin-$set_name-k8s$KUBERNETES_VERSION-etcd$ETCD_VERSION-kind$KIND_VERSION"
 mkdir -p "$out"
 for c in "${k8s_cmds[@]}"; do ln -sfn "$k8s_dir/bin/$c" "$out/$c"; done
 [ "$want_etcd" = 1 ] && for c in etcd etcdctl; do ln -sfn "$etcd_dir/bin/$c" "$out/$c"; done
-[ "$want_kind" = 1 ] && ln -sfn "$kind_dir/bin/kind" "$out/kind"
+[ "$want_kind" = 1 ] && ln -sfn "$kind_dir/bin/kind" "$out/kind" && ln -sfn "$coredns_dir/bin/coredns" "$out/coredns"
 echo "$out"
