@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Deletes the kind clusters east and west. Idempotent: absent clusters are skipped.
+# Deletes the kind clusters east and west, and the kind network when no cluster is left on it.
+# Idempotent: absent clusters are skipped.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-command -v kind >/dev/null 2>&1 || die "kind is not installed: nothing of it to tear down"
+kind version >/dev/null 2>&1 || die "kind is not installed: nothing of it to tear down"
 
 for cluster in "${CLUSTERS[@]}"; do
   if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
@@ -12,3 +13,8 @@ for cluster in "${CLUSTERS[@]}"; do
     kind delete cluster --name "$cluster"
   fi
 done
+# kind leaves its network behind; remove it once no kind cluster is left on it
+if [ -z "$(kind get clusters 2>/dev/null)" ] && docker network inspect kind >/dev/null 2>&1; then
+  say "removing the kind network"
+  docker network rm kind >/dev/null
+fi

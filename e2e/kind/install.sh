@@ -7,10 +7,17 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_tools
 
+here=$(dirname "${BASH_SOURCE[0]}")
 for cluster in "${CLUSTERS[@]}"; do
   say "installing clustermesh in $cluster (ID ${CLUSTER_ID[$cluster]})"
+  sets=(--set "agent.cgroupHostPath=$(node_cgroup2_path "$cluster-control-plane")")
+  if [ -n "${KIND_NODE_IMAGE:-}" ]; then
+    # the etcd image preloaded in a node image built here (scripts/kind/images.sh)
+    sets+=(--set "apiserver.etcd.image=registry.k8s.io/etcd:$(docker image inspect \
+      --format '{{index .Config.Labels "io.clustermesh.kind.etcd-tag"}}' "$KIND_NODE_IMAGE")")
+  fi
   clustermesh install --context "$(context_of "$cluster")" --cluster-name "$cluster" \
-    --cluster-id "${CLUSTER_ID[$cluster]}"
+    --cluster-id "${CLUSTER_ID[$cluster]}" --values "$here/values.yaml" "${sets[@]}"
 done
 
 say "connecting east and west"

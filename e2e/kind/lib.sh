@@ -2,6 +2,10 @@
 # Shared by the e2e/kind scripts (sourced, never run): paths, tool checks, bounded polling.
 # shellcheck disable=SC2034  # the constants are used by the scripts that source this file
 # The two clusters come from kind-configs/{east,west}.yaml; their kubectl contexts are kind-<name>.
+# Where no registry answers (scripts/kind/README.md):
+#   KIND_NODE_IMAGE=<image>  a node image built here (scripts/kind/images.sh kind-node) instead of
+#                            kind's default; the product image is then built here too
+#   KIND_WORKERS=<n>         workers per cluster instead of the config's (a 2-core machine: 1)
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 readonly REPO_ROOT
@@ -34,13 +38,57 @@ kc() { # kc CLUSTER ARGS...: kubectl against that kind cluster
   "$(kubectl_bin)" --context "$(context_of "$cluster")" "$@"
 }
 
+# kind from PATH, else the pinned one scripts/build-upstream.sh built.
+kind() {
+  if command -v kind >/dev/null 2>&1; then command kind "$@"
+  else "$("$REPO_ROOT/scripts/build-upstream.sh" kind 2>/dev/null)/kind" "$@"
+  fi
+}
+
+# The config for CLUSTER: kind-configs/<cluster>.yaml, with KIND_WORKERS workers when set and,
+# for a node image built here, kubeadm pointed at the etcd image that image carries (the tag is
+# a label of the image: scripts/kind/images.sh).
+cluster_config() {
+  local cluster=$1 out etcd_tag=""
+  out=$(mktemp "/tmp/clustermesh-kind-$cluster-XXXXXX.yaml")
+  if [ -n "${KIND_NODE_IMAGE:-}" ]; then
+    etcd_tag=$(docker image inspect --format '{{index .Config.Labels "io.clustermesh.kind.etcd-tag"}}' "$KIND_NODE_IMAGE") \
+      || die "KIND_NODE_IMAGE=$KIND_NODE_IMAGE is not a local image: build it with scripts/kind/images.sh kind-node"
+  fi
+  (cd "$REPO_ROOT" && node -e '
+    const { parse, stringify } = require("yaml");
+    const [file, workers, etcdTag] = process.argv.slice(1);
+    const config = parse(require("fs").readFileSync(file, "utf8"));
+    if (workers !== "") {
+      const others = config.nodes.filter((n) => n.role !== "worker");
+      config.nodes = [...others, ...Array.from({ length: Number(workers) }, () => ({ role: "worker" }))];
+    }
+    if (etcdTag) {
+      config.kubeadmConfigPatches = [...(config.kubeadmConfigPatches ?? []),
+        stringify({ kind: "ClusterConfiguration", etcd: { local: { imageTag: etcdTag } } })];
+    }
+    process.stdout.write(stringify(config));
+  ' "kind-configs/$cluster.yaml" "${KIND_WORKERS:-}" "$etcd_tag") >"$out" || die "could not write the kind config of $cluster"
+  printf '%s' "$out"
+}
+
+# The cgroup v2 mount a node sees: /sys/fs/cgroup on unified hosts, /sys/fs/cgroup/unified on
+# hybrid ones. With kind's private cgroup namespace its root is the node container's own cgroup.
+node_cgroup2_path() {
+  local node=$1
+  if [ "$(docker exec "$node" stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ]; then printf /sys/fs/cgroup
+  elif [ "$(docker exec "$node" stat -f -c %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ]; then printf /sys/fs/cgroup/unified
+  else die "node $node has no cgroup v2 mount (neither /sys/fs/cgroup nor /sys/fs/cgroup/unified): the agent's socket-LB needs one"
+  fi
+}
+
 readonly CLI_JS="$REPO_ROOT/dist/cli/main.js"
 clustermesh() { node "$CLI_JS" "$@"; }
 
 require_tools() {
   command -v docker >/dev/null 2>&1 || die "docker is not installed: kind needs Docker (https://docs.docker.com/engine/install/)"
   docker info >/dev/null 2>&1 || die "docker is installed but no engine answers ('docker info' failed): start the Docker daemon"
-  command -v kind >/dev/null 2>&1 || die "kind is not installed: see https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+  kind version >/dev/null 2>&1 || die "kind is not installed: see https://kind.sigs.k8s.io/docs/user/quick-start/#installation (or scripts/build-upstream.sh kind)"
   command -v node >/dev/null 2>&1 || die "node is not installed: Node.js 20 or newer runs the clustermesh CLI"
   command -v "$(kubectl_bin)" >/dev/null 2>&1 || die "kubectl not found: run 'npm run setup' (unpacks .tools/kubectl) or install kubectl"
   [ -f "$CLI_JS" ] || die "dist/cli/main.js is missing: run 'npm run setup' (it builds the TypeScript)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# The whole kind path: clusters up, install + connect, the failover scenario, teardown.
+# The whole kind path: clusters up, install + connect, the scenarios, teardown.
 # KEEP_CLUSTERS=1 leaves the clusters running for inspection (remove them with down.sh).
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
@@ -16,8 +16,10 @@ teardown() {
   fi
 }
 trap teardown EXIT
+# a stop from outside (timeout, ^C) still runs the teardown
+trap 'exit 143' TERM INT
 
 "$here/up.sh"
 "$here/install.sh"
-"$here/failover.sh"
+"$here/scenarios.sh"
 say "kind e2e passed"

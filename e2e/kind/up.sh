@@ -12,14 +12,26 @@ create_cluster() {
   if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
     say "cluster $cluster exists, keeping it"
   else
-    say "creating cluster $cluster"
-    kind create cluster --config "$REPO_ROOT/kind-configs/$cluster.yaml" --wait 180s
+    local config started=$SECONDS
+    config=$(cluster_config "$cluster")
+    say "creating cluster $cluster${KIND_NODE_IMAGE:+ from $KIND_NODE_IMAGE}${KIND_WORKERS:+ with $KIND_WORKERS worker(s)}"
+    kind create cluster --config "$config" ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"} --wait 300s \
+      || { rm -f "$config"; die "kind could not create cluster $cluster (see above)"; }
+    rm -f "$config"
+    say "cluster $cluster created in $((SECONDS - started)) s"
   fi
 }
 
 build_image() {
   say "building $image"
-  docker build -f "$REPO_ROOT/deploy/Dockerfile" -t "$image" -t "$SCENARIO_IMAGE" "$REPO_ROOT"
+  if [ -n "${KIND_NODE_IMAGE:-}" ]; then
+    # no registry for the official node base either: the one built here (cached by its inputs)
+    local built
+    built=$("$REPO_ROOT/scripts/kind/images.sh" project) || die "building the product image failed (see above)"
+    docker tag "$built" "$image" && docker tag "$built" "$SCENARIO_IMAGE"
+  else
+    docker build -f "$REPO_ROOT/deploy/Dockerfile" -t "$image" -t "$SCENARIO_IMAGE" "$REPO_ROOT"
+  fi
 }
 
 # The etcd sidecar image, read from the chart's values so the two never disagree.
@@ -31,13 +43,16 @@ etcd_image() {
 }
 
 load_images() {
-  local etcd cluster
-  etcd=$(etcd_image)
-  [ -n "$etcd" ] || die "could not read apiserver.etcd.image from deploy/helm/clustermesh/values.yaml (run 'npm run setup' for node_modules)"
-  docker image inspect "$etcd" >/dev/null 2>&1 || docker pull "$etcd"
+  local etcd="" cluster
+  # a node image built here carries an etcd image already (install.sh points the chart at it)
+  if [ -z "${KIND_NODE_IMAGE:-}" ]; then
+    etcd=$(etcd_image)
+    [ -n "$etcd" ] || die "could not read apiserver.etcd.image from deploy/helm/clustermesh/values.yaml (run 'npm run setup' for node_modules)"
+    docker image inspect "$etcd" >/dev/null 2>&1 || docker pull "$etcd"
+  fi
   for cluster in "${CLUSTERS[@]}"; do
     say "loading images into $cluster"
-    kind load docker-image --name "$cluster" "$image" "$SCENARIO_IMAGE" "$etcd"
+    kind load docker-image --name "$cluster" "$image" "$SCENARIO_IMAGE" ${etcd:+"$etcd"}
   done
 }
 
