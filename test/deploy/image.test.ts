@@ -35,6 +35,14 @@ const daemonCommands: [string, V1Container][] = [
     ).spec!.template.spec!.containers.find((c) => c.name === 'clustermesh-apiserver')!,
   ],
   [
+    'clustermesh-apiserver/kvstoremesh',
+    findObject<V1Deployment>(
+      objects,
+      'Deployment',
+      'clustermesh-apiserver',
+    ).spec!.template.spec!.containers.find((c) => c.name === 'kvstoremesh')!,
+  ],
+  [
     'agent',
     findObject<V1DaemonSet>(objects, 'DaemonSet', 'clustermesh-agent').spec!.template.spec!.containers[0],
   ],
@@ -78,7 +86,7 @@ describe('deploy/tsconfig.image.json (the image compile step)', () => {
   });
   afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
-  it('emits both daemon entry points and nothing of cli/, lab/ or test/', () => {
+  it('emits every daemon entry point the chart runs and nothing of cli/, lab/ or test/', () => {
     const tsc = join(REPO_ROOT, 'node_modules/.bin/tsc');
     const result = run(tsc, ['-p', 'deploy/tsconfig.image.json', '--outDir', outDir], undefined);
     expect(result.stdout + result.stderr).toBe('');

@@ -17,7 +17,7 @@ const entryPoints = scripts.filter((f) => f !== 'lib.sh');
 
 describe('e2e/kind scripts', () => {
   it('has the scripts the kind path needs', () => {
-    expect(entryPoints.sort()).toEqual(['down.sh', 'install.sh', 'run.sh', 'scenarios.sh', 'up.sh']);
+    expect(entryPoints.sort()).toEqual(['down.sh', 'install.sh', 'local.sh', 'run.sh', 'scenarios.sh', 'up.sh']);
   });
 
   it('passes shellcheck, following the sourced lib.sh', () => {
