@@ -25,6 +25,6 @@ clustermesh connect --context "$(context_of east)" --destination-context "$(cont
 
 for cluster in "${CLUSTERS[@]}"; do
   say "waiting for $cluster's agents to reach their peer"
-  timeout 300 node "$CLI_JS" status --context "$(context_of "$cluster")" --wait \
+  timeout 330 node "$CLI_JS" status --context "$(context_of "$cluster")" --wait --wait-timeout 300s \
     || die "clustermesh status --wait did not succeed for $cluster within 300 s"
 done

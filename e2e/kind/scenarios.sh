@@ -134,13 +134,13 @@ hold 4 "partition: west cut off" east 5 "east's traffic stays in east"
 for node in west-control-plane west-worker; do
   docker network connect --ip "${west_ip[$node]}" kind "$node"
 done
-timeout 300 node "$CLI_JS" status --context "$(context_of east)" --wait >/dev/null || say "east's status did not settle after the partition"
+timeout 330 node "$CLI_JS" status --context "$(context_of east)" --wait --wait-timeout 300s >/dev/null || say "east's status did not settle after the partition"
 
 say "5 west's clustermesh-apiserver pod deleted"
 start=$(now_ms)
 kc west -n clustermesh delete pod -l app.kubernetes.io/name=clustermesh-apiserver --wait=false >/dev/null
 hold 5 "clustermesh-apiserver pod deleted" east 3 "east's traffic stays in east" || true
-if timeout 300 node "$CLI_JS" status --context "$(context_of east)" --wait >/dev/null; then
+if timeout 330 node "$CLI_JS" status --context "$(context_of east)" --wait --wait-timeout 300s >/dev/null; then
   results[-1]=$(node -e 'const r = JSON.parse(process.argv[1]); r.recoveryMs = +process.argv[2]; r.recoveryMeaning += "; east connected to west again"; console.log(JSON.stringify(r))' "${results[-1]}" $(($(now_ms) - start)))
 else
   say "error: east's agents did not reconnect to west within 300 s"

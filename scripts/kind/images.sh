@@ -141,7 +141,7 @@ project_image() {
 # --- kind node image ---------------------------------------------------------------------------
 # kind's own builder (kind build node-image) fetches etcd, CoreDNS, pause and kindnetd from
 # registries; this does its steps by hand with images built here: a container of the node base,
-# the kubelet/kubeadm/kubectl binaries, /kind/version and manifests, the component images
+# the kubelet/kubeadm/kubectl binaries, /kind/version, the component images
 # imported into containerd's k8s.io namespace, then docker commit.
 readonly PAUSE_VERSION=3.10.1 # kubeadm's PauseVersion at KUBERNETES_VERSION; the node's sandbox_image
 
@@ -184,8 +184,6 @@ build_preloaded() {
   done
   echo "$KUBERNETES_VERSION" >"$work/version"
   docker cp "$work/version" "$cid:/kind/version"
-  sed "s#K8S_BASE_IMAGE#$k8s_base#" "$root/deploy/kind/node/manifests/default-cni.yaml" >"$work/default-cni.yaml"
-  docker cp "$work/default-cni.yaml" "$cid:/kind/manifests/default-cni.yaml"
   docker exec "$cid" bash -c 'containerd >/var/log/containerd-build.log 2>&1 &
     for _ in $(seq 1 50); do [ -S /run/containerd/containerd.sock ] && exit 0; sleep 0.2; done; exit 1' \
     || { say "containerd did not start in the node image"; return 1; }
@@ -228,10 +226,11 @@ kind_node_image() {
     sums+=("$(sha256sum <"$bin/$n")")
   done
   preloaded="$REPO/node-preloaded:$KUBERNETES_VERSION-$(inputs_hash preloaded "$(image_id "$k8s_base")" "$(image_id "$node_base")" \
-    "${sums[@]}" "$root/deploy/kind/components" "$root/deploy/kind/node/manifests")"
+    "${sums[@]}" "$root/deploy/kind/components")"
   timed node-preloaded "$preloaded" build_preloaded "$preloaded" "$debian" "$bin" "$k8s_base" "$node_base"
-  tag="$REPO/node:$KUBERNETES_VERSION-$(inputs_hash kind_node "$(image_id "$preloaded")" "$root/deploy/kind/node/Dockerfile" "$root/deploy/kind/node/files")"
-  timed kind-node "$tag" build_kind_node "$tag" "$preloaded"
+  tag="$REPO/node:$KUBERNETES_VERSION-$(inputs_hash kind_node "$(image_id "$preloaded")" "$k8s_base" \
+    "$root/deploy/kind/node/Dockerfile" "$root/deploy/kind/node/files" "$root/deploy/kind/node/manifests")"
+  timed kind-node "$tag" build_kind_node "$tag" "$preloaded" "$k8s_base"
   echo "$tag"
 }
 
@@ -240,7 +239,7 @@ build_node_base() {
   niced docker build --network host --build-arg "BASE_IMAGE=$2" -t "$1" "$root/deploy/kind/node/base" >&2
 }
 build_kind_node() {
-  niced docker build --build-arg "BASE_IMAGE=$2" -t "$1" "$root/deploy/kind/node" >&2
+  niced docker build --build-arg "BASE_IMAGE=$2" --build-arg "CNI_IMAGE=$3" -t "$1" "$root/deploy/kind/node" >&2
 }
 
 case "${1:-all}" in
