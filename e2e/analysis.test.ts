@@ -105,7 +105,7 @@ describe('hostile records', () => {
     const forged = JSON.parse(records.find((r) => r.key === 'cilium/state/services/v1/west/e2e/forged')!.value) as { backends: Record<string, unknown> };
     expect(Object.keys(forged.backends)).toEqual(expect.arrayContaining(['127.0.0.1', '0.0.0.0', '224.0.0.1', east.podIP, east.clusterIP]));
   });
-  test('the reasons the scenario expects are the ones validation and ownership give', () => {
+  test('the reasons (and the check giving each) the scenario expects are the ones validation and ownership give', () => {
     const local: LocalAddresses = { podCidrs: [east.nodePodCidr], serviceCidrs: [east.serviceCidr], clusterIPs: [east.clusterIP], nodeIPs: [east.nodeIP] };
     const peer: PeerRecords = { name: west.name, nodes: [node(west.name, 'west-worker', '10.99.0.21', west.nodePodCidr)], services: [], ipcache: [] };
     const validation: string[] = [];
@@ -114,8 +114,11 @@ describe('hostile records', () => {
       const decoded = validateRemoteRecord(kind!, r.key, Buffer.from(r.value), { cluster: west.name, clusterID: west.id });
       if (!decoded.ok) {
         validation.push(rejectionClass(r.key, decoded.reason));
-        expect([r.key, rejectionClass(r.key, decoded.reason)]).toEqual([r.key, r.reasons[0]]);
-      } else if (kind === 'service') (peer.services as ClusterService[]).push(decoded.value as ClusterService);
+        expect([r.key, rejectionClass(r.key, decoded.reason), r.refusedBy]).toEqual([r.key, r.reasons[0], 'validation']);
+        continue;
+      }
+      expect([r.key, r.refusedBy]).toEqual([r.key, 'ownership']);
+      if (kind === 'service') (peer.services as ClusterService[]).push(decoded.value as ClusterService);
       else if (kind === 'node') (peer.nodes as NodeRecord[]).push(decoded.value as NodeRecord);
       else if (kind === 'ipcache') (peer.ipcache as IPCacheEntry[]).push(decoded.value as IPCacheEntry);
     }

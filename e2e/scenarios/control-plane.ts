@@ -1,15 +1,17 @@
 /**
  * Scenario 4: west's clustermesh-apiserver pod (etcd and clustermesh-apiserver) is down for 20 s —
  * its processes killed while its node's kubelet is frozen — while east sends to west's backends
- * (east's own were removed first). The agents keep the peer's last known backends (cache TTL), so
+ * (east's own were removed first). Whoever reads west's etcd (the agents in direct mode, east's
+ * kvstoremesh in cached mode: peer-readers.ts) keeps the peer's last known records (cache TTL), so
  * no request fails; when the kubelet restarts the containers (same pod, so etcd's emptyDir is
- * kept) and the agents resync, nothing in the maps changes: no map write at all.
+ * kept) and the readers resync, nothing in the maps changes: no map write at all.
  */
 import { removeBackends } from '../../lab/workloads/deployment.js';
 import { agentStatus, findFrontend, mapWrites } from './agents.js';
 import { answeredBy, requestCount } from './analysis.js';
 import { type FrozenNode, apiserverPod, freezeKubelet, killPod } from './daemons.js';
 import { FAILOVER_RATE, steadyTraffic } from './failover.js';
+import { peerReaders, peerReadersName } from './peer-readers.js';
 import { type ScenarioResult, resultOf, withRestore } from './result.js';
 import { CONVERGE_TIMEOUT_MS, ECHO, type E2eEnv, LOCAL, REMOTE, SERVICE_PORT, echoBackends, restoreBaseline, workerNodes } from './suite.js';
 import { hold, waitFor } from './wait.js';
@@ -30,13 +32,10 @@ async function snapshot(env: E2eEnv, node: string): Promise<AgentSnapshot> {
   return { writes: mapWrites(status), frontend: JSON.stringify(findFrontend(status, env.vips[LOCAL], SERVICE_PORT)?.backends) };
 }
 
-async function peerReady(env: E2eEnv, node: string): Promise<boolean> {
-  return (await agentStatus(env.running, node)).remotes.find((r) => r.name === REMOTE)?.ready === true;
-}
-
 export async function peerControlPlaneDown(env: E2eEnv, rate = RATE): Promise<ScenarioResult> {
   const frozen: FrozenNode[] = [];
   const agents = workerNodes(env, LOCAL);
+  const readers = peerReaders(env);
   return withRestore(async () => {
     await removeBackends(env.running, ECHO, env.backends[LOCAL], true);
     env.backends[LOCAL] = [];
@@ -49,18 +48,18 @@ export async function peerControlPlaneDown(env: E2eEnv, rate = RATE): Promise<Sc
       const pod = await apiserverPod(env.running, REMOTE);
       frozen.push(freezeKubelet(env.running, pod.node));
       await killPod(env.running, pod.node, pod.name);
-      await Promise.all(agents.map((n) => waitFor(`${n} to notice ${REMOTE}'s etcd is gone`, () => peerReady(env, n), (ready) => !ready, OUTAGE_MS)));
+      await Promise.all(readers.map((r) => waitFor(`${r.name} to notice ${REMOTE}'s etcd is gone`, () => r.linked(), (linked) => !linked, OUTAGE_MS)));
       await hold(downAt + OUTAGE_MS - Date.now());
       const upAt = Date.now();
       for (const node of frozen.splice(0)) node.thaw();
-      await Promise.all(agents.map((n) => waitFor(`${n} to resync with ${REMOTE}`, () => peerReady(env, n), Boolean, RECONNECT_TIMEOUT_MS)));
+      await Promise.all(readers.map((r) => waitFor(`${r.name} to resync with ${REMOTE}`, () => r.linked(), Boolean, RECONNECT_TIMEOUT_MS)));
       const resyncedAt = Date.now();
       await traffic.until('a second of traffic after the resync', (rs) => requestCount(rs, resyncedAt) >= rate, CONVERGE_TIMEOUT_MS);
       const after = await Promise.all(agents.map((n) => snapshot(env, n)));
       const records = await traffic.stop();
       return resultOf('4', `peer control plane down ${OUTAGE_MS / 1000} s`, records, {
         ms: resyncedAt - upAt,
-        meaning: `${REMOTE}'s etcd+apiserver restarted -> every ${LOCAL} agent resynced`,
+        meaning: `${REMOTE}'s etcd+apiserver restarted -> ${peerReadersName(env)} resynced`,
       }, {
         rate,
         answeredBy: answeredBy(records),

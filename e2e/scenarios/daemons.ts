@@ -98,8 +98,8 @@ export function freezeKubelet(running: RunningLab, node: string): FrozenNode {
   };
 }
 
-/** SIGKILL to every process of a (not hostNetwork) pod: those in its network namespace. */
-export async function killPod(running: RunningLab, node: string, pod: string): Promise<void> {
+/** The network namespace of a (not hostNetwork) pod, from its node's kubelet's sandbox record. */
+export function podNetns(running: RunningLab, node: string, pod: string): string {
   const plan = running.plan.nodes.find((n) => n.name === node);
   if (!plan) throw new Error(`the lab has no node ${node}`);
   const podsDir = join(running.paths.kubelet(node), 'pods');
@@ -109,7 +109,12 @@ export async function killPod(running: RunningLab, node: string, pod: string): P
     .map((file) => JSON.parse(readFileSync(file, 'utf8')) as { name?: string; sandbox?: string });
   const record = records.find((r) => r.name === pod && r.sandbox);
   if (!record?.sandbox) throw new Error(`no sandbox of pod ${pod} on ${node}`);
-  const netns = podIdentity(plan, record.sandbox).netns;
+  return podIdentity(plan, record.sandbox).netns;
+}
+
+/** SIGKILL to every process of a (not hostNetwork) pod: those in its network namespace. */
+export async function killPod(running: RunningLab, node: string, pod: string): Promise<void> {
+  const netns = podNetns(running, node, pod);
   const pids = execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
   await killAll(pids, `pod ${pod} on ${node}`);
 }

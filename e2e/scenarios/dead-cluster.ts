@@ -3,7 +3,8 @@
  * pulled), so west's etcd and pods stop answering without a single reset. East uses both clusters
  * (affinity none); its health checker quarantines west's backends (requests to them time out until
  * then), and once the peer has been silent for the cache TTL the agents drop its backends from the
- * maps. The links come back up afterwards and the agents reconnect.
+ * maps (cached mode: the kvstoremesh drops its cache of the peer after its TTL, and the agents,
+ * reading that cache, follow). The links come back up afterwards and the agents reconnect.
  */
 import { ipBatch } from '../../lab/topology/host.js';
 import { answeredBy, failedCount, lastFailureMs, requestCount } from './analysis.js';

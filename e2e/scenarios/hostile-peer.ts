@@ -8,21 +8,27 @@
  *   multicast, broadcast, link-local and IPv4-mapped addresses, east's own pods, ClusterIPs, node
  *   IPs and service range; node records claiming east's ranges or the whole address space; ipcache
  *   entries for east's pods and loopback.
- * Each agent must refuse and count every one of them under the expected reason; the forged
+ * Each one must be refused and counted under the expected reason: in direct mode by every agent;
+ * in cached mode the import validation's refusals by east's kvstoremesh (the record never reaches
+ * the cache the agents read) and the ownership refusals by every agent (the kvstoremesh does not
+ * know east's addresses). The forged
  * Service gets no backend, no route or identity appears for the forged nodes and entries, neither
  * the maps nor the traffic to the legitimate backends change. One more record sits under east's
  * own prefix in west's etcd: no agent reads it, so it must change nothing either. The records and
  * the Service are deleted afterwards.
  */
+import type { Etcd3 } from 'etcd3';
 import { labApi } from '../../lab/cluster/api.js';
 import { createService } from '../../lab/workloads/deployment.js';
 import { IDENTITY_CLUSTER_SHIFT, encodeIPCacheEntry, encodeNode, maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
 import { identityKey, ipcacheKey, nodeKey, serviceKey } from '../../lib/kvstore/keys.js';
+import { STATE_KINDS, STATE_KIND_SPECS, type StateKind, cacheKeyOf } from '../../lib/kvstore/state-kinds.js';
 import { formatCidr, nthAddress, nthSubnet, parseCidr } from '../../lib/net/cidr.js';
 import { agentMetricsText, agentStatus, findFrontend, mapWrites, metricByLabel } from './agents.js';
 import { answeredBy, requestCount } from './analysis.js';
 import { agentStatusUrl, apiserverEtcdAdmin } from './daemons.js';
 import { FAILOVER_RATE, steadyTraffic } from './failover.js';
+import { meshRejections } from './peer-readers.js';
 import { type ScenarioResult, resultOf, withRestore } from './result.js';
 import { CONVERGE_TIMEOUT_MS, ECHO, type E2eEnv, LOCAL, REMOTE, SERVICE_PORT, restoreBaseline, serviceVip, workerNodes } from './suite.js';
 import { waitFor } from './wait.js';
@@ -47,6 +53,12 @@ export interface HostileRecord {
   read: boolean;
   /** the reason each refusal of this record is counted under (a Service: one per backend) */
   reasons: string[];
+  /**
+   * the check that refuses it: the import validation (lib/kvstore/validate.ts: the kvstoremesh in
+   * cached mode, the agent in direct mode) or address ownership (lib/kvstore/ownership.ts: the
+   * agent); null for a record nobody reads
+   */
+  refusedBy: 'validation' | 'ownership' | null;
   evidence: Evidence[];
 }
 
@@ -77,7 +89,7 @@ function serviceValue(cluster: string, name: string, clusterID: number, backends
 /** What the hostile peer writes into `peer`'s etcd, pretending things about `victim`. Pure. */
 export function hostileRecords(peer: Peer, victim: Victim): HostileRecord[] {
   const counted: Evidence[] = [{ kind: 'counted' }];
-  const malformed = (what: string, key: string, value: string, reason: string): HostileRecord => ({ what, key, value, read: true, reasons: [reason], evidence: counted });
+  const malformed = (what: string, key: string, value: string, reason: string): HostileRecord => ({ what, key, value, read: true, reasons: [reason], refusedBy: 'validation', evidence: counted });
   const claim = (cluster: string, name: string, id: number) => serviceValue(cluster, name, id, { [victim.podIP]: tcp(ECHO.targetPort) });
   // A west node refused below (it claims east's node IP): a backend in its pod CIDR is nobody's.
   const spareCidr = (n: number) => formatCidr(nthSubnet(parseCidr(peer.podCidr), 24, n));
@@ -143,6 +155,7 @@ export function hostileRecords(peer: Peer, victim: Victim): HostileRecord[] {
       value: serviceValue(peer.name, FORGED.name, peer.id, Object.fromEntries(forgedBackends.map(([, addr, port]) => [addr, tcp(port)]))),
       read: true,
       reasons: forgedBackends.map(([, , , reason]) => reason),
+      refusedBy: 'ownership',
       evidence: forgedBackends.map(([, addr]) => ({ kind: 'backend', addr })),
     },
     ...forgedNodes.map(([what, ip, podCidr, reason], i): HostileRecord => ({
@@ -151,6 +164,7 @@ export function hostileRecords(peer: Peer, victim: Victim): HostileRecord[] {
       value: node(`forged-${i}`, ip, podCidr),
       read: true,
       reasons: [reason],
+      refusedBy: 'ownership',
       evidence: [{ kind: 'node', node: `forged-${i}` }],
     })),
     ...forgedEntries.map(([what, ip, hostIP, reason]): HostileRecord => ({
@@ -159,6 +173,7 @@ export function hostileRecords(peer: Peer, victim: Victim): HostileRecord[] {
       value: entry(ip, hostIP),
       read: true,
       reasons: [reason],
+      refusedBy: 'ownership',
       evidence: [{ kind: 'identity', ip }],
     })),
     {
@@ -167,6 +182,7 @@ export function hostileRecords(peer: Peer, victim: Victim): HostileRecord[] {
       value: claim(victim.name, ECHO.name, victim.id),
       read: false,
       reasons: [],
+      refusedBy: null,
       evidence: [],
     },
   ];
@@ -196,11 +212,24 @@ const delta = (after: Record<string, number>, before: Record<string, number>): R
 
 const tally = (reasons: string[]): Record<string, number> => reasons.reduce<Record<string, number>>((t, r) => ({ ...t, [r]: (t[r] ?? 0) + 1 }), {});
 
-/** Whether the agent on `node` kept what `evidence` names out; one line saying what it did. */
-async function keptOut(env: E2eEnv, node: string, forgedVip: string, evidence: Evidence): Promise<[boolean, string]> {
+/** The kind whose prefix in the peer's etcd holds `key`. */
+function kindOf(key: string): StateKind {
+  const kind = STATE_KINDS.find((k) => key.startsWith(STATE_KIND_SPECS[k].prefix(REMOTE)));
+  if (!kind) throw new Error(`${key} is under no prefix read from ${REMOTE}`);
+  return kind;
+}
+
+/**
+ * Whether the agent on `node` kept what `evidence` names out; one line saying what it did. In
+ * cached mode a record the validation refuses must be missing from the cache (`cache`: east's etcd).
+ */
+async function keptOut(env: E2eEnv, node: string, forgedVip: string, record: HostileRecord, evidence: Evidence, cache: Etcd3 | null): Promise<[boolean, string]> {
   switch (evidence.kind) {
-    case 'counted':
-      return [true, 'rejected at validation'];
+    case 'counted': {
+      if (!cache) return [true, 'rejected at validation'];
+      const cached = (await cache.get(cacheKeyOf(kindOf(record.key), REMOTE, record.key)).string()) !== null;
+      return [!cached, cached ? 'CACHED by the kvstoremesh' : 'rejected at validation by the kvstoremesh: not in the cache'];
+    }
     case 'backend': {
       const frontend = findFrontend(await agentStatus(env.running, node), forgedVip, SERVICE_PORT);
       const inMaps = frontend?.backends.some((b) => b.addr === evidence.addr) ?? false;
@@ -239,10 +268,16 @@ export async function hostilePeer(env: E2eEnv, rate = FAILOVER_RATE): Promise<Sc
       serviceCidr: victimPlan.serviceCIDRv4,
     },
   );
-  const expected = tally(records.flatMap((r) => r.reasons));
-  const expectedCount = records.reduce((n, r) => n + r.reasons.length, 0);
+  // In cached mode the agents never see what the kvstoremesh refused.
+  const byMesh = (r: HostileRecord) => env.mode === 'cached' && r.refusedBy === 'validation';
+  const expectedAgent = tally(records.filter((r) => !byMesh(r)).flatMap((r) => r.reasons));
+  const expectedMesh = tally(records.filter(byMesh).flatMap((r) => r.reasons));
+  const sum = (t: Record<string, number>) => Object.values(t).reduce((a, b) => a + b, 0);
+  const expectedCount = sum(expectedAgent);
+  const expectedMeshCount = sum(expectedMesh);
   const forgedVip = serviceVip(env.running, LOCAL, 21);
   const forgedService = { apiVersion: 'v1', kind: 'Service', metadata: { namespace: FORGED.namespace, name: FORGED.name } };
+  const cache = env.mode === 'cached' ? await apiserverEtcdAdmin(env.running, LOCAL) : null;
   return withRestore(async () => {
     // A global Service of east with no pods in east: whatever west publishes for it would be used.
     await createService(env.running, LOCAL, {
@@ -258,8 +293,15 @@ export async function hostilePeer(env: E2eEnv, rate = FAILOVER_RATE): Promise<Sc
     try {
       const before = await Promise.all(agents.map((n) => counters(env, n)));
       const reasonsBefore = await Promise.all(agents.map((n) => rejectionReasons(env, n)));
+      const meshBefore = await meshRejections(env);
       const writtenAt = Date.now();
       for (const r of records) await etcd.put(r.key).value(r.value).exec();
+      const meshAfter = await waitFor(
+        `${LOCAL}'s kvstoremesh to refuse ${expectedMeshCount} hostile records`,
+        () => meshRejections(env),
+        (m) => sum(delta(m, meshBefore)) >= expectedMeshCount,
+        CONVERGE_TIMEOUT_MS,
+      );
       const after = await Promise.all(
         agents.map((n, i) =>
           waitFor(`${n} to refuse all ${expectedCount} hostile records and backends`, () => counters(env, n), (c) => c.rejected - before[i].rejected >= expectedCount, CONVERGE_TIMEOUT_MS),
@@ -269,25 +311,33 @@ export async function hostilePeer(env: E2eEnv, rate = FAILOVER_RATE): Promise<Sc
       await traffic.until('a second of traffic after the rejections', (rs) => requestCount(rs, countedAt) >= rate, CONVERGE_TIMEOUT_MS);
       const settled = await Promise.all(agents.map((n) => counters(env, n)));
       const reasons = await Promise.all(agents.map(async (n, i) => delta(await rejectionReasons(env, n), reasonsBefore[i])));
+      const meshReasons = delta(await meshRejections(env), meshBefore);
       const rows: string[] = [];
       const unexpected: string[] = [];
       for (const record of records.filter((r) => r.read)) {
         const evidence = record.evidence.length > 0 ? record.evidence : ([{ kind: 'counted' }] as Evidence[]);
         for (const [i, item] of evidence.entries()) {
-          const outcomes = await Promise.all(agents.map((n) => keptOut(env, n, forgedVip, item)));
+          const outcomes = await Promise.all(agents.map((n) => keptOut(env, n, forgedVip, record, item, byMesh(record) ? cache : null)));
           for (const [node, [ok, did]] of outcomes.map((o, j) => [agents[j], o] as const)) if (!ok) unexpected.push(`${node}: ${record.key}: ${did}`);
           const label = item.kind === 'backend' ? `${record.key} backend ${item.addr}` : `${record.key}: ${record.what}`;
           rows.push(`| ${label} | ${outcomes[0][1]} | ${record.reasons[i] ?? record.reasons[0]} |`);
         }
       }
-      for (const [i, r] of reasons.entries()) if (JSON.stringify(sortKeys(r)) !== JSON.stringify(sortKeys(expected))) unexpected.push(`${agents[i]} counted ${JSON.stringify(r)}, expected ${JSON.stringify(expected)}`);
+      const differs = (a: Record<string, number>, b: Record<string, number>) => JSON.stringify(sortKeys(a)) !== JSON.stringify(sortKeys(b));
+      for (const [i, r] of reasons.entries()) if (differs(r, expectedAgent)) unexpected.push(`${agents[i]} counted ${JSON.stringify(r)}, expected ${JSON.stringify(expectedAgent)}`);
+      if (differs(meshReasons, expectedMesh)) unexpected.push(`${LOCAL}'s kvstoremesh counted ${JSON.stringify(meshReasons)}, expected ${JSON.stringify(expectedMesh)}`);
       const all = await traffic.stop();
-      return resultOf('8', 'hostile peer records', all, { ms: countedAt - writtenAt, meaning: `records written -> every ${LOCAL} agent refused them all` }, {
+      const refusers = env.mode === 'cached' ? `${LOCAL}'s kvstoremesh and every ${LOCAL} agent` : `every ${LOCAL} agent`;
+      return resultOf('8', 'hostile peer records', all, { ms: countedAt - writtenAt, meaning: `records written -> ${refusers} refused them all` }, {
         rate,
         written: records.length,
-        expectedRejections: expectedCount,
+        expectedRejections: expectedCount + expectedMeshCount,
+        expectedPerAgent: expectedCount,
+        expectedByMesh: expectedMeshCount,
         rejectedPerAgent: Object.fromEntries(agents.map((n, i) => [n, after[i].rejected - before[i].rejected])),
+        rejectedByMesh: sum(delta(meshAfter, meshBefore)),
         [`rejectedByReason(${agents[0]})`]: reasons[0],
+        rejectedByReasonMesh: meshReasons,
         mapWritesPerAgent: Object.fromEntries(agents.map((n, i) => [n, settled[i].writes - before[i].writes])),
         backendsUnchanged: agents.every((_, i) => settled[i].frontend === before[i].frontend),
         answeredBy: answeredBy(all),
@@ -302,6 +352,7 @@ export async function hostilePeer(env: E2eEnv, rate = FAILOVER_RATE): Promise<Sc
       for (const r of records) await etcd.delete().key(r.key).exec();
     } finally {
       etcd.close();
+      cache?.close();
     }
     await labApi(env.running.kubeconfig, LOCAL).remove(forgedService);
     await restoreBaseline(env);

@@ -3,7 +3,7 @@
  * results and the failover bench repeats them. Each takes the suite's environment (`setUpSuite`),
  * returns a ScenarioResult and puts the baseline back, so any order and any repetition works.
  */
-export { setUpSuite, tearDownSuite, E2E_PREFIX, SUITE_PEER_CACHE_TTL_MS, type E2eEnv } from './suite.js';
+export { setUpSuite, tearDownSuite, E2E_PREFIX, E2E_CACHED_PREFIX, SUITE_PEER_CACHE_TTL_MS, type E2eEnv, type MeshMode } from './suite.js';
 export { formatTable, writeReport, type ScenarioResult } from './result.js';
 export { failureBound } from './analysis.js';
 export { FAILOVER_RATE, gracefulFailover, abruptFailover } from './failover.js';

@@ -4,9 +4,10 @@
  *
  * 10: west's clustermesh-apiserver pod is deleted; its Deployment starts a new one, whose etcd
  * (an emptyDir in the chart) is empty; the apiserver recreates its users and config and
- * repopulates. East's agents keep west's records until west's
- * sync canaries are back (lib/kvstore/watch-store.ts): no request fails, no record and no map
- * entry is deleted.
+ * repopulates. Whoever reads west's etcd (east's agents in direct mode, east's kvstoremesh in
+ * cached mode: peer-readers.ts) keeps west's records until west's sync canaries are back
+ * (lib/kvstore/watch-store.ts): no request fails, no east agent deletes a record of west or a map
+ * entry.
  * 11: west's etcd compacts its whole history several times (what a peer's read-only user may do on
  * etcd 3.4.23, see README "Trust"): nothing fails and nothing leaves the maps.
  */
@@ -15,6 +16,7 @@ import { agentMetricsText, agentStatus, metricByLabel } from './agents.js';
 import { answeredBy, requestCount } from './analysis.js';
 import { apiserverEtcdAdmin, apiserverReady, deleteApiserverPod } from './daemons.js';
 import { FAILOVER_RATE, steadyTraffic } from './failover.js';
+import { peerReaders } from './peer-readers.js';
 import { type ScenarioResult, resultOf, withRestore } from './result.js';
 import { CONVERGE_TIMEOUT_MS, ECHO, type E2eEnv, LOCAL, REMOTE, echoBackends, restoreBaseline, workerNodes } from './suite.js';
 import { type Traffic } from './traffic.js';
@@ -95,8 +97,8 @@ export async function peerRestartEmpty(env: E2eEnv, rate = RATE): Promise<Scenar
       const deleted = await deleteApiserverPod(env.running, REMOTE);
       await waitFor(`a new ${REMOTE} clustermesh-apiserver pod to be ready on its empty etcd`, () => apiserverReady(env.running, REMOTE, deleted), Boolean, RESYNC_TIMEOUT_MS);
       const readyAt = Date.now();
-      for (const node of agents)
-        await waitFor(`${node} to be synced with ${REMOTE} again`, () => agentStatus(env.running, node), (s) => s.remotes.find((r) => r.name === REMOTE)?.ready === true, RESYNC_TIMEOUT_MS);
+      for (const reader of peerReaders(env))
+        await waitFor(`${reader.name} to be synced with ${REMOTE} again`, () => reader.linked(), Boolean, RESYNC_TIMEOUT_MS);
       await traffic.until(`${SETTLE_SECONDS} s of traffic after the repopulation`, (rs) => requestCount(rs, readyAt) >= SETTLE_SECONDS * rate, RESYNC_TIMEOUT_MS);
       const after = await Promise.all(agents.map((n) => agentCounts(env, n)));
       const fewestRemoteBackends = await sampler.stop();

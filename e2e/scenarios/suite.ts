@@ -1,7 +1,7 @@
 /**
- * The one lab the whole e2e suite shares: brought up the way `clustermesh lab up` does (the CLI's
- * install and connect hooks) in direct mode, east's agents installed with the suite's short
- * peer-cache TTL (chart values), and a global Service `e2e/echo` (affinity local) backed by a Deployment of two
+ * The one lab an e2e suite shares: brought up the way `clustermesh lab up` does (the CLI's
+ * install and connect hooks) in direct or cached mode, with the suite's short peer-cache TTL
+ * (chart values), and a global Service `e2e/echo` (affinity local) backed by a Deployment of two
  * echo pods in each cluster. Scenarios change
  * this baseline and put it back with `restoreBaseline`, so each one starts from the same state.
  */
@@ -13,12 +13,15 @@ import { labHooks } from '../../cli/lab-up.js';
 import { packageRoot } from '../../cli/install.js';
 import { openCluster } from '../../cli/kube.js';
 import { annotateService, annotationPatch, type GlobalOptions } from '../../cli/service.js';
-import { waitForStatus } from '../../cli/status.js';
+import { type MeshMode, waitForStatus } from '../../cli/status.js';
 import { agentStatus, backendsByCluster, findFrontend } from './agents.js';
 import { waitFor } from './wait.js';
 
 /** Not `cmlab` (the default a user may be running): the suite's own namespaces, cgroups and pins. */
 export const E2E_PREFIX = 'cme2e';
+/** The cached-mode suite's lab (both suites hold the lab lock, so they never run at once). */
+export const E2E_CACHED_PREFIX = 'cme2ec';
+export type { MeshMode };
 export const LOCAL = 'east';
 export const REMOTE = 'west';
 /** the client pod's node; its agent is the one whose maps decide where requests go */
@@ -26,10 +29,13 @@ export const CLIENT_NODE = `${LOCAL}-worker`;
 export const SERVICE_PORT = 80;
 export const ECHO: EchoSpec = { namespace: 'e2e', name: 'echo', replicas: 2, targetPort: 8080 };
 /**
- * Longer than scenario 4's 20 s outage plus the agents' reconnect backoff (≤ 5 s), so an etcd outage
- * keeps the peer's backends; short enough that scenario 7 sees a silent cluster dropped in the run.
+ * Longer than scenario 4's 20 s outage plus the reconnect backoff (≤ 5 s), so an etcd outage keeps
+ * the peer's backends. Short enough that scenario 7 (silent link: keepalive detection ≤ 8 s, then
+ * the TTL, then in cached mode the cache → agent hop) puts west's links back before west's node
+ * leases expire (lab/kubelet/node.ts, 40 s): the node lifecycle controller then marks west's pods
+ * NotReady and the lab kubelets do not write them Ready again (35 s left that margin at ~0-3 s).
  */
-export const SUITE_PEER_CACHE_TTL_MS = 35_000;
+export const SUITE_PEER_CACHE_TTL_MS = 30_000;
 const READY_TIMEOUT_MS = 60_000;
 export const CONVERGE_TIMEOUT_MS = 20_000;
 
@@ -37,6 +43,7 @@ export interface E2eEnv {
   running: RunningLab;
   distDir: string;
   prefix: string;
+  mode: MeshMode;
   /** the echo Service's ClusterIP in each cluster */
   vips: Record<string, string>;
   /** the echo pods currently deployed, per cluster */
@@ -57,20 +64,27 @@ export function serviceVip(running: RunningLab, cluster: string, n: number): str
   return nthAddress(parseCidr(plan.serviceCIDRv4), n);
 }
 
-export async function setUpSuite(options: { prefix?: string; progress?: (line: string) => void } = {}): Promise<E2eEnv> {
+export async function setUpSuite(options: { prefix?: string; mode?: MeshMode; progress?: (line: string) => void } = {}): Promise<E2eEnv> {
   const prefix = options.prefix ?? E2E_PREFIX;
+  const mode = options.mode ?? 'direct';
   const progress = options.progress ?? (() => undefined);
   const distDir = join(packageRoot(), 'dist');
-  // Direct mode: every agent reads the peer's etcd itself, so each scenario acts on what the agents
-  // watch (test/kvstoremesh covers the cached mode's mirror). The TTL of a silent peer's records is
-  // the suite's own.
-  const direct = { apiserver: { kvstoremesh: { enabled: false } } };
-  const values = {
-    [LOCAL]: { ...direct, agent: { extraArgs: [`--peer-cache-ttl=${SUITE_PEER_CACHE_TTL_MS / 1000}s`] } },
-    [REMOTE]: direct,
-  };
+  // The TTL of a silent peer's records is the suite's own, set where the peer's etcd is read: by
+  // east's agents in direct mode, by east's kvstoremesh in cached mode (the agents then read the
+  // local etcd, which stays up, and let the peer go when the kvstoremesh drops its cache).
+  const ttl = `${SUITE_PEER_CACHE_TTL_MS / 1000}s`;
+  const values =
+    mode === 'direct'
+      ? {
+          [LOCAL]: { apiserver: { kvstoremesh: { enabled: false } }, agent: { extraArgs: [`--peer-cache-ttl=${ttl}`] } },
+          [REMOTE]: { apiserver: { kvstoremesh: { enabled: false } } },
+        }
+      : {
+          [LOCAL]: { apiserver: { kvstoremesh: { enabled: true, peerCacheTTL: ttl } } },
+          [REMOTE]: { apiserver: { kvstoremesh: { enabled: true } } },
+        };
   const running = await labUp({ prefix, distDir, progress, values }, labHooks);
-  const env: E2eEnv = { running, distDir, prefix, vips: {}, backends: {}, peerCacheTtlMs: SUITE_PEER_CACHE_TTL_MS };
+  const env: E2eEnv = { running, distDir, prefix, mode, vips: {}, backends: {}, peerCacheTtlMs: SUITE_PEER_CACHE_TTL_MS };
   try {
     await waitConnected(env);
     for (const cluster of clusterNames(env)) {
