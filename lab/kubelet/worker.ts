@@ -73,6 +73,11 @@ export interface SandboxRecord {
   pids: number[];
 }
 
+/** A pod's condition types and statuses, comparable as one string. */
+function conditionStates(pod: V1Pod): string {
+  return (pod.status?.conditions ?? []).map((c) => `${c.type}=${c.status}`).sort().join(',');
+}
+
 export class PodWorker {
   private readonly initContainers: Container[];
   private readonly containers: Container[];
@@ -85,6 +90,8 @@ export class PodWorker {
   private terminating: Promise<void> | undefined;
   private aborted = false;
   private statusDirty = false;
+  /** the conditions of the last status this kubelet wrote (`conditionStates`) */
+  private writtenConditions: string | undefined;
   private statusWriting: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly startTime = new Date().toISOString();
@@ -304,6 +311,10 @@ export class PodWorker {
     this.pod = pod;
     if (pod.metadata?.deletionTimestamp) {
       this.terminate().catch((err) => this.ctx.log('pod termination failed', { pod: this.key, err: String(err) }));
+    } else if (this.writtenConditions !== undefined && conditionStates(pod) !== this.writtenConditions) {
+      // Someone else changed the conditions (the node lifecycle controller marks a node's pods not
+      // ready while its Lease is late): write ours again, as the kubelet's status manager does.
+      this.statusChanged();
     }
   }
 
@@ -333,7 +344,8 @@ export class PodWorker {
           current.status ?? {},
           new Date().toISOString(),
         );
-        await this.ctx.rest.call('PUT', `${path}/status`, { ...current, status });
+        const written = await this.ctx.rest.call<V1Pod>('PUT', `${path}/status`, { ...current, status });
+        this.writtenConditions = conditionStates(written);
       } catch (err) {
         if (isStatus(err, 404)) return;
         this.statusDirty = true;

@@ -385,6 +385,31 @@ describeRequiring(
       await core.deleteNamespacedPod({ name: 'hostecho', namespace: 'default' });
     }, 90_000);
 
+    it('writes its pod conditions back when another component changed them (the node controller marking a late node not ready)', async () => {
+      await core.createNamespacedPod({
+        namespace: 'default',
+        body: {
+          metadata: { name: 'steady' },
+          spec: { containers: [{ name: 'echo', image: 'clustermesh.io/lab-echo', readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 } }] },
+        },
+      });
+      const ready = (p: V1Pod) => p.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+      const running = await until('steady to be ready', async () => {
+        const p: V1Pod = await core.readNamespacedPod({ name: 'steady', namespace: 'default' });
+        return ready(p) === 'True' ? p : undefined;
+      }, 60_000, logTail);
+      const marked = {
+        ...running,
+        status: { ...running.status, conditions: running.status!.conditions!.map((c) => (c.type === 'Ready' ? { ...c, status: 'False', reason: 'NodeNotReady' } : c)) },
+      };
+      await core.replaceNamespacedPodStatus({ name: 'steady', namespace: 'default', body: marked });
+      await until('the kubelet to write Ready=True again', async () => {
+        const p: V1Pod = await core.readNamespacedPod({ name: 'steady', namespace: 'default' });
+        return ready(p) === 'True' ? true : undefined;
+      }, 30_000, logTail);
+      await core.deleteNamespacedPod({ name: 'steady', namespace: 'default' });
+    }, 90_000);
+
     it('an image it cannot run: Waiting with the reason, and an event', async () => {
       await core.createNamespacedPod({
         namespace: 'default',
