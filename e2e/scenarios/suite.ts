@@ -32,8 +32,9 @@ export const ECHO: EchoSpec = { namespace: 'e2e', name: 'echo', replicas: 2, tar
  * Longer than scenario 4's 20 s outage plus the reconnect backoff (≤ 5 s), so an etcd outage keeps
  * the peer's backends. Short enough that scenario 7 (silent link: keepalive detection ≤ 8 s, then
  * the TTL, then in cached mode the cache → agent hop) puts west's links back before west's node
- * leases expire (lab/kubelet/node.ts, 40 s): the node lifecycle controller then marks west's pods
- * NotReady and the lab kubelets do not write them Ready again (35 s left that margin at ~0-3 s).
+ * leases expire (lab/kubelet/node.ts, 40 s): past that the node lifecycle controller marks west's
+ * nodes and pods NotReady, and the restore waits on the kubelets to report them again (35 s left a
+ * margin of ~0-3 s; one cached run lost a west backend that way).
  */
 export const SUITE_PEER_CACHE_TTL_MS = 30_000;
 const READY_TIMEOUT_MS = 60_000;
