@@ -6,6 +6,7 @@
 #   KIND_NODE_IMAGE=<image>  a node image built here (scripts/kind/images.sh kind-node) instead of
 #                            kind's default; the product image is then built here too
 #   KIND_WORKERS=<n>         workers per cluster instead of the config's (a 2-core machine: 1)
+#   KIND_NETWORK_SUBNET=<cidr>  range of the kind network when up.sh creates it
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 readonly REPO_ROOT
@@ -14,6 +15,8 @@ readonly CLUSTERS=(east west)
 declare -A CLUSTER_ID=([east]=1 [west]=2)
 readonly CLUSTER_ID
 readonly DEMO_NAMESPACE=clustermesh-demo
+# The kind network's range when up.sh creates it (kind's own default pick is the same).
+KIND_NETWORK_SUBNET=${KIND_NETWORK_SUBNET:-172.18.0.0/16}
 # The scenario manifests run the product image too (it has node), under a fixed tag.
 readonly SCENARIO_IMAGE=clustermesh:e2e
 

@@ -56,7 +56,24 @@ load_images() {
   done
 }
 
+# kind's network, made here when absent (kind reuses it) so its range is one of ours: a range given
+# at creation also lets the partition scenario reconnect a node at its old address. Either way it
+# must stay clear of the host uplink and the lab (scripts/kind/ranges.mjs).
+ensure_network() {
+  local subnets
+  if ! docker network inspect kind >/dev/null 2>&1; then
+    node "$REPO_ROOT/scripts/kind/ranges.mjs" "KIND_NETWORK_SUBNET" "$KIND_NETWORK_SUBNET" || exit 1
+    say "creating the kind network on $KIND_NETWORK_SUBNET"
+    docker network create --driver bridge --subnet "$KIND_NETWORK_SUBNET" \
+      --opt com.docker.network.bridge.enable_ip_masquerade=true kind >/dev/null
+  fi
+  subnets=$(docker network inspect kind --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}')
+  # shellcheck disable=SC2086  # one argument per subnet
+  node "$REPO_ROOT/scripts/kind/ranges.mjs" "the kind network" $subnets || exit 1
+}
+
 image=$(product_image)
+ensure_network
 for cluster in "${CLUSTERS[@]}"; do create_cluster "$cluster"; done
 build_image
 load_images

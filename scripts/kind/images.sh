@@ -98,7 +98,7 @@ build_node() {
   cp "$root/deploy/kind/node20/Dockerfile" "$ctx/"
   mkdir -p "$ctx/ca"
   cp /usr/local/share/ca-certificates/*.crt "$ctx/ca/" 2>/dev/null || true
-  niced docker build --network host --build-arg "BASE_IMAGE=$base" \
+  niced docker build --force-rm --network host --build-arg "BASE_IMAGE=$base" \
     --build-arg "NODE_VERSION=$NODE_VERSION" --build-arg "NPM_VERSION=$NPM_VERSION" -t "$tag" "$ctx" >&2
 }
 
@@ -122,7 +122,7 @@ project_files() {
 
 build_project() {
   local tag=$1 base=$2
-  (cd "$root" && project_files | tar -c -T - | niced docker build --network host \
+  (cd "$root" && project_files | tar -c -T - | niced docker build --force-rm --network host \
     --build-arg "NODE_IMAGE=$base" --build-arg "NODE_RUNTIME_IMAGE=$base" \
     -f deploy/Dockerfile -t "$tag" -) >&2
 }
@@ -150,7 +150,7 @@ component_build() { # TAG DOCKERFILE-DIR BASE [FILE...]: a context of the Docker
   shift 3
   ctx=$(mktemp -d /var/tmp/clustermesh-component-XXXXXX)
   cp "$dir/Dockerfile" "$@" "$ctx/"
-  niced docker build --network host --build-arg "BASE_IMAGE=$base" \
+  niced docker build --force-rm --network host --build-arg "BASE_IMAGE=$base" \
     --build-arg "NAME=$(basename "${1:-none}")" -t "$tag" "$ctx" >&2 || { rm -rf "$ctx"; return 1; }
   rm -rf "$ctx"
 }
@@ -236,10 +236,10 @@ kind_node_image() {
 
 build_k8s_base() { component_build "$1" "$root/deploy/kind/components/k8s-base" "$2"; }
 build_node_base() {
-  niced docker build --network host --build-arg "BASE_IMAGE=$2" -t "$1" "$root/deploy/kind/node/base" >&2
+  niced docker build --force-rm --network host --build-arg "BASE_IMAGE=$2" -t "$1" "$root/deploy/kind/node/base" >&2
 }
 build_kind_node() {
-  niced docker build --build-arg "BASE_IMAGE=$2" --build-arg "CNI_IMAGE=$3" -t "$1" "$root/deploy/kind/node" >&2
+  niced docker build --force-rm --build-arg "BASE_IMAGE=$2" --build-arg "CNI_IMAGE=$3" -t "$1" "$root/deploy/kind/node" >&2
 }
 
 case "${1:-all}" in
