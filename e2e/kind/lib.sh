@@ -43,7 +43,7 @@ kc() { # kc CLUSTER ARGS...: kubectl against that kind cluster
 
 # kind from PATH, else the pinned one scripts/build-upstream.sh built.
 kind() {
-  if command -v kind >/dev/null 2>&1; then command kind "$@"
+  if type -P kind >/dev/null; then command kind "$@"
   else "$("$REPO_ROOT/scripts/build-upstream.sh" kind 2>/dev/null)/kind" "$@"
   fi
 }
