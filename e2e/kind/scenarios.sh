@@ -64,10 +64,10 @@ record() { # record ID SCENARIO RECOVERY_MS|null MEANING
   failed=0
 }
 
-# recover ID SCENARIO WANT MEANING: probes from the fault on until a round meets WANT.
+# recover ID SCENARIO WANT MEANING: probes until a round meets WANT; the time counts from
+# fault_at (set just before the fault is caused).
 recover() {
-  local id=$1 name=$2 want=$3 meaning=$4 start round deadline=$((SECONDS + RECOVERY_TIMEOUT))
-  start=$(now_ms)
+  local id=$1 name=$2 want=$3 meaning=$4 start=$fault_at round deadline=$((SECONDS + RECOVERY_TIMEOUT))
   while true; do
     round=$(probe)
     count "$round"
@@ -107,17 +107,20 @@ kc east -n "$DEMO_NAMESPACE" rollout status deployment/client --timeout=300s >&2
 back_to_east
 
 say "1 graceful: east's echo scaled to 0"
+fault_at=$(now_ms)
 scale_east_echo 0
 recover 1 "graceful: east scaled to 0" west "first round answered only by west" || true
 scale_east_echo "$ECHO_REPLICAS"
 back_to_east
 
 say "2 abrupt: east's echo pods killed"
+fault_at=$(now_ms)
 kc east -n "$DEMO_NAMESPACE" delete pod -l app=echo --grace-period=0 --force --wait=false >/dev/null 2>&1
 recover 2 "abrupt: east's pods killed" ok "first round with no failed request" || true
 back_to_east
 
 say "3 dead node: docker stop east-worker"
+fault_at=$(now_ms)
 docker stop east-worker >/dev/null
 recover 3 "dead node: east's worker stopped" west "first round answered only by west" || true
 docker start east-worker >/dev/null
