@@ -242,6 +242,14 @@ build_kind_node() {
   niced docker build --force-rm --build-arg "BASE_IMAGE=$2" --build-arg "CNI_IMAGE=$3" -t "$1" "$root/deploy/kind/node" >&2
 }
 
+# What every build needs, checked before any starts: nothing half-built is left when one is missing.
+readonly MIN_FREE_GB=12 # the node image with its preloaded images, two clusters' copies of /var
+[ "$(id -u)" = 0 ] || die "building the images needs root (debootstrap, docker): run as root"
+docker info >/dev/null 2>&1 || die "no Docker engine answers: run scripts/kind/engine.sh (as root)"
+free_gb=$(df --output=avail -BG "$(docker info --format '{{.DockerRootDir}}')" | tail -1 | tr -dc 0-9)
+[ "$free_gb" -ge "$MIN_FREE_GB" ] \
+  || die "only ${free_gb} GB free under Docker's root ($(docker info --format '{{.DockerRootDir}}')): the kind images need ${MIN_FREE_GB} GB; free some (docker image prune) and retry"
+
 case "${1:-all}" in
   debian) debian_image ;;
   nodejs) node_image ;;
