@@ -34,7 +34,13 @@ function parse(cidr) {
 
 const [what, ...cidrs] = process.argv.slice(2);
 for (const cidr of cidrs) {
-  const a = parse(cidr);
+  let a;
+  try {
+    a = parse(cidr);
+  } catch (err) {
+    console.error(`${what}: ${err.message}: give it as address/length`);
+    process.exit(1);
+  }
   for (const [owner, list] of Object.entries(RESERVED)) {
     for (const reserved of list) {
       const b = parse(reserved);
