@@ -55,6 +55,9 @@ timed() {
   say "$name: building $tag"
   "$@" || die "$name: build failed (see above)"
   say "$name: built $tag in $((SECONDS - started)) s"
+  # the versions this one replaces (other inputs) would pile up at every change: untag them
+  docker images --format '{{.Repository}}:{{.Tag}}' "${tag%:*}" | grep -vxF "$tag" \
+    | xargs -r docker rmi >/dev/null 2>&1 || true
 }
 
 # --- Debian bookworm base --------------------------------------------------------------------
