@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 kind version >/dev/null 2>&1 || die "kind is not installed: nothing of it to tear down"
 
 for cluster in "${CLUSTERS[@]}"; do
-  if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
+  if grep -qx "$cluster" <<<"$(kind get clusters 2>/dev/null)"; then
     say "deleting cluster $cluster"
     kind delete cluster --name "$cluster"
   fi

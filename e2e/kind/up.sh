@@ -9,7 +9,7 @@ require_tools
 
 create_cluster() {
   local cluster=$1
-  if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
+  if grep -qx "$cluster" <<<"$(kind get clusters 2>/dev/null)"; then
     say "cluster $cluster exists, keeping it"
   else
     local config started=$SECONDS
