@@ -17,7 +17,14 @@ const entryPoints = scripts.filter((f) => f !== 'lib.sh');
 
 describe('e2e/kind scripts', () => {
   it('has the scripts the kind path needs', () => {
-    expect(entryPoints.sort()).toEqual(['down.sh', 'install.sh', 'local.sh', 'run.sh', 'scenarios.sh', 'up.sh']);
+    expect(entryPoints.sort()).toEqual([
+      'down.sh',
+      'install.sh',
+      'local.sh',
+      'run.sh',
+      'scenarios.sh',
+      'up.sh',
+    ]);
   });
 
   it('passes shellcheck, following the sourced lib.sh', () => {
@@ -51,13 +58,16 @@ describe('e2e/kind scripts without Docker or kind', () => {
     return run('/bin/bash', [`${SCRIPT_DIR}/${script}`], { PATH: binDir, HOME: binDir });
   }
 
-  it.each(['up.sh', 'install.sh', 'scenarios.sh', 'run.sh'])('%s refuses when docker is missing', (script) => {
-    const result = runScript(script);
-    expect(result.status).toBe(1);
-    expect(result.stderr.trim()).toBe(
-      'e2e/kind: error: docker is not installed: kind needs Docker (https://docs.docker.com/engine/install/)',
-    );
-  });
+  it.each(['up.sh', 'install.sh', 'scenarios.sh', 'run.sh'])(
+    '%s refuses when docker is missing',
+    (script) => {
+      const result = runScript(script);
+      expect(result.status).toBe(1);
+      expect(result.stderr.trim()).toBe(
+        'e2e/kind: error: docker is not installed: kind needs Docker (https://docs.docker.com/engine/install/)',
+      );
+    },
+  );
 
   it('refuses when docker is only a client with no engine', () => {
     fakeTool('docker', 1);
