@@ -5,19 +5,20 @@
  * validation. The records outlive connections: an etcd outage keeps them (the link is marked
  * disconnected), and a new session after a config change replaces them without a gap.
  */
-import type { Etcd3, Watcher } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type { Counter } from 'prom-client';
 import type { IdentityLabels } from '../../lib/kvstore/codecs.js';
 import { encodeIdentityLabels } from '../../lib/kvstore/codecs.js';
 import { classifyEtcdError } from '../../lib/kvstore/etcd.js';
-import { clusterConfigKey, parseKeyOfKind } from '../../lib/kvstore/keys.js';
+import { parseKeyOfKind } from '../../lib/kvstore/keys.js';
 import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
-import type { ClusterService, IPCacheEntry, NodeRecord } from '../../lib/kvstore/types.js';
+import type { ClusterConfig, ClusterService, IPCacheEntry, NodeRecord } from '../../lib/kvstore/types.js';
 import { rejectionClass, validateRemoteRecord } from '../../lib/kvstore/validate.js';
 import { WatchStore, type WatchEvent } from '../../lib/kvstore/watch-store.js';
 import type { Logger } from '../../lib/log.js';
 import type { PeerConfig } from '../../lib/remotes/peer-config.js';
 import { connectPeer, type PeerConnection } from '../../lib/remotes/peer-connect.js';
+import { PeerLink } from '../../lib/remotes/peer-link.js';
 import { STATE_KINDS, STATE_KIND_SPECS, stateSource, type StateKind } from '../../lib/kvstore/state-kinds.js';
 import { RecordTable } from './records.js';
 
@@ -78,7 +79,7 @@ interface Tables {
 interface Session {
   readonly abort: AbortController;
   client: Etcd3 | null;
-  linkWatcher: Watcher | null;
+  link: PeerLink | null;
   stores: WatchStore<unknown>[];
   /** whether this session reads the peer from the local kvstoremesh cache */
   cached: boolean;
@@ -192,7 +193,7 @@ export class RemoteCluster {
     const session: Session = {
       abort: createStopController(),
       client: null,
-      linkWatcher: null,
+      link: null,
       stores: [],
       cached: false,
       done: Promise.resolve(),
@@ -212,7 +213,7 @@ export class RemoteCluster {
   private async closeSession(session: Session): Promise<void> {
     session.abort.abort(new Error(`remote cluster ${this.name} closed`));
     await session.done;
-    await session.linkWatcher?.cancel().catch(() => undefined);
+    await session.link?.close();
     await Promise.all(session.stores.map((store) => store.stop()));
     session.client?.close();
   }
@@ -274,19 +275,23 @@ export class RemoteCluster {
     this.changed();
   }
 
-  /**
-   * A watch on the peer's cluster config is the link's pulse: etcd3 reports it disconnected the
-   * moment the stream breaks and connected once it is back, and it sees an ID change.
-   */
+  /** The link's pulse and the peer's config changes (lib/remotes/peer-link.ts). */
   private watchLink(session: Session, connected: PeerConnection): void {
-    const next = String(BigInt(connected.revision) + 1n);
-    const watcher = connected.client.watch().key(clusterConfigKey(this.name)).startRevision(next).watcher();
-    session.linkWatcher = watcher;
     const current = () => this.session === session && !session.abort.signal.aborted;
-    watcher.on('connected', () => current() && this.setLink({ state: 'connected' }));
-    watcher.on('disconnected', (err: Error) => current() && this.linkLost(err));
-    watcher.on('error', (err: Error) => current() && this.linkLost(err));
-    watcher.on('put', (kv) => current() && this.configChanged(kv.value));
+    session.link = new PeerLink({
+      client: connected.client,
+      peer: this.name,
+      config: connected.config,
+      revision: connected.revision,
+      backoff: this.opts.backoff,
+      handlers: {
+        up: () => current() && this.setLink({ state: 'connected' }),
+        lost: (err) => current() && this.linkLost(err),
+        changed: (config) => current() && config !== null && this.configChanged(config),
+        invalid: (reason) => current() && this.recordFailure(`invalid cluster config: ${reason}`),
+      },
+    });
+    session.link.start();
   }
 
   /** Counted once per outage: etcd3 reports a broken stream more than once, the first says most. */
@@ -296,18 +301,14 @@ export class RemoteCluster {
     this.setLink({ state: 'disconnected', sinceMs: this.now() });
   }
 
-  private configChanged(bytes: Buffer): void {
-    const decoded = validateRemoteRecord('config', clusterConfigKey(this.name), bytes, {
-      cluster: this.name,
-    });
-    if (!decoded.ok) {
-      this.recordFailure(`invalid cluster config: ${decoded.reason}`);
-      return;
-    }
-    // Cached or not decides which prefixes to read: a kvstoremesh taking over (or leaving) means
-    // a new session, whose resync replaces the records without a gap.
-    const cached = decoded.value.capabilities.cached === true;
-    if (decoded.value.id !== this.id || cached !== this.session?.cached) void this.replaceSession();
+  /**
+   * A new ID, or cached or not (which decides the prefixes to read: a kvstoremesh taking over or
+   * leaving), means a new session, whose resync replaces the records without a gap. A deleted
+   * config changes nothing here: the records stay until the peer's canaries say otherwise.
+   */
+  private configChanged(config: ClusterConfig): void {
+    const cached = config.capabilities.cached === true;
+    if (config.id !== this.id || cached !== this.session?.cached) void this.replaceSession();
   }
 
   private startStores(session: Session, connected: PeerConnection): void {

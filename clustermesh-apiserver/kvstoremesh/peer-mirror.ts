@@ -10,7 +10,7 @@
  * reading it let the peer go as they would in direct mode. A removed peer's cache, canaries and
  * cached config are deleted at once.
  */
-import type { Etcd3, Watcher } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type { Counter } from 'prom-client';
 import { encodeClusterConfig, type Decoded } from '../../lib/kvstore/codecs.js';
 import { classifyEtcdError } from '../../lib/kvstore/etcd.js';
@@ -31,6 +31,7 @@ import { WatchStore } from '../../lib/kvstore/watch-store.js';
 import type { Logger } from '../../lib/log.js';
 import type { PeerConfig } from '../../lib/remotes/peer-config.js';
 import { connectPeer, type PeerConnection } from '../../lib/remotes/peer-connect.js';
+import { PeerLink } from '../../lib/remotes/peer-link.js';
 
 export interface PeerMirrorMetrics {
   /** records of a peer refused by the import validation, by cluster and kind */
@@ -74,7 +75,7 @@ interface Reflector {
 interface Session {
   readonly abort: AbortController;
   client: Etcd3 | null;
-  linkWatcher: Watcher | null;
+  link: PeerLink | null;
   reflectors: Reflector[];
   done: Promise<void>;
 }
@@ -160,7 +161,7 @@ export class PeerMirror {
     const session: Session = {
       abort: createStopController(),
       client: null,
-      linkWatcher: null,
+      link: null,
       reflectors: [],
       done: Promise.resolve(),
     };
@@ -178,19 +179,20 @@ export class PeerMirror {
   private async closeSession(session: Session): Promise<void> {
     session.abort.abort(new Error(`peer ${this.name} closed`));
     await session.done;
-    await session.linkWatcher?.cancel().catch(() => undefined);
+    await session.link?.close();
     await Promise.all(session.reflectors.flatMap((r) => [r.watch.stop(), r.cache.stop()]));
     session.client?.close();
   }
 
   private async runSession(session: Session): Promise<void> {
     try {
-      const { client, config, revision } = await retryUntilAborted(
+      const connection = await retryUntilAborted(
         () => this.connectOnce(session),
         session.abort.signal,
         (err) => this.recordFailure(err.message),
         this.opts.backoff,
       );
+      const { client, config } = connection;
       await retryUntilAborted(
         () => this.publishConfig(config),
         session.abort.signal,
@@ -199,7 +201,7 @@ export class PeerMirror {
       );
       if (session.abort.signal.aborted) return;
       this.setConnected(true);
-      this.watchLink(session, client, revision);
+      this.watchLink(session, connection);
       this.startReflectors(session, client, config);
     } catch {
       // aborted: the session was replaced or closed
@@ -243,20 +245,23 @@ export class PeerMirror {
       await this.opts.local.put(key).value(value).exec();
   }
 
-  /** The peer's config key is the link's pulse, as for an agent; any change of it means a new session. */
-  private watchLink(session: Session, client: Etcd3, revision: string): void {
-    const watcher = client
-      .watch()
-      .key(clusterConfigKey(this.name))
-      .startRevision(String(BigInt(revision) + 1n))
-      .watcher();
-    session.linkWatcher = watcher;
+  /** The link's pulse (lib/remotes/peer-link.ts); any change of the peer's config means a new session. */
+  private watchLink(session: Session, connection: PeerConnection): void {
     const current = () => this.session === session && !session.abort.signal.aborted;
-    watcher.on('connected', () => current() && this.setConnected(true));
-    watcher.on('disconnected', (err: Error) => current() && this.linkLost(err));
-    watcher.on('error', (err: Error) => current() && this.linkLost(err));
-    watcher.on('put', () => current() && void this.replaceSession());
-    watcher.on('delete', () => current() && void this.replaceSession());
+    session.link = new PeerLink({
+      client: connection.client,
+      peer: this.name,
+      config: connection.config,
+      revision: connection.revision,
+      backoff: this.opts.backoff,
+      handlers: {
+        up: () => current() && this.setConnected(true),
+        lost: (err) => current() && this.linkLost(err),
+        changed: () => current() && void this.replaceSession(),
+        invalid: (reason) => current() && this.recordFailure(`invalid cluster config of ${this.name}: ${reason}`),
+      },
+    });
+    session.link.start();
   }
 
   private linkLost(err: Error): void {
