@@ -7,9 +7,10 @@
  * kept) and the readers resync, nothing in the maps changes: no map write at all.
  */
 import { removeBackends } from '../../lab/workloads/deployment.js';
+import { killPodProcesses } from '../../lab/workloads/sandbox.js';
 import { agentStatus, findFrontend, mapWrites } from './agents.js';
 import { answeredBy, requestCount } from './analysis.js';
-import { type FrozenNode, apiserverPod, freezeKubelet, killPod } from './daemons.js';
+import { type FrozenNode, apiserverPod, freezeKubelet } from './daemons.js';
 import { FAILOVER_RATE, steadyTraffic } from './failover.js';
 import { peerReaders, peerReadersName } from './peer-readers.js';
 import { type ScenarioResult, resultOf, withRestore } from './result.js';
@@ -47,7 +48,7 @@ export async function peerControlPlaneDown(env: E2eEnv, rate = RATE): Promise<Sc
       const downAt = Date.now();
       const pod = await apiserverPod(env.running, REMOTE);
       frozen.push(freezeKubelet(env.running, pod.node));
-      await killPod(env.running, pod.node, pod.name);
+      await killPodProcesses(env.running, pod.node, pod.name);
       await Promise.all(readers.map((r) => waitFor(`${r.name} to notice ${REMOTE}'s etcd is gone`, () => r.linked(), (linked) => !linked, OUTAGE_MS)));
       await hold(downAt + OUTAGE_MS - Date.now());
       const upAt = Date.now();

@@ -4,14 +4,12 @@
  * kubelet, and an outage that lasts is a kubelet frozen (SIGSTOP) while its pods' processes are
  * killed — the API keeps listing them, as when a node hangs — until it is thawed.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { LAB_NAMESPACE, ETCD_ENDPOINT_ANNOTATION, type RunningLab } from '../../lab/cluster/index.js';
+import { readFileSync, readdirSync } from 'node:fs';
+import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { labKubeConfig } from '../../lab/cluster/api.js';
+import { LAB_NAMESPACE, ETCD_ENDPOINT_ANNOTATION, type RunningLab, kubeletPid } from '../../lab/cluster/index.js';
 import { LAB_PORTS } from '../../lab/cluster/paths.js';
-import { isAlive } from '../../lab/cluster/processes.js';
-import { podIdentity } from '../../lab/topology/plan.js';
+import { isAlive, killProcesses } from '../../lab/cluster/processes.js';
 import { createEtcdClient } from '../../lib/kvstore/etcd.js';
 import { waitFor } from './wait.js';
 
@@ -19,10 +17,7 @@ const ADMIN_CERT_SECRET = 'clustermesh-apiserver-admin-cert';
 const APISERVER_LABEL = 'app.kubernetes.io/name=clustermesh-apiserver';
 
 function core(running: RunningLab, cluster: string): CoreV1Api {
-  const kc = new KubeConfig();
-  kc.loadFromFile(running.kubeconfig);
-  kc.setCurrentContext(cluster);
-  return kc.makeApiClient(CoreV1Api);
+  return labKubeConfig(running.kubeconfig, cluster).makeApiClient(CoreV1Api);
 }
 
 /** The node address its agent's status API listens on. */
@@ -49,12 +44,6 @@ function processesWhere(match: (argv: string[]) => boolean): number[] {
     .filter((pid) => pid !== process.pid && match(processArgv(pid)));
 }
 
-async function killAll(pids: number[], what: string): Promise<void> {
-  if (pids.length === 0) throw new Error(`no process of ${what} to kill`);
-  for (const pid of pids) process.kill(pid, 'SIGKILL');
-  await waitFor(`${what} (pids ${pids.join(',')}) to exit`, () => pids.some(isAlive), (alive) => !alive, 5000, 20);
-}
-
 /** A node's agent container's process: the chart runs `node …/agent/main.js --node-name=<node>`. */
 function agentPids(node: string): number[] {
   return processesWhere((argv) => argv.some((a) => a.endsWith('agent/main.js')) && argv.includes(`--node-name=${node}`));
@@ -66,7 +55,7 @@ function agentPids(node: string): number[] {
  */
 export async function restartAgent(running: RunningLab, node: string): Promise<void> {
   const before = agentPids(node);
-  await killAll(before, `the agent on ${node}`);
+  await killProcesses(before, `the agent on ${node}`);
   const url = `${agentStatusUrl(running, node)}/status`;
   await waitFor(
     `the agent on ${node} restarted by its kubelet`,
@@ -84,9 +73,8 @@ export interface FrozenNode {
 }
 
 export function freezeKubelet(running: RunningLab, node: string): FrozenNode {
-  const file = join(running.paths.pids, `${node}-kubelet.pid`);
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  if (!Number.isInteger(pid) || !isAlive(pid)) throw new Error(`the kubelet of ${node} is not running (pid file ${file})`);
+  const pid = kubeletPid(running, node);
+  if (pid === undefined) throw new Error(`the kubelet of ${node} is not running (pid files in ${running.paths.pids})`);
   process.kill(pid, 'SIGSTOP');
   let frozen = true;
   return {
@@ -96,27 +84,6 @@ export function freezeKubelet(running: RunningLab, node: string): FrozenNode {
       frozen = false;
     },
   };
-}
-
-/** The network namespace of a (not hostNetwork) pod, from its node's kubelet's sandbox record. */
-export function podNetns(running: RunningLab, node: string, pod: string): string {
-  const plan = running.plan.nodes.find((n) => n.name === node);
-  if (!plan) throw new Error(`the lab has no node ${node}`);
-  const podsDir = join(running.paths.kubelet(node), 'pods');
-  const records = (existsSync(podsDir) ? readdirSync(podsDir) : [])
-    .map((uid) => join(podsDir, uid, 'sandbox.json'))
-    .filter(existsSync)
-    .map((file) => JSON.parse(readFileSync(file, 'utf8')) as { name?: string; sandbox?: string });
-  const record = records.find((r) => r.name === pod && r.sandbox);
-  if (!record?.sandbox) throw new Error(`no sandbox of pod ${pod} on ${node}`);
-  return podIdentity(plan, record.sandbox).netns;
-}
-
-/** SIGKILL to every process of a (not hostNetwork) pod: those in its network namespace. */
-export async function killPod(running: RunningLab, node: string, pod: string): Promise<void> {
-  const netns = podNetns(running, node, pod);
-  const pids = execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-  await killAll(pids, `pod ${pod} on ${node}`);
 }
 
 /** The cluster's clustermesh-apiserver pod (the chart's Deployment has one replica). */
@@ -158,10 +125,7 @@ export async function apiserverEtcdAdmin(running: RunningLab, cluster: string) {
  * them and is ready again: the DaemonSet controller replaces the pods one by one.
  */
 export async function addAgentArgs(running: RunningLab, cluster: string, args: string[]): Promise<void> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(running.kubeconfig);
-  kc.setCurrentContext(cluster);
-  const apps = kc.makeApiClient(AppsV1Api);
+  const apps = labKubeConfig(running.kubeconfig, cluster).makeApiClient(AppsV1Api);
   const name = 'clustermesh-agent';
   await apps.patchNamespacedDaemonSet({
     name,

@@ -4,8 +4,9 @@
  * them) and traffic runs on west; then the kubelets thaw one at a time and restart them. With one healthy local backend west must stay in use; only with
  * two does traffic return to east alone.
  */
+import { killPodProcesses } from '../../lab/workloads/sandbox.js';
 import { answeredBy, firstAnswerFrom } from './analysis.js';
-import { type FrozenNode, freezeKubelet, killPod } from './daemons.js';
+import { type FrozenNode, freezeKubelet } from './daemons.js';
 import { FAILOVER_RATE, settledOn } from './failover.js';
 import { type ScenarioResult, resultOf, withRestore } from './result.js';
 import { CLIENT_NODE, CONVERGE_TIMEOUT_MS, type E2eEnv, LOCAL, REMOTE, echoBackends, restoreBaseline, setServicePolicy } from './suite.js';
@@ -25,7 +26,7 @@ export async function failbackMinHealthy(env: E2eEnv, rate = FAILOVER_RATE): Pro
     const nodes = [...new Set(env.backends[LOCAL].map((b) => b.node))];
     if (nodes.length !== env.backends[LOCAL].length) throw new Error(`${LOCAL}'s echo pods must be on distinct nodes: ${JSON.stringify(env.backends[LOCAL])}`);
     stopped.push(...nodes.map((node) => freezeKubelet(env.running, node)));
-    for (const backend of env.backends[LOCAL]) await killPod(env.running, backend.node, backend.pod);
+    for (const backend of env.backends[LOCAL]) await killPodProcesses(env.running, backend.node, backend.pod);
     await waitFor(`${LOCAL}'s killed backends quarantined and ${REMOTE}'s active`, () => activeOnClientNode(env),
       (a) => !a[LOCAL] && a[REMOTE] === 2, CONVERGE_TIMEOUT_MS);
 

@@ -7,8 +7,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { RunningLab } from '../../lab/cluster/index.js';
+import { podNetns } from '../../lab/workloads/sandbox.js';
 import { agentStatus, metricByLabel } from './agents.js';
-import { apiserverPod, podNetns } from './daemons.js';
+import { apiserverPod } from './daemons.js';
 import { type E2eEnv, LOCAL, REMOTE, workerNodes } from './suite.js';
 
 /** the chart's apiserver.kvstoremesh.healthPort (deploy/helm/clustermesh/values.yaml) */

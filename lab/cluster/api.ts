@@ -8,10 +8,16 @@ export interface LabApi {
   remove(object: KubernetesObject): Promise<void>;
 }
 
-export function labApi(kubeconfigPath: string, context?: string): LabApi {
+/** The lab kubeconfig at `path`, on `context` (one lab cluster) when given. */
+export function labKubeConfig(path: string, context?: string): KubeConfig {
   const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfigPath);
+  kc.loadFromFile(path);
   if (context) kc.setCurrentContext(context);
+  return kc;
+}
+
+export function labApi(kubeconfigPath: string, context?: string): LabApi {
+  const kc = labKubeConfig(kubeconfigPath, context);
   const objects = KubernetesObjectApi.makeApiClient(kc);
   const head = (o: KubernetesObject) =>
     ({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata?.name, namespace: o.metadata?.namespace } }) as KubernetesObject & {

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Node } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { UserError } from '../../lib/errors.js';
 import { type ControlPlane, startControlPlane } from '../control-plane/index.js';
@@ -16,6 +16,7 @@ import { upstreamBinary } from '../control-plane/binaries.js';
 import { Lab, down as topologyDown } from '../topology/apply.js';
 import { STATE_DIR } from '../topology/host.js';
 import { type ClusterPlan, DEFAULT_LAB_SPEC, type LabPlan, type NodePlan, planLab } from '../topology/plan.js';
+import { labKubeConfig } from './api.js';
 import { BPFFS, LAB_PORTS, labPaths } from './paths.js';
 import { isAlive, logTail, startProcess, stopProcesses, waitReady } from './processes.js';
 
@@ -192,16 +193,23 @@ async function startKubelets(lab: Lab, cluster: ClusterPlan, cp: ControlPlane, d
       '--cleanup-on-exit',
       ...(node.role === 'control-plane' ? [`--register-with-taints=${CONTROL_PLANE_TAINT}`] : []),
     ];
-    startProcess(lab, `${node.name}-kubelet`, process.execPath, args, { target: node.name, cgroup: false });
+    startProcess(lab, kubeletProcessName(node.name), process.execPath, args, { target: node.name, cgroup: false });
   }
+}
+
+const kubeletProcessName = (node: string) => `${node}-kubelet`;
+
+/** The pid of a node's lab kubelet, from its pid file (startProcess); undefined when it does not run. */
+export function kubeletPid(running: RunningLab, node: string): number | undefined {
+  const file = join(running.paths.pids, `${kubeletProcessName(node)}.pid`);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
 }
 
 /** Waits until every node of the cluster is registered and Ready, then labels the control plane's role. */
 async function waitNodesReady(kubeconfig: string, cluster: ClusterPlan): Promise<void> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfig);
-  kc.setCurrentContext(cluster.name);
-  const core = kc.makeApiClient(CoreV1Api);
+  const core = labKubeConfig(kubeconfig, cluster.name).makeApiClient(CoreV1Api);
   const ready = (n: V1Node) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
   await waitReady(undefined, `${cluster.name}'s nodes ${cluster.nodes.join(', ')} to be Ready (see the kubelet logs)`, async () => {
     const nodes = (await core.listNode()).items;

@@ -97,6 +97,16 @@ export async function waitReady(
   }
 }
 
+/**
+ * SIGKILL to each of `pids`, as a crash; resolves once every one is gone (a zombie nobody reaps yet
+ * counts as gone: isAlive). No pid at all is an error: `what` was expected to run.
+ */
+export async function killProcesses(pids: number[], what: string): Promise<void> {
+  if (pids.length === 0) throw new Error(`no process of ${what} to kill`);
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  await waitReady(undefined, `${what} (pids ${pids.join(',')}) to exit`, async () => !pids.some(isAlive), STOP_TIMEOUT_MS);
+}
+
 /** Stops every process with a pid file: SIGTERM, then SIGKILL after a bounded wait. */
 export async function stopProcesses(prefix: string, names?: string[]): Promise<void> {
   const dir = labPaths(prefix).pids;

@@ -5,20 +5,20 @@
  * kubelet frozen, the pods' processes killed: the API still says ready, as when a node hangs).
  * And a client pod whose requests are reported one by one.
  */
-import { type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { UserError } from '../../lib/errors.js';
-import { labApi } from '../cluster/api.js';
-import type { RunningLab } from '../cluster/index.js';
+import { labApi, labKubeConfig } from '../cluster/api.js';
+import { type RunningLab, kubeletPid } from '../cluster/index.js';
 import { LAB_PORTS } from '../cluster/paths.js';
-import { isAlive, waitReady } from '../cluster/processes.js';
+import { waitReady } from '../cluster/processes.js';
 import { ECHO_IMAGE } from '../kubelet/images.js';
-import { type NodePlan, podAddresses, podIdentity } from '../topology/plan.js';
+import { type NodePlan, podAddresses } from '../topology/plan.js';
 import type { RequestRecord } from './client.js';
+import { killPodProcesses } from './sandbox.js';
 
 const READY_TIMEOUT_MS = 60_000;
 /** bounds each echo pod's drain (lab/workloads/echo-server.ts --drain-from) */
@@ -45,15 +45,13 @@ function workersOf(running: RunningLab, cluster: string): NodePlan[] {
   return nodes;
 }
 
+/** API clients of one lab cluster (reads the kubeconfig file: once per call, never in a wait loop). */
 function clients(running: RunningLab, cluster: string) {
-  const kc = new KubeConfig();
-  kc.loadFromFile(running.kubeconfig);
-  kc.setCurrentContext(cluster);
+  const kc = labKubeConfig(running.kubeconfig, cluster);
   return { core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api) };
 }
 
-export async function ensureNamespace(running: RunningLab, cluster: string, namespace: string): Promise<void> {
-  const { core } = clients(running, cluster);
+async function ensureNamespace(core: CoreV1Api, namespace: string): Promise<void> {
   try {
     await core.createNamespace({ body: { metadata: { name: namespace } } });
   } catch (err) {
@@ -71,7 +69,7 @@ export interface ServiceSpec {
 }
 
 export async function createService(running: RunningLab, cluster: string, spec: ServiceSpec): Promise<void> {
-  await ensureNamespace(running, cluster, spec.namespace);
+  await ensureNamespace(clients(running, cluster).core, spec.namespace);
   await labApi(running.kubeconfig, cluster).put({
     apiVersion: 'v1',
     kind: 'Service',
@@ -130,9 +128,9 @@ export function echoDeployment(running: RunningLab, cluster: string, spec: EchoS
 
 /** Creates (or scales back up) the echo Deployment of a cluster; resolves with its ready pods. */
 export async function deployEcho(running: RunningLab, cluster: string, spec: EchoSpec): Promise<Backend[]> {
-  await ensureNamespace(running, cluster, spec.namespace);
+  const { core, apps } = clients(running, cluster);
+  await ensureNamespace(core, spec.namespace);
   resumeKubelets(running, cluster);
-  const { apps } = clients(running, cluster);
   const deployment = echoDeployment(running, cluster, spec);
   try {
     await apps.createNamespacedDeployment({ namespace: spec.namespace, body: deployment });
@@ -142,14 +140,13 @@ export async function deployEcho(running: RunningLab, cluster: string, spec: Ech
   }
   let backends: Backend[] = [];
   await waitReady(undefined, `${spec.replicas} ready ${cluster} ${spec.name} pods`, async () => {
-    backends = (await echoPods(running, cluster, spec)).filter(podReady).map((p) => backendOf(cluster, p));
+    backends = (await echoPods(core, spec)).filter(podReady).map((p) => backendOf(cluster, p));
     return backends.length === spec.replicas;
   }, READY_TIMEOUT_MS);
   return backends;
 }
 
-async function echoPods(running: RunningLab, cluster: string, spec: EchoSpec): Promise<V1Pod[]> {
-  const { core } = clients(running, cluster);
+async function echoPods(core: CoreV1Api, spec: EchoSpec): Promise<V1Pod[]> {
   return (await core.listNamespacedPod({ namespace: spec.namespace, labelSelector: `app=${spec.name}` })).items;
 }
 
@@ -171,20 +168,13 @@ export async function removeBackends(running: RunningLab, spec: EchoSpec, backen
   if (backends.length === 0) return;
   const cluster = backends[0].cluster;
   if (graceful) {
-    const { apps } = clients(running, cluster);
+    const { core, apps } = clients(running, cluster);
     await apps.patchNamespacedDeploymentScale({ name: spec.name, namespace: spec.namespace, body: [{ op: 'replace', path: '/spec/replicas', value: 0 }] });
-    await waitReady(undefined, `${cluster}'s ${spec.name} pods to be gone`, async () => (await echoPods(running, cluster, spec)).length === 0, READY_TIMEOUT_MS);
+    await waitReady(undefined, `${cluster}'s ${spec.name} pods to be gone`, async () => (await echoPods(core, spec)).length === 0, READY_TIMEOUT_MS);
     return;
   }
   for (const node of new Set(backends.map((b) => b.node))) signalKubelet(running, node, 'SIGSTOP');
-  for (const b of backends) killPodProcesses(running, b);
-}
-
-function kubeletPid(running: RunningLab, node: string): number | undefined {
-  const file = join(running.paths.pids, `${node}-kubelet.pid`);
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
+  for (const b of backends) await killPodProcesses(running, b.node, b.pod);
 }
 
 function signalKubelet(running: RunningLab, node: string, signal: 'SIGSTOP' | 'SIGCONT'): void {
@@ -195,21 +185,6 @@ function signalKubelet(running: RunningLab, node: string, signal: 'SIGSTOP' | 'S
 /** Thaws every kubelet of the cluster that an abrupt removal froze (harmless for running ones). */
 function resumeKubelets(running: RunningLab, cluster: string): void {
   for (const node of workersOf(running, cluster)) signalKubelet(running, node.name, 'SIGCONT');
-}
-
-/** SIGKILL to every process in the pod's network namespace (the lab kubelet's sandbox record names it). */
-function killPodProcesses(running: RunningLab, backend: Backend): void {
-  const node = running.plan.nodes.find((n) => n.name === backend.node);
-  if (!node) throw new Error(`the lab has no node ${backend.node}`);
-  const podsDir = join(running.paths.kubelet(node.name), 'pods');
-  for (const uid of existsSync(podsDir) ? readdirSync(podsDir) : []) {
-    const recordFile = join(podsDir, uid, 'sandbox.json');
-    if (!existsSync(recordFile)) continue;
-    const record = JSON.parse(readFileSync(recordFile, 'utf8')) as { name?: string; sandbox?: string };
-    if (record.name !== backend.pod || !record.sandbox) continue;
-    const pids = execFileSync('ip', ['netns', 'pids', podIdentity(node, record.sandbox).netns], { encoding: 'utf8' }).split('\n').filter(Boolean);
-    for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
-  }
 }
 
 export interface ClientRun {
