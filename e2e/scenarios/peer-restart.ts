@@ -17,7 +17,7 @@ import { answeredBy, requestCount } from './analysis.js';
 import { apiserverEtcdAdmin, apiserverReady, deleteApiserverPod } from './daemons.js';
 import { FAILOVER_RATE, steadyTraffic } from './failover.js';
 import { peerReaders } from './peer-readers.js';
-import { type ScenarioResult, resultOf, withRestore } from './result.js';
+import { type Fact, type ScenarioResult, resultOf, withRestore } from './result.js';
 import { CONVERGE_TIMEOUT_MS, ECHO, type E2eEnv, LOCAL, REMOTE, echoBackends, restoreBaseline, workerNodes } from './suite.js';
 import { type Traffic } from './traffic.js';
 import { waitFor } from './wait.js';
@@ -86,80 +86,91 @@ async function sendToRemote(env: E2eEnv, rate: number, maxSeconds: number): Prom
   return steadyTraffic(env, rate, { cluster: REMOTE, maxSeconds });
 }
 
-export async function peerRestartEmpty(env: E2eEnv, rate = RATE): Promise<ScenarioResult> {
+/** What a scenario's fault reports: the result's headline and the facts of its own. */
+interface FaultOutcome {
+  id: string;
+  scenario: string;
+  recovery: { ms: number | null; meaning: string };
+  facts: Record<string, Fact>;
+}
+
+/**
+ * Runs `fault` on west while east sends to west's backends, and measures what both scenarios
+ * report: what every east agent deleted across the fault (records and map entries), and the fewest
+ * of west's backends any of them had programmed meanwhile.
+ */
+async function underRemoteTraffic(env: E2eEnv, rate: number, maxSeconds: number, fault: (traffic: Traffic) => Promise<FaultOutcome>): Promise<ScenarioResult> {
   const agents = workerNodes(env, LOCAL);
-  return withRestore(async () => {
-    const traffic = await sendToRemote(env, rate, 150);
-    const sampler = sampleRemoteBackends(env, agents);
-    try {
-      const before = await Promise.all(agents.map((n) => agentCounts(env, n)));
-      const killedAt = Date.now();
-      const deleted = await deleteApiserverPod(env.running, REMOTE);
-      await waitFor(`a new ${REMOTE} clustermesh-apiserver pod to be ready on its empty etcd`, () => apiserverReady(env.running, REMOTE, deleted), Boolean, RESYNC_TIMEOUT_MS);
-      const readyAt = Date.now();
-      for (const reader of peerReaders(env))
-        await waitFor(`${reader.name} to be synced with ${REMOTE} again`, () => reader.linked(), Boolean, RESYNC_TIMEOUT_MS);
-      await traffic.until(`${SETTLE_SECONDS} s of traffic after the repopulation`, (rs) => requestCount(rs, readyAt) >= SETTLE_SECONDS * rate, RESYNC_TIMEOUT_MS);
-      const after = await Promise.all(agents.map((n) => agentCounts(env, n)));
-      const fewestRemoteBackends = await sampler.stop();
-      const records = await traffic.stop();
-      return resultOf('10', 'peer apiserver restarted with an empty etcd', records, {
-        ms: readyAt - killedAt,
-        meaning: `${REMOTE}'s clustermesh-apiserver pod deleted -> a new pod (empty etcd) ready`,
-      }, {
-        rate,
-        answeredBy: answeredBy(records),
-        recordDeletes: deltas(agents, before, after, 'recordDeletes'),
-        mapDeletes: deltas(agents, before, after, 'mapDeletes'),
-        fewestRemoteBackendsProgrammed: fewestRemoteBackends,
-      });
-    } finally {
-      await sampler.stop();
-      await traffic.stop();
-    }
-  }, () => restoreBaseline(env));
+  const traffic = await sendToRemote(env, rate, maxSeconds);
+  const sampler = sampleRemoteBackends(env, agents);
+  try {
+    const before = await Promise.all(agents.map((n) => agentCounts(env, n)));
+    const outcome = await fault(traffic);
+    const after = await Promise.all(agents.map((n) => agentCounts(env, n)));
+    const fewestRemoteBackends = await sampler.stop();
+    const records = await traffic.stop();
+    return resultOf(outcome.id, outcome.scenario, records, outcome.recovery, {
+      rate,
+      ...outcome.facts,
+      answeredBy: answeredBy(records),
+      recordDeletes: deltas(agents, before, after, 'recordDeletes'),
+      mapDeletes: deltas(agents, before, after, 'mapDeletes'),
+      fewestRemoteBackendsProgrammed: fewestRemoteBackends,
+    });
+  } finally {
+    await sampler.stop();
+    await traffic.stop();
+  }
+}
+
+export async function peerRestartEmpty(env: E2eEnv, rate = RATE): Promise<ScenarioResult> {
+  return withRestore(
+    () =>
+      underRemoteTraffic(env, rate, 150, async (traffic) => {
+        const killedAt = Date.now();
+        const deleted = await deleteApiserverPod(env.running, REMOTE);
+        await waitFor(`a new ${REMOTE} clustermesh-apiserver pod to be ready on its empty etcd`, () => apiserverReady(env.running, REMOTE, deleted), Boolean, RESYNC_TIMEOUT_MS);
+        const readyAt = Date.now();
+        for (const reader of peerReaders(env))
+          await waitFor(`${reader.name} to be synced with ${REMOTE} again`, () => reader.linked(), Boolean, RESYNC_TIMEOUT_MS);
+        await traffic.until(`${SETTLE_SECONDS} s of traffic after the repopulation`, (rs) => requestCount(rs, readyAt) >= SETTLE_SECONDS * rate, RESYNC_TIMEOUT_MS);
+        return {
+          id: '10',
+          scenario: 'peer apiserver restarted with an empty etcd',
+          recovery: { ms: readyAt - killedAt, meaning: `${REMOTE}'s clustermesh-apiserver pod deleted -> a new pod (empty etcd) ready` },
+          facts: {},
+        };
+      }),
+    () => restoreBaseline(env),
+  );
 }
 
 export async function peerCompaction(env: E2eEnv, rate = RATE): Promise<ScenarioResult> {
-  const agents = workerNodes(env, LOCAL);
   const admin = await apiserverEtcdAdmin(env.running, REMOTE);
-  return withRestore(async () => {
-    const traffic = await sendToRemote(env, rate, 90);
-    const sampler = sampleRemoteBackends(env, agents);
-    try {
-      const before = await Promise.all(agents.map((n) => agentCounts(env, n)));
-      const startedAt = Date.now();
-      const compactedAt: string[] = [];
-      for (let i = 0; i < COMPACTIONS; i++) {
-        // a write outside every prefix an agent reads moves the revision, so each compaction is new
-        const { header } = await admin.put('e2e/compaction-marker').value(String(i)).exec();
-        await admin.kv.compact({ revision: header.revision, physical: true });
-        compactedAt.push(header.revision);
-        const at = Date.now();
-        await traffic.until(`a second of traffic after compaction ${i + 1}`, (rs) => requestCount(rs, at) >= rate, CONVERGE_TIMEOUT_MS);
-      }
-      await admin.delete().key('e2e/compaction-marker').exec();
-      const after = await Promise.all(agents.map((n) => agentCounts(env, n)));
-      const fewestRemoteBackends = await sampler.stop();
-      const records = await traffic.stop();
-      return resultOf('11', 'peer compacts its etcd history', records, {
-        ms: null,
-        meaning: `${COMPACTIONS} compactions of ${REMOTE}'s etcd under load`,
-      }, {
-        rate,
-        compactedAt: compactedAt.join(','),
-        durationMs: Date.now() - startedAt,
-        answeredBy: answeredBy(records),
-        recordDeletes: deltas(agents, before, after, 'recordDeletes'),
-        mapDeletes: deltas(agents, before, after, 'mapDeletes'),
-        fewestRemoteBackendsProgrammed: fewestRemoteBackends,
-      });
-    } finally {
-      await sampler.stop();
-      await traffic.stop();
-    }
-  }, async () => {
-    admin.close();
-    await restoreBaseline(env);
-  });
+  return withRestore(
+    () =>
+      underRemoteTraffic(env, rate, 90, async (traffic) => {
+        const startedAt = Date.now();
+        const compactedAt: string[] = [];
+        for (let i = 0; i < COMPACTIONS; i++) {
+          // a write outside every prefix an agent reads moves the revision, so each compaction is new
+          const { header } = await admin.put('e2e/compaction-marker').value(String(i)).exec();
+          await admin.kv.compact({ revision: header.revision, physical: true });
+          compactedAt.push(header.revision);
+          const at = Date.now();
+          await traffic.until(`a second of traffic after compaction ${i + 1}`, (rs) => requestCount(rs, at) >= rate, CONVERGE_TIMEOUT_MS);
+        }
+        await admin.delete().key('e2e/compaction-marker').exec();
+        return {
+          id: '11',
+          scenario: 'peer compacts its etcd history',
+          recovery: { ms: null, meaning: `${COMPACTIONS} compactions of ${REMOTE}'s etcd under load` },
+          facts: { compactedAt: compactedAt.join(','), durationMs: Date.now() - startedAt },
+        };
+      }),
+    async () => {
+      admin.close();
+      await restoreBaseline(env);
+    },
+  );
 }
