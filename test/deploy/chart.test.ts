@@ -135,6 +135,14 @@ describe('rendered objects', () => {
     expect(container(apiserverPod, 'clustermesh-apiserver').image).toBe(`clustermesh:${pkg.version}`);
     expect(container(agentPod, 'clustermesh-agent').image).toBe(`clustermesh:${pkg.version}`);
   });
+
+  it("defaults the apiserver's etcd to the version upstream/versions.sh pins (tagged as scripts/kind/images.sh tags it)", () => {
+    const pinned = /^ETCD_VERSION=v(\S+)$/m.exec(readFileSync(join(REPO_ROOT, 'upstream/versions.sh'), 'utf8'))?.[1];
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
+    const values = readYaml<{ apiserver: { etcd: { image: string } } }>('deploy/helm/clustermesh/values.yaml');
+    expect(values.apiserver.etcd.image).toBe(`registry.k8s.io/etcd:${pinned}-0`);
+    expect(container(apiserverPod, 'etcd').image).toBe(values.apiserver.etcd.image);
+  });
 });
 
 describe('clustermesh-apiserver Deployment', () => {
