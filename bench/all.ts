@@ -4,10 +4,13 @@
  * figure beside the baseline it ran with and the ratio, and each bench's tables. A bench that
  * fails is reported as not run (the others still run) and the exit code is 1.
  *
- * Knobs: BENCH_ONLY=datapath,agent runs a subset; BENCH_RESULTS=path writes elsewhere; the sizes
- * of each bench are listed in RESULTS.md ("Reproduce").
+ * Every run is also kept in bench/results.json, so a subset (BENCH_ONLY=datapath,agent) replaces
+ * only its own benches there and RESULTS.md is written again from all of them, each section with
+ * its own date, sizes and load. BENCH_RESULTS=path writes the Markdown elsewhere (the JSON beside
+ * it); the sizes of each bench are listed in RESULTS.md ("Reproduce").
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runAgentBench } from './agent.js';
@@ -17,7 +20,7 @@ import { runFailoverBench } from './failover.js';
 import { runHealthBench } from './health.js';
 import { runMeshBench } from './mesh.js';
 import { runOwnershipBench } from './ownership.js';
-import { type BenchResult, type Figure, type MachineInfo, type Table, describeMachine, formatMarkdown, formatText, machineInfo } from './report.js';
+import { type BenchResult, type Figure, type MachineInfo, type Table, describeMachine, formatMarkdown, formatText, isEntryPoint, machineInfo } from './report.js';
 
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
   datapath: runDatapathBench,
@@ -56,6 +59,10 @@ export interface BenchRun {
   name: string;
   startedAt: Date;
   seconds: number;
+  /** the 1-minute load average when the bench started and when it ended */
+  load: [number, number];
+  /** the size knobs set for this run (`NAME=value`), none for the issues' sizes */
+  knobs: string[];
   result?: BenchResult;
   error?: string;
 }
@@ -221,24 +228,43 @@ function knobsInEffect(env: NodeJS.ProcessEnv): string[] {
   return Object.keys(SIZE_KNOBS).filter((k) => env[k] !== undefined && env[k] !== '').map((k) => `${k}=${env[k]}`);
 }
 
+/**
+ * The runs RESULTS.md shows: this invocation's, and from the previous ones (`kept`) every bench it
+ * did not run, in the order of BENCHES. Pure.
+ */
+export function mergeRuns(kept: readonly BenchRun[], fresh: readonly BenchRun[]): BenchRun[] {
+  const byName = new Map(kept.map((run) => [run.name, run]));
+  for (const run of fresh) byName.set(run.name, run);
+  return Object.keys(BENCHES).flatMap((name) => byName.get(name) ?? []);
+}
+
+/** Runs as kept in results.json (dates as text). */
+export function parseKeptRuns(text: string): BenchRun[] {
+  const raw = JSON.parse(text) as { runs: Array<Omit<BenchRun, 'startedAt'> & { startedAt: string }> };
+  return raw.runs.filter((run) => run.name in BENCHES).map((run) => ({ ...run, startedAt: new Date(run.startedAt) }));
+}
+
 /** RESULTS.md. Pure. */
-export function resultsMarkdown(runs: BenchRun[], machine: MachineInfo, date: Date, env: NodeJS.ProcessEnv): string {
+export function resultsMarkdown(runs: BenchRun[], machine: MachineInfo, date: Date): string {
   const figures = runs.flatMap((r) => r.result?.figures ?? []);
-  const knobs = knobsInEffect(env);
+  const reduced = runs.filter((run) => run.knobs.length > 0);
   const vm = `${machine.cores}-core VM`;
   const sections = runs.map((run) => {
-    const when = `run ${run.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, took ${run.seconds.toFixed(0)} s`;
-    if (!run.result) return `## ${run.name}\n\nNot measured (${when}): ${run.error}`;
-    return [`## ${run.name}`, `Absolute times measured on this ${vm}; ${when}.`, ...run.result.tables.map((t) => formatMarkdown(t, 3))].join('\n\n');
+    const when = `run ${run.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, took ${run.seconds.toFixed(0)} s, load average ${run.load[0].toFixed(1)} at its start and ${run.load[1].toFixed(1)} at its end`;
+    const sizes = run.knobs.length === 0 ? '' : `; sizes reduced: ${run.knobs.join(', ')}`;
+    if (!run.result) return `## ${run.name}\n\nNot measured (${when}${sizes}): ${run.error}`;
+    return [`## ${run.name}`, `Absolute times measured on this ${vm}; ${when}${sizes}.`, ...run.result.tables.map((t) => formatMarkdown(t, 3))].join('\n\n');
   });
   return [
     '# Benchmark results',
     '',
-    `Written by \`npm run bench\` (bench/all.ts) on ${date.toISOString().slice(0, 10)}; regenerate rather than edit.`,
+    `Written by \`npm run bench\` (bench/all.ts) on ${date.toISOString().slice(0, 10)} from the latest run of each bench (bench/results.json; each section gives its own date and load); regenerate rather than edit.`,
     '',
     `Machine: ${describeMachine(machine)}. Every absolute time here was measured on this ${vm}, which other work shared while it ran; the ratios (each against a baseline run beside it, in the same run) are what carries to other machines.`,
     '',
-    knobs.length === 0 ? 'Sizes: the defaults, i.e. the sizes the issues ask for.' : `Sizes: **reduced** (${knobs.join(', ')}); the verdicts below are for these sizes, not the issues'.`,
+    reduced.length === 0
+      ? 'Sizes: the defaults, i.e. the sizes the issues ask for.'
+      : `Sizes: **reduced** in ${reduced.map((run) => run.name).join(', ')} (see their sections); the verdicts below are for those sizes, not the issues'.`,
     '',
     formatMarkdown(summaryTable(designTargets(figures)), 2),
     '',
@@ -247,7 +273,7 @@ export function resultsMarkdown(runs: BenchRun[], machine: MachineInfo, date: Da
     ...sections.flatMap((s) => [s, '']),
     '## Reproduce',
     '',
-    '`npm run bench` (root; about 5 minutes here), or one part: `npm run bench:datapath`, `bench:apiserver`, `bench:agent`, `bench:health`, `bench:failover`, `bench:mesh`. Smaller runs for a quick look (the verdicts are then not the issues\'):',
+    '`npm run bench` (root; about 40 minutes here), or some: `BENCH_ONLY=datapath,mesh npm run bench` (replaces those sections and keeps the others), or one part on its own (prints, writes nothing): `npm run bench:datapath`, `bench:apiserver`, `bench:agent`, `bench:health`, `bench:failover`, `bench:mesh`. Smaller runs for a quick look (the verdicts are then not the issues\'):',
     '',
     ...Object.entries(SIZE_KNOBS).map(([k, v]) => `- \`${k}\`: ${v}`),
     '',
@@ -256,15 +282,18 @@ export function resultsMarkdown(runs: BenchRun[], machine: MachineInfo, date: Da
 
 async function runOne(name: string, run: () => Promise<BenchResult>): Promise<BenchRun> {
   const startedAt = new Date();
+  const started = { name, startedAt, knobs: knobsInEffect(process.env) };
+  const loadAtStart = loadavg()[0];
+  const finished = () => ({ seconds: (Date.now() - startedAt.getTime()) / 1000, load: [loadAtStart, loadavg()[0]] as [number, number] });
   process.stderr.write(`bench: ${name} …\n`);
   try {
     const result = await run();
     process.stdout.write(`${result.tables.map(formatText).join('\n\n')}\n\n`);
-    return { name, startedAt, seconds: (Date.now() - startedAt.getTime()) / 1000, result };
+    return { ...started, ...finished(), result };
   } catch (err) {
     const error = (err as Error).message.split('\n')[0];
     process.stderr.write(`bench: ${name} failed: ${error}\n`);
-    return { name, startedAt, seconds: (Date.now() - startedAt.getTime()) / 1000, error };
+    return { ...started, ...finished(), error };
   }
 }
 
@@ -279,15 +308,19 @@ async function main(): Promise<void> {
   const names = selected(process.env);
   const machine = machineInfo();
   process.stdout.write(`${describeMachine(machine)}\n\n`);
-  const runs: BenchRun[] = [];
-  for (const name of names) runs.push(await runOne(name, BENCHES[name]));
+  const fresh: BenchRun[] = [];
+  for (const name of names) fresh.push(await runOne(name, BENCHES[name]));
   const path = process.env.BENCH_RESULTS || join(dirname(fileURLToPath(import.meta.url)), '../../bench/RESULTS.md');
-  writeFileSync(path, resultsMarkdown(runs, machine, new Date(), process.env));
-  process.stdout.write(`${formatText(summaryTable(designTargets(runs.flatMap((r) => r.result?.figures ?? []))))}\n\nwrote ${path}\n`);
-  if (runs.some((r) => r.error)) process.exitCode = 1;
+  const keptPath = join(dirname(path), 'results.json');
+  const runs = mergeRuns(existsSync(keptPath) ? parseKeptRuns(readFileSync(keptPath, 'utf8')) : [], fresh);
+  writeFileSync(keptPath, `${JSON.stringify({ runs }, null, 1)}\n`);
+  writeFileSync(path, resultsMarkdown(runs, machine, new Date()));
+  process.stdout.write(`${formatText(summaryTable(designTargets(runs.flatMap((r) => r.result?.figures ?? []))))}\n\nwrote ${path} and ${keptPath}\n`);
+  if (fresh.some((r) => r.error)) process.exitCode = 1;
 }
 
-main().catch((error: Error) => {
-  process.stderr.write(`bench: ${error.message}\n`);
-  process.exitCode = 1;
-});
+if (isEntryPoint(import.meta.url))
+  main().catch((error: Error) => {
+    process.stderr.write(`bench: ${error.message}\n`);
+    process.exitCode = 1;
+  });

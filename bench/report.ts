@@ -135,12 +135,17 @@ export function envInts(name: string, fallback: number[], env: NodeJS.ProcessEnv
   return raw === undefined || raw === '' ? fallback : raw.split(',').map((part) => positiveInt(name, part.trim()));
 }
 
+/** Whether the module at `moduleUrl` is the program node was started with. */
+export function isEntryPoint(moduleUrl: string): boolean {
+  return Boolean(process.argv[1]) && resolve(process.argv[1]!) === fileURLToPath(moduleUrl);
+}
+
 /**
  * When the module at `moduleUrl` is the program node was started with (`node dist/bench/x.js`),
  * runs the bench and prints its tables; when all.ts imports it, does nothing.
  */
 export function runStandalone(moduleUrl: string, run: () => Promise<BenchResult>): void {
-  if (!process.argv[1] || resolve(process.argv[1]) !== fileURLToPath(moduleUrl)) return;
+  if (!isEntryPoint(moduleUrl)) return;
   run().then(
     (result) => process.stdout.write(`${describeMachine(machineInfo())}\n\n${result.tables.map(formatText).join('\n\n')}\n`),
     (error: Error) => {
