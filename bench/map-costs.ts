@@ -1,10 +1,12 @@
 /**
  * What the kernel charges per map element, for each map kind and flag the datapath could use
  * (bench/map-costs.bpf.c: the service, backend and reverse-NAT maps of bpf/sock_lb.c with the same
- * structs and capacities, as a preallocated or BPF_F_NO_PREALLOC hash, or an array indexed by ID),
- * batched and one syscall per element, side by side with the layout bpf/sock_lb.c had before
- * (all three BPF_F_NO_PREALLOC hashes) as the baseline. Then the same numbers summed per layout for
- * the writes of a full sync of 30k services × 4 backends and of a 1% change.
+ * keys and capacities, as a preallocated or BPF_F_NO_PREALLOC hash, or an array indexed by ID; the
+ * service map with one entry per slot or with the first K backend IDs inline in slot 0),
+ * batched and one syscall per element, side by side with the first layout of bpf/sock_lb.c
+ * (all three BPF_F_NO_PREALLOC hashes, one service entry per slot) as the baseline. Then the same
+ * numbers summed per layout for the writes of a full sync of 30k services × 4 backends and of a
+ * 1% change.
  * Run: npx tsc -p tsconfig.json && node dist/bench/map-costs.js   (root; bpffs mounted; clang)
  */
 import { execFileSync } from 'node:child_process';
@@ -28,11 +30,16 @@ interface Variant {
   map: string;
   role: Role;
   kind: Kind;
+  /** service maps: how many backend IDs slot 0 holds inline (0: one entry per slot, the layout before) */
+  inline?: number;
 }
+
+const INLINE_CHOICES = [4, 8, 16];
 
 const VARIANTS: Variant[] = [
   { map: 'svc4_hash_np', role: 'svc', kind: 'hash, BPF_F_NO_PREALLOC' },
   { map: 'svc4_hash_pa', role: 'svc', kind: 'hash, preallocated' },
+  ...INLINE_CHOICES.map((k): Variant => ({ map: `svc4_inline${k}_pa`, role: 'svc', kind: 'hash, preallocated', inline: k })),
   { map: 'be4_hash_np', role: 'be', kind: 'hash, BPF_F_NO_PREALLOC' },
   { map: 'be4_hash_pa', role: 'be', kind: 'hash, preallocated' },
   { map: 'be4_array', role: 'be', kind: 'array' },
@@ -41,22 +48,28 @@ const VARIANTS: Variant[] = [
   { map: 'rnat4_array', role: 'rnat', kind: 'array' },
 ];
 
-const ROLE_TEXT: Record<Role, string> = {
-  svc: 'services (cm_lb4_svc: VIP, port, slot → value)',
-  be: 'backends (cm_lb4_be: ID → backend)',
-  rnat: 'reverse NAT (cm_lb4_rnat: index → VIP)',
-};
+function variantText(v: Variant): string {
+  if (v.role === 'be') return 'backends (cm_lb4_be: ID → backend)';
+  if (v.role === 'rnat') return 'reverse NAT (cm_lb4_rnat: index → VIP)';
+  return v.inline ? `services, ${v.inline} backend IDs inline in slot 0` : 'services (cm_lb4_svc: VIP, port, slot → value), one entry per slot';
+}
 
 interface Layout {
   name: string;
   maps: Record<Role, string>;
 }
 
+const CHOSEN = constants.CM_LB_INLINE_BACKENDS;
+
 const LAYOUTS: Layout[] = [
-  { name: 'before: all hash, BPF_F_NO_PREALLOC (baseline)', maps: { svc: 'svc4_hash_np', be: 'be4_hash_np', rnat: 'rnat4_hash_np' } },
+  { name: 'first: all hash, BPF_F_NO_PREALLOC, a svc entry per slot (baseline)', maps: { svc: 'svc4_hash_np', be: 'be4_hash_np', rnat: 'rnat4_hash_np' } },
   { name: 'all hash, preallocated', maps: { svc: 'svc4_hash_pa', be: 'be4_hash_pa', rnat: 'rnat4_hash_pa' } },
   { name: 'svc hash no-prealloc; be, rnat arrays', maps: { svc: 'svc4_hash_np', be: 'be4_array', rnat: 'rnat4_array' } },
-  { name: 'svc hash preallocated; be, rnat arrays (chosen)', maps: { svc: 'svc4_hash_pa', be: 'be4_array', rnat: 'rnat4_array' } },
+  { name: 'svc hash preallocated, a svc entry per slot; be, rnat arrays (the layout before)', maps: { svc: 'svc4_hash_pa', be: 'be4_array', rnat: 'rnat4_array' } },
+  ...INLINE_CHOICES.map((k) => ({
+    name: `svc hash preallocated, ${k} IDs inline; be, rnat arrays${k === CHOSEN ? ' (chosen)' : ''}`,
+    maps: { svc: `svc4_inline${k}_pa`, be: 'be4_array', rnat: 'rnat4_array' },
+  })),
 ];
 
 // ---- the entries of a 30k × 4 datapath, packed as the batch calls take them ------------------------
@@ -76,36 +89,53 @@ function packed(count: number, keySize: number, valueSize: number, fill: (k: Buf
   return { keys, values, count, keySize, valueSize };
 }
 
-const SLOTS = BACKENDS_PER_SERVICE + 1;
+/** Service map entries per service: slot 0 and one per backend beyond the inline ones. */
+const entriesPerService = (v: Variant) => 1 + Math.max(0, BACKENDS_PER_SERVICE - (v.inline ?? 0));
 
-/** Entry i of the role's map (svc: service i / SLOTS, slot i % SLOTS; be: ID i + 1; rnat: index i + 1). */
-function entries(role: Role, keySize: number, valueSize: number, ids: number[], generation = 0): Packed {
-  return packed(ids.length, keySize, valueSize, (k, v, n) => {
+/** The backend ID in slot `slot` (1..BACKENDS_PER_SERVICE) of `service`. */
+const backendIdOf = (service: number, slot: number, generation: number) => service * BACKENDS_PER_SERVICE + slot + generation;
+
+/** A service map value: the layout before (backend_id, count, rev_nat_index) or the inline one (bpf/clustermesh.h lb4_service). */
+function serviceValue(v: Variant, value: Buffer, service: number, slot: number, generation: number): void {
+  const inline = v.inline ?? 0;
+  if (inline === 0) {
+    value.writeUInt32LE(slot === 0 ? 0 : backendIdOf(service, slot, generation), 0);
+    value.writeUInt16LE(slot === 0 ? BACKENDS_PER_SERVICE : 0, 4);
+    value.writeUInt16LE(service + 1, 6);
+  } else if (slot === 0) {
+    value.writeUInt16LE(BACKENDS_PER_SERVICE, 0);
+    value.writeUInt16LE(service + 1, 2);
+    for (let s = 1; s <= Math.min(inline, BACKENDS_PER_SERVICE); s++) value.writeUInt32LE(backendIdOf(service, s, generation), 8 + 4 * (s - 1));
+  } else value.writeUInt32LE(backendIdOf(service, slot, generation), 8);
+}
+
+/** Entry i of the variant's map (svc: service i / entriesPerService, its slot 0 or a slot beyond the inline ones; be: ID i + 1; rnat: index i + 1). */
+function entries(v: Variant, keySize: number, valueSize: number, ids: number[], generation = 0): Packed {
+  const perService = entriesPerService(v);
+  return packed(ids.length, keySize, valueSize, (k, value, n) => {
     const i = ids[n];
-    if (role === 'svc') {
-      const service = Math.floor(i / SLOTS);
-      const slot = i % SLOTS;
+    if (v.role === 'svc') {
+      const service = Math.floor(i / perService);
+      const slot = i % perService === 0 ? 0 : (v.inline ?? 0) + (i % perService);
       k.set([10, 200 + (service >> 16), (service >> 8) & 255, service & 255]);
       k.writeUInt16BE(80, 4);
       k.writeUInt16LE(slot, 6);
       k[8] = constants.CM_PROTO_TCP;
-      v.writeUInt32LE(slot === 0 ? 0 : service * BACKENDS_PER_SERVICE + slot + generation, 0);
-      v.writeUInt16LE(slot === 0 ? BACKENDS_PER_SERVICE : 0, 4);
-      v.writeUInt16LE(service + 1, 6);
+      serviceValue(v, value, service, slot, generation);
       return;
     }
     if (keySize === 2) k.writeUInt16LE(i + 1);
     else k.writeUInt32LE(i + 1);
-    v.set([10, 202 + (i >> 16), (i >> 8) & 255, i & 255]);
-    v.writeUInt16BE(8080 + generation, 4);
-    if (role === 'be') v[6] = constants.CM_PROTO_TCP;
+    value.set([10, 202 + (i >> 16), (i >> 8) & 255, i & 255]);
+    value.writeUInt16BE(8080 + generation, 4);
+    if (v.role === 'be') value[6] = constants.CM_PROTO_TCP;
   });
 }
 
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
 
-function fullCount(role: Role): number {
-  return role === 'svc' ? SERVICES * SLOTS : role === 'be' ? SERVICES * BACKENDS_PER_SERVICE : SERVICES;
+function fullCount(v: Variant): number {
+  return v.role === 'svc' ? SERVICES * entriesPerService(v) : v.role === 'be' ? SERVICES * BACKENDS_PER_SERVICE : SERVICES;
 }
 
 // ---- timing ----------------------------------------------------------------------------------------
@@ -142,21 +172,25 @@ interface Costs {
 /** One trial of one variant in fresh (empty) maps. */
 function trial(native: NativeAddon, object: LoadedObject, v: Variant, mode: Mode): Costs {
   const { fd, keySize, valueSize } = object.maps[v.map];
-  const n = fullCount(v.role);
-  const all = entries(v.role, keySize, valueSize, range(0, n));
+  const n = fullCount(v);
+  const all = entries(v, keySize, valueSize, range(0, n));
   const insert = write(native, fd, all, mode);
-  const overwrite = write(native, fd, entries(v.role, keySize, valueSize, range(0, n), 1), mode);
-  // the 1% change: svc rewrites one slot per changed service; be gains one backend and loses one
+  const overwrite = write(native, fd, entries(v, keySize, valueSize, range(0, n), 1), mode);
+  // the 1% change: svc rewrites the entry of slot 1 per changed service (slot 0 itself when
+  // inline); be gains one backend and loses one
   let churn = 0;
   let present = range(0, n);
-  if (v.role === 'svc') churn = write(native, fd, entries('svc', keySize, valueSize, range(0, CHURN).map((i) => i * 100 * SLOTS + 1), 2), mode);
+  if (v.role === 'svc') {
+    const slot1 = (i: number) => i * 100 * entriesPerService(v) + (v.inline ? 0 : 1);
+    churn = write(native, fd, entries(v, keySize, valueSize, range(0, CHURN).map(slot1), 2), mode);
+  }
   if (v.role === 'be') {
     const gone = new Set(range(0, CHURN).map((i) => i * 100 * BACKENDS_PER_SERVICE));
-    churn = write(native, fd, entries('be', keySize, valueSize, range(n, CHURN)), mode);
-    churn += remove(native, fd, v.kind, entries('be', keySize, valueSize, [...gone]), mode);
+    churn = write(native, fd, entries(v, keySize, valueSize, range(n, CHURN)), mode);
+    churn += remove(native, fd, v.kind, entries(v, keySize, valueSize, [...gone]), mode);
     present = range(0, n + CHURN).filter((i) => !gone.has(i));
   }
-  const removed = remove(native, fd, v.kind, entries(v.role, keySize, valueSize, present), mode);
+  const removed = remove(native, fd, v.kind, entries(v, keySize, valueSize, present), mode);
   return { insert, overwrite, churn, remove: removed };
 }
 
@@ -177,11 +211,13 @@ function compileVariants(dir: string): string {
 interface Measured {
   costs: Record<Mode, Record<string, Costs>>;
   memory: Record<string, number>;
+  valueSizes: Record<string, number>;
 }
 
 function measureAll(native: NativeAddon, objectPath: string, pinDir: string): Measured {
   const runs: Record<Mode, Record<string, Costs[]>> = { batch: {}, single: {} };
   const memory: Record<string, number> = {};
+  const valueSizes: Record<string, number> = {};
   for (let t = 0; t < TRIALS; t++) {
     for (const mode of ['batch', 'single'] as const) {
       const object = native.openObject(objectPath, pinDir);
@@ -189,6 +225,7 @@ function measureAll(native: NativeAddon, objectPath: string, pinDir: string): Me
         for (const v of VARIANTS) {
           (runs[mode][v.map] ??= []).push(trial(native, object, v, mode));
           memory[v.map] = memlockBytes(object.maps[v.map].fd);
+          valueSizes[v.map] = object.maps[v.map].valueSize;
         }
       } finally {
         native.closeObject(object.id);
@@ -203,7 +240,7 @@ function measureAll(native: NativeAddon, objectPath: string, pinDir: string): Me
   });
   const costs = { batch: {}, single: {} } as Record<Mode, Record<string, Costs>>;
   for (const mode of ['batch', 'single'] as const) for (const v of VARIANTS) costs[mode][v.map] = med(runs[mode][v.map]);
-  return { costs, memory };
+  return { costs, memory, valueSizes };
 }
 
 const ns = (ms: number, count: number) => `${Math.round((ms * 1e6) / count)}`;
@@ -214,17 +251,19 @@ function perElementTable(m: Measured): Table {
     title: 'Kernel cost per map element, by map kind and flag (batched / one syscall per element)',
     notes: [
       `ns per element, median of ${TRIALS} trials in fresh maps; inserts into an empty map, overwrites of existing keys, deletes (an array cannot delete: the empty value is written instead)`,
-      `elements: ${fullCount('svc')} service entries, ${fullCount('be')} backends, ${fullCount('rnat')} reverse NAT (a full sync of ${SERVICES} × ${BACKENDS_PER_SERVICE}); memory: the map's memlock charge when full`,
+      `elements: what a full sync of ${SERVICES} × ${BACKENDS_PER_SERVICE} writes into each map; value: its size in bytes; memory: the map's memlock charge (all of it preallocated, used or not)`,
     ],
-    columns: ['map', 'kind', 'memory', 'insert batch', 'insert single', 'overwrite batch', 'overwrite single', 'delete batch', 'delete single'],
+    columns: ['map', 'kind', 'value', 'elements', 'memory', 'insert batch', 'insert single', 'overwrite batch', 'overwrite single', 'delete batch', 'delete single'],
     rows: VARIANTS.map((v) => {
-      const n = fullCount(v.role);
+      const n = fullCount(v);
       const b = m.costs.batch[v.map];
       const s = m.costs.single[v.map];
-      return [ROLE_TEXT[v.role], v.kind, mib(m.memory[v.map]), ns(b.insert, n), ns(s.insert, n), ns(b.overwrite, n), ns(s.overwrite, n), ns(b.remove, n), ns(s.remove, n)];
+      return [variantText(v), v.kind, m.valueSizes[v.map], n, mib(m.memory[v.map]), ns(b.insert, n), ns(s.insert, n), ns(b.overwrite, n), ns(s.overwrite, n), ns(b.remove, n), ns(s.remove, n)];
     }),
   };
 }
+
+const variantOf = (map: string) => VARIANTS.find((v) => v.map === map)!;
 
 function layoutCost(m: Measured, layout: Layout, mode: Mode, what: 'insert' | 'churn'): number {
   return (['svc', 'be', 'rnat'] as const).reduce((sum, role) => sum + m.costs[mode][layout.maps[role]][what], 0);
@@ -240,12 +279,13 @@ function layoutTable(m: Measured): Table {
   return {
     title: `Kernel time of a full sync and of a 1% change of ${SERVICES} × ${BACKENDS_PER_SERVICE}, per map layout (IPv4)`,
     notes: [
-      'the per-element medians above summed over the three maps of each layout; (×) = against the layout before, measured in the same run;',
-      `full sync: ${fullCount('svc') + fullCount('be') + fullCount('rnat')} inserts into empty maps; 1% change: ${CHURN} backends added, ${CHURN} removed, ${CHURN} slots rewritten; an unchanged pass writes nothing in any layout`,
+      'the per-element medians above summed over the three maps of each layout; (×) = against the first layout, measured in the same run;',
+      `full sync: inserts into empty maps (writes: the elements of the layout's three maps); 1% change: ${CHURN} backends added, ${CHURN} removed, ${CHURN} service entries rewritten; an unchanged pass writes nothing in any layout`,
     ],
-    columns: ['layout', 'memory', 'full sync, batched', 'full sync, single', '1% change, batched', '1% change, single'],
+    columns: ['layout', 'writes', 'memory', 'full sync, batched', 'full sync, single', '1% change, batched', '1% change, single'],
     rows: LAYOUTS.map((l) => [
       l.name,
+      (['svc', 'be', 'rnat'] as const).reduce((sum, role) => sum + fullCount(variantOf(l.maps[role])), 0),
       mib((['svc', 'be', 'rnat'] as const).reduce((sum, role) => sum + m.memory[l.maps[role]], 0)),
       cell(l, 'batch', 'insert'),
       cell(l, 'single', 'insert'),
@@ -256,7 +296,7 @@ function layoutTable(m: Measured): Table {
 }
 
 function figures(m: Measured): Figure[] {
-  const chosen = LAYOUTS[LAYOUTS.length - 1];
+  const chosen = LAYOUTS.find((l) => variantOf(l.maps.svc).inline === CHOSEN)!;
   const before = LAYOUTS[0];
   return [
     figure(
@@ -264,7 +304,7 @@ function figures(m: Measured): Figure[] {
       `kernel time of the full-sync writes of ${SERVICES} × ${BACKENDS_PER_SERVICE}, chosen layout, batched`,
       layoutCost(m, chosen, 'batch', 'insert'),
       'ms',
-      { what: 'the layout before (all hash, BPF_F_NO_PREALLOC), same writes', value: layoutCost(m, before, 'batch', 'insert') },
+      { what: 'the first layout (all hash, BPF_F_NO_PREALLOC, a service entry per slot), same state', value: layoutCost(m, before, 'batch', 'insert') },
     ),
   ];
 }

@@ -39,8 +39,13 @@
 /* Slot 0 of a service is the service itself; slots 1..count are its active backends. */
 #define CM_SERVICE_SLOT 0
 
-/* Capacities: 30k services x 4 backends need 150k service entries and 120k backends. The
- * backend and rev NAT maps are arrays indexed by ID, so IDs stay below their max_entries. */
+/* Slot 0 carries the backend IDs of slots 1..CM_LB_INLINE_BACKENDS itself; only slots beyond
+ * that have entries of their own (see struct lb4_service). */
+#define CM_LB_INLINE_BACKENDS 8
+
+/* Capacities: 30k services x 4 backends need 30k service entries (every backend inline) and 120k
+ * backends. The backend and rev NAT maps are arrays indexed by ID, so IDs stay below their
+ * max_entries. */
 #define CM_SERVICE_MAP_MAX_ENTRIES 262144
 #define CM_BACKEND_MAP_MAX_ENTRIES 262144
 #define CM_REV_NAT_MAP_MAX_ENTRIES 65536 /* rev_nat_index is a __u16 */
@@ -50,22 +55,31 @@
 
 /* ---- IPv4 -------------------------------------------------------------------------------- */
 
-/* cm_lb4_svc key: one entry per (frontend, slot). */
+/* cm_lb4_svc key: one entry per frontend (its slot 0) and per slot beyond the inline ones. */
 struct lb4_key {
 	__be32 address;     /* VIP */
 	__be16 dport;       /* frontend port */
-	__u16 backend_slot; /* CM_SERVICE_SLOT or 1..n */
+	__u16 backend_slot; /* CM_SERVICE_SLOT or CM_LB_INLINE_BACKENDS + 1..n */
 	__u8 proto;         /* CM_PROTO_* */
 	__u8 pad[3];
 };
 
-/* cm_lb4_svc value. Slot 0 carries count (active backends); slots >= 1 carry backend_id. */
+/*
+ * cm_lb4_svc value. Slot 0 is the service: count (active backends), rev_nat_index, flags, and in
+ * backends[i] the backend of slot i + 1 for the first CM_LB_INLINE_BACKENDS slots (0 past the
+ * last slot). A service with up to that many backends is this one entry: one map write (an
+ * update replaces the whole element, so a reader never sees a new count with old backend IDs or
+ * the other way round) and one lookup per connect. A slot n > CM_LB_INLINE_BACKENDS is an entry
+ * of its own whose backends[0] is its backend, everything else zero. Chosen from the measured
+ * per-element cost of a preallocated hash write, which does not grow with the value size, against
+ * memory, which does (bench/map-costs.ts; ARCHITECTURE.md, datapath module).
+ */
 struct lb4_service {
-	__u32 backend_id;
 	__u16 count;
 	__u16 rev_nat_index;
 	__u8 flags; /* CM_SVC_FLAG_* */
 	__u8 pad[3];
+	__u32 backends[CM_LB_INLINE_BACKENDS];
 };
 
 /* cm_lb4_be: an array indexed by backend_id. An entry no backend uses is all zero; port 0 is never
@@ -103,11 +117,11 @@ struct lb6_key {
 };
 
 struct lb6_service {
-	__u32 backend_id;
 	__u16 count;
 	__u16 rev_nat_index;
 	__u8 flags;
 	__u8 pad[3];
+	__u32 backends[CM_LB_INLINE_BACKENDS];
 };
 
 struct lb6_backend {
@@ -205,11 +219,11 @@ struct ipcache_value {
 #define _Static_assert static_assert
 #endif
 _Static_assert(sizeof(struct lb4_key) == 12, "lb4_key");
-_Static_assert(sizeof(struct lb4_service) == 12, "lb4_service");
+_Static_assert(sizeof(struct lb4_service) == 8 + 4 * CM_LB_INLINE_BACKENDS, "lb4_service");
 _Static_assert(sizeof(struct lb4_backend) == 12, "lb4_backend");
 _Static_assert(sizeof(struct lb4_reverse_nat) == 8, "lb4_reverse_nat");
 _Static_assert(sizeof(struct lb6_key) == 24, "lb6_key");
-_Static_assert(sizeof(struct lb6_service) == 12, "lb6_service");
+_Static_assert(sizeof(struct lb6_service) == 8 + 4 * CM_LB_INLINE_BACKENDS, "lb6_service");
 _Static_assert(sizeof(struct lb6_backend) == 24, "lb6_backend");
 _Static_assert(sizeof(struct lb6_reverse_nat) == 20, "lb6_reverse_nat");
 _Static_assert(sizeof(struct sock4_peer) == 20, "sock4_peer");

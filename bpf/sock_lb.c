@@ -245,11 +245,11 @@ enum peer_side { BY_FRONTEND, BY_BACKEND };
 
 /* Both families' service maps hold one value layout, so one slot choice serves both. */
 _Static_assert(sizeof(struct lb4_service) == sizeof(struct lb6_service) &&
-		       __builtin_offsetof(struct lb4_service, backend_id) ==
-			       __builtin_offsetof(struct lb6_service, backend_id) &&
 		       __builtin_offsetof(struct lb4_service, count) == __builtin_offsetof(struct lb6_service, count) &&
 		       __builtin_offsetof(struct lb4_service, rev_nat_index) ==
-			       __builtin_offsetof(struct lb6_service, rev_nat_index),
+			       __builtin_offsetof(struct lb6_service, rev_nat_index) &&
+		       __builtin_offsetof(struct lb4_service, backends) ==
+			       __builtin_offsetof(struct lb6_service, backends),
 	       "lb4_service and lb6_service share one layout");
 
 /* A service map key (struct lb4_key or lb6_key, address and port filled in) with its map and
@@ -261,7 +261,7 @@ struct lb_lookup {
 	__u8 *proto;
 };
 
-/* One slot of the service in `lookup`. */
+/* One entry of the service in `lookup`: slot 0, or a slot beyond the inline ones. */
 static __always_inline const struct lb4_service *lb_slot(const struct lb_lookup *lookup, __u16 slot)
 {
 	*lookup->slot = slot;
@@ -276,47 +276,52 @@ struct lb_choice {
 	__u32 backend_id;
 };
 
-/* The frontend's service if it is one with an active backend (1), else 0: only TCP and UDP. */
-static __always_inline int lb_service(struct bpf_sock_addr *ctx, const struct lb_lookup *lookup,
-				      struct lb_choice *choice)
+/* The frontend's slot 0 if it is a service with an active backend, else NULL: only TCP and UDP. */
+static __always_inline const struct lb4_service *lb_service(struct bpf_sock_addr *ctx, const struct lb_lookup *lookup,
+							    struct lb_choice *choice)
 {
 	const struct lb4_service *svc;
 
 	if (sock_proto(ctx, lookup->proto) < 0)
-		return 0;
+		return NULL;
 	svc = lb_slot(lookup, CM_SERVICE_SLOT);
 	if (!svc || svc->count == 0)
-		return 0;
+		return NULL;
 	choice->count = svc->count;
 	choice->rev_nat_index = svc->rev_nat_index;
-	return 1;
+	return svc;
+}
+
+/* The backend in `slot` (>= 1) of the service whose slot 0 is `svc`: inline up to
+ * CM_LB_INLINE_BACKENDS, else in the slot's own entry; CM_BACKEND_ID_NONE when there is none. */
+static __always_inline __u32 lb_slot_backend(const struct lb_lookup *lookup, const struct lb4_service *svc, __u16 slot)
+{
+	const struct lb4_service *entry;
+	__u32 inline_index = (__u32)slot - 1;
+
+	if (inline_index < CM_LB_INLINE_BACKENDS)
+		return svc->backends[inline_index];
+	entry = lb_slot(lookup, slot);
+	return entry ? entry->backends[0] : CM_BACKEND_ID_NONE;
 }
 
 /*
  * The active slot the connection goes to, and its backend: UDP keeps the slot the socket
  * remembers for this frontend (remembered_slot, 0 for none) while affinity_still_valid, anything
- * else takes a random one, per connect for TCP. Returns 0 when the slot is gone.
+ * else takes a random one, per connect for TCP. Returns 0 when the slot names no backend.
  */
-static __always_inline int lb_choose(const struct lb_lookup *lookup, __u16 remembered_slot, __u32 remembered_id,
-				     struct lb_choice *choice)
+static __always_inline int lb_choose(const struct lb_lookup *lookup, const struct lb4_service *svc,
+				     __u16 remembered_slot, __u32 remembered_id, struct lb_choice *choice)
 {
-	const struct lb4_service *slot_entry = NULL;
-
 	if (remembered_slot && *lookup->proto == CM_PROTO_UDP) {
-		slot_entry = lb_slot(lookup, remembered_slot);
 		choice->slot = remembered_slot;
-		if (!affinity_still_valid(remembered_slot, remembered_id, choice->count,
-					  slot_entry ? slot_entry->backend_id : CM_BACKEND_ID_NONE))
-			slot_entry = NULL;
+		choice->backend_id = lb_slot_backend(lookup, svc, remembered_slot);
+		if (affinity_still_valid(remembered_slot, remembered_id, choice->count, choice->backend_id))
+			return 1;
 	}
-	if (!slot_entry) {
-		choice->slot = random_active_slot(choice->count);
-		slot_entry = lb_slot(lookup, choice->slot);
-		if (!slot_entry)
-			return 0;
-	}
-	choice->backend_id = slot_entry->backend_id;
-	return 1;
+	choice->slot = random_active_slot(choice->count);
+	choice->backend_id = lb_slot_backend(lookup, svc, choice->slot);
+	return choice->backend_id != CM_BACKEND_ID_NONE;
 }
 
 /* ---- IPv4 ---------------------------------------------------------------------------------- */
@@ -350,17 +355,19 @@ static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx, __be32 *address,
 	struct lb4_key key = { .address = *address, .dport = *port };
 	struct lb_lookup lookup = { &cm_lb4_svc, &key, &key.backend_slot, &key.proto };
 	const struct lb4_backend *backend;
+	const struct lb4_service *svc;
 	struct sock4_peer *entry = NULL;
 	struct sock4_peers *peers;
 	struct lb_choice choice;
 	__u32 used;
 
-	if (!lb_service(ctx, &lookup, &choice))
+	svc = lb_service(ctx, &lookup, &choice);
+	if (!svc)
 		return 0;
 	peers = sock_state(ctx, &cm_sock4, 1);
 	if (peers)
 		entry = sock4_find(peers, BY_FRONTEND, key.address, key.dport, &used);
-	if (!lb_choose(&lookup, entry ? entry->backend_slot : 0, entry ? entry->backend_id : 0, &choice))
+	if (!lb_choose(&lookup, svc, entry ? entry->backend_slot : 0, entry ? entry->backend_id : 0, &choice))
 		return 0;
 	backend = bpf_map_lookup_elem(&cm_lb4_be, &choice.backend_id);
 	if (!backend || backend->port == CM_BACKEND_UNUSED_PORT)
@@ -444,17 +451,19 @@ static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx, union v6addr *ad
 	struct lb6_key key = { .address = *address, .dport = *port };
 	struct lb_lookup lookup = { &cm_lb6_svc, &key, &key.backend_slot, &key.proto };
 	const struct lb6_backend *backend;
+	const struct lb4_service *svc;
 	struct sock6_peer *entry = NULL;
 	struct sock6_peers *peers;
 	struct lb_choice choice;
 	__u32 used;
 
-	if (!lb_service(ctx, &lookup, &choice))
+	svc = lb_service(ctx, &lookup, &choice);
+	if (!svc)
 		return 0;
 	peers = sock_state(ctx, &cm_sock6, 1);
 	if (peers)
 		entry = sock6_find(peers, BY_FRONTEND, &key.address, key.dport, &used);
-	if (!lb_choose(&lookup, entry ? entry->backend_slot : 0, entry ? entry->backend_id : 0, &choice))
+	if (!lb_choose(&lookup, svc, entry ? entry->backend_slot : 0, entry ? entry->backend_id : 0, &choice))
 		return 0;
 	backend = bpf_map_lookup_elem(&cm_lb6_be, &choice.backend_id);
 	if (!backend || backend->port == CM_BACKEND_UNUSED_PORT)

@@ -10,9 +10,10 @@ import type { L4Protocol } from '../kvstore/types.js';
 
 /**
  * ipv4/ipv6: network order; be16: a port in network order; u*: host order (little-endian);
- * bytes: raw (an array of structs, e.g. sock4_peers.peer), sized like pad.
+ * bytes: raw (an array of structs, e.g. sock4_peers.peer), sized like pad; u32s: an array of
+ * __u32 (host order) sized in bytes like pad, as numbers (encoding a shorter list zeroes the rest).
  */
-export type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4' | 'ipv6' | 'bytes' | 'pad';
+export type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4' | 'ipv6' | 'bytes' | 'u32s' | 'pad';
 
 export interface FieldSpec {
   offset: number;
@@ -21,7 +22,7 @@ export interface FieldSpec {
 }
 
 type FieldTypes = Record<string, FieldType>;
-type ValueOf<T extends FieldType> = T extends 'ipv4' | 'ipv6' ? string : T extends 'u64' ? bigint : T extends 'bytes' ? Buffer : number;
+type ValueOf<T extends FieldType> = T extends 'ipv4' | 'ipv6' ? string : T extends 'u64' ? bigint : T extends 'bytes' ? Buffer : T extends 'u32s' ? number[] : number;
 
 /** The decoded struct: one property per field, padding left out. */
 export type Decoded<F extends FieldTypes> = {
@@ -37,7 +38,9 @@ export interface StructCodec<F extends FieldTypes> {
   decode(from: Buffer, at?: number): Decoded<F>;
 }
 
-const FIXED_SIZES: Record<Exclude<FieldType, 'pad' | 'bytes'>, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, ipv4: 4, ipv6: 16 };
+type SizedType = 'pad' | 'bytes' | 'u32s';
+
+const FIXED_SIZES: Record<Exclude<FieldType, SizedType>, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, ipv4: 4, ipv6: 16 };
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error('clustermesh datapath codecs assume a little-endian host (x86-64, arm64)');
@@ -60,6 +63,9 @@ function writeField(buf: Buffer, at: number, spec: FieldSpec, value: unknown): v
     case 'ipv4':
     case 'ipv6': return void buf.set(addressToBytes(value as string, spec.size), o);
     case 'bytes': return void buf.set((value as Buffer).subarray(0, spec.size), o);
+    case 'u32s':
+      for (let i = 0; i < spec.size / 4; i++) buf.writeUInt32LE((value as number[])[i] ?? 0, o + 4 * i);
+      return;
     case 'pad': return void buf.fill(0, o, o + spec.size);
   }
 }
@@ -75,11 +81,12 @@ function readField(buf: Buffer, at: number, spec: FieldSpec): unknown {
     case 'ipv4':
     case 'ipv6': return formatIp(buf.subarray(o, o + spec.size));
     case 'bytes': return Buffer.from(buf.subarray(o, o + spec.size));
+    case 'u32s': return Array.from({ length: spec.size / 4 }, (_, i) => buf.readUInt32LE(o + 4 * i));
     case 'pad': return undefined;
   }
 }
 
-/** `layout` lists fields in header order as [name, offset, type, size of pad/bytes?]. */
+/** `layout` lists fields in header order as [name, offset, type, size of pad/bytes/u32s?]. */
 function defineStruct<F extends FieldTypes>(
   name: string,
   size: number,
@@ -88,7 +95,7 @@ function defineStruct<F extends FieldTypes>(
   const fields = Object.fromEntries(
     Object.entries(layout).map(([field, [offset, type, rawSize]]) => [
       field,
-      { offset, type, size: type === 'pad' || type === 'bytes' ? (rawSize ?? 0) : FIXED_SIZES[type as Exclude<FieldType, 'pad' | 'bytes'>] },
+      { offset, type, size: type === 'pad' || type === 'bytes' || type === 'u32s' ? (rawSize ?? 0) : FIXED_SIZES[type as Exclude<FieldType, SizedType>] },
     ]),
   ) as Record<keyof F & string, FieldSpec>;
   const specs = Object.entries(fields) as [string, FieldSpec][];
@@ -108,19 +115,22 @@ function defineStruct<F extends FieldTypes>(
   };
 }
 
+/** bpf/clustermesh.h CM_LB_INLINE_BACKENDS: backend IDs slot 0 holds itself. */
+const INLINE_BACKENDS = 8;
+
 const serviceValueLayout = {
-  backend_id: [0, 'u32'],
-  count: [4, 'u16'],
-  rev_nat_index: [6, 'u16'],
-  flags: [8, 'u8'],
-  pad: [9, 'pad', 3],
+  count: [0, 'u16'],
+  rev_nat_index: [2, 'u16'],
+  flags: [4, 'u8'],
+  pad: [5, 'pad', 3],
+  backends: [8, 'u32s', 4 * INLINE_BACKENDS],
 } as const;
 
 export const codecs = {
   lb4_key: defineStruct('lb4_key', 12, {
     address: [0, 'ipv4'], dport: [4, 'be16'], backend_slot: [6, 'u16'], proto: [8, 'u8'], pad: [9, 'pad', 3],
   }),
-  lb4_service: defineStruct('lb4_service', 12, serviceValueLayout),
+  lb4_service: defineStruct('lb4_service', 8 + 4 * INLINE_BACKENDS, serviceValueLayout),
   lb4_backend: defineStruct('lb4_backend', 12, {
     address: [0, 'ipv4'], port: [4, 'be16'], proto: [6, 'u8'], state: [7, 'u8'], cluster_id: [8, 'u16'], pad: [10, 'pad', 2],
   }),
@@ -128,7 +138,7 @@ export const codecs = {
   lb6_key: defineStruct('lb6_key', 24, {
     address: [0, 'ipv6'], dport: [16, 'be16'], backend_slot: [18, 'u16'], proto: [20, 'u8'], pad: [21, 'pad', 3],
   }),
-  lb6_service: defineStruct('lb6_service', 12, serviceValueLayout),
+  lb6_service: defineStruct('lb6_service', 8 + 4 * INLINE_BACKENDS, serviceValueLayout),
   lb6_backend: defineStruct('lb6_backend', 24, {
     address: [0, 'ipv6'], port: [16, 'be16'], proto: [18, 'u8'], state: [19, 'u8'], cluster_id: [20, 'u16'], pad: [22, 'pad', 2],
   }),
@@ -165,6 +175,7 @@ export const constants = {
   CM_BACKEND_ID_NONE: 0,
   CM_BACKEND_UNUSED_PORT: 0,
   CM_SERVICE_SLOT: 0,
+  CM_LB_INLINE_BACKENDS: INLINE_BACKENDS,
   CM_SERVICE_MAP_MAX_ENTRIES: 262144,
   CM_BACKEND_MAP_MAX_ENTRIES: 262144,
   CM_REV_NAT_MAP_MAX_ENTRIES: 65536,

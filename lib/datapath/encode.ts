@@ -1,14 +1,16 @@
 /**
  * Packs map entries straight into one growing Buffer per map and operation, the layout the
  * batch syscalls take. Field offsets come from the codecs (checked against the header); padding
- * is never written and the buffers start zeroed, so it stays zero. The backend and rev NAT maps
+ * is never written and the buffers start zeroed, so it stays zero (each buffer is written by one
+ * encoder, which writes the same fields every time). The backend and rev NAT maps
  * are arrays (bpf/sock_lb.c): removing an entry there is writing the all-zero value.
  */
-import { BACKEND_ID_SIZE, REV_NAT_INDEX_SIZE, codecs } from './codecs.js';
+import { BACKEND_ID_SIZE, REV_NAT_INDEX_SIZE, codecs, constants } from './codecs.js';
 import type { IpFamily } from '../net/ip.js';
 import { FAMILY_MAPS, type Address, type FrontendValue, type ManagedMap } from './state.js';
 
 const INITIAL_ENTRIES = 64;
+const INLINE_BACKENDS = constants.CM_LB_INLINE_BACKENDS;
 
 export class EntryBuffer {
   keys: Buffer;
@@ -107,13 +109,20 @@ export function addServiceKey(out: EntryBuffer, fe: FrontendValue, slot: number)
   return i;
 }
 
-export function addServiceEntry(out: EntryBuffer, fe: FrontendValue, slot: number, backendId: number, count: number, flags: number): void {
-  const at = addServiceKey(out, fe, slot) * out.valueSize;
+/** Slot 0 of `fe`: count, rev NAT, flags and the backends of its first CM_LB_INLINE_BACKENDS slots (zero past the last). */
+export function addServiceHead(out: EntryBuffer, fe: FrontendValue): void {
+  const at = addServiceKey(out, fe, constants.CM_SERVICE_SLOT) * out.valueSize;
   const o = LAYOUT[fe.family].service;
-  put32le(out.values, at + o.backend_id, backendId);
-  put16le(out.values, at + o.count, count);
+  put16le(out.values, at + o.count, fe.count);
   put16le(out.values, at + o.rev_nat_index, fe.revNat);
-  out.values[at + o.flags] = flags;
+  out.values[at + o.flags] = fe.flags;
+  for (let i = 0; i < INLINE_BACKENDS; i++) put32le(out.values, at + o.backends + 4 * i, i < fe.slots.length ? fe.slots[i] : constants.CM_BACKEND_ID_NONE);
+}
+
+/** The entry of `slot` (beyond the inline ones): its backend in backends[0], every other byte zero. */
+export function addServiceSlot(out: EntryBuffer, fe: FrontendValue, slot: number, backendId: number): void {
+  const at = addServiceKey(out, fe, slot) * out.valueSize;
+  put32le(out.values, at + LAYOUT[fe.family].service.backends, backendId);
 }
 
 /** A new array entry: its index as the key; returns the offset of its value. */

@@ -15,7 +15,7 @@
  * kernel holds (lib/datapath/state.ts ArrayMirror).
  */
 import { PROTO_NUMBER, STATE_NUMBER, constants } from './codecs.js';
-import { addArrayClear, addBackendEntry, addRevNatEntry, addServiceEntry, addServiceKey, familyBuffers, type EntryBuffer, type FamilyBuffers } from './encode.js';
+import { addArrayClear, addBackendEntry, addRevNatEntry, addServiceHead, addServiceKey, addServiceSlot, familyBuffers, type EntryBuffer, type FamilyBuffers } from './encode.js';
 import { ipv4Number, type IpFamily } from '../net/ip.js';
 import { canonicalIp } from './ip.js';
 import { layoutSlots } from './slots.js';
@@ -297,25 +297,35 @@ function compileFrontend(s: CachedService, revNat: number, previous: readonly nu
 
 // ---- diff ---------------------------------------------------------------------------------------
 
-function deleteSlotsFrom(old: FrontendValue, from: number, out: EntryBuffer): void {
-  for (let i = from; i < old.slots.length; i++) if (old.slots[i] !== ABSENT_SLOT) addServiceKey(out, old, i + 1);
+const INLINE_BACKENDS = constants.CM_LB_INLINE_BACKENDS;
+
+/** Deletes the entries `old` has for slots from + 1 on (only slots beyond the inline ones have entries). */
+function deleteEntriesFrom(old: FrontendValue, from: number, out: EntryBuffer): void {
+  for (let i = Math.max(from, INLINE_BACKENDS); i < old.slots.length; i++) if (old.slots[i] !== ABSENT_SLOT) addServiceKey(out, old, i + 1);
+}
+
+/** True when slot 0 of `want` holds other inline backends than slot 0 of `old`. */
+function inlineChanged(old: readonly number[], want: readonly number[]): boolean {
+  const n = Math.min(INLINE_BACKENDS, Math.max(old.length, want.length));
+  for (let i = 0; i < n; i++) if ((old[i] ?? constants.CM_BACKEND_ID_NONE) !== (want[i] ?? constants.CM_BACKEND_ID_NONE)) return true;
+  return false;
 }
 
 function diffFrontend(want: FrontendValue | null, old: FrontendValue | undefined, out: FamilyBuffers): void {
+  if (old?.strays) for (const slot of old.strays) addServiceKey(out.slotDeletes, old, slot);
   if (!want) {
     if (!old) return;
     if (old.hasHead) addServiceKey(out.headDeletes, old, constants.CM_SERVICE_SLOT);
-    deleteSlotsFrom(old, 0, out.slotDeletes);
+    deleteEntriesFrom(old, 0, out.slotDeletes);
     return;
   }
-  // slot values carry the rev NAT index too, so a new index (or odd old slots) rewrites them all
-  const rewriteAll = !old || old.odd || !old.hasHead || old.revNat !== want.revNat;
-  for (let i = 0; i < want.slots.length; i++) {
-    if (rewriteAll || old.slots[i] !== want.slots[i]) addServiceEntry(out.slotUpdates, want, i + 1, want.slots[i], 0, constants.CM_SVC_FLAG_NONE);
+  const rewriteAll = !old || old.odd;
+  for (let i = INLINE_BACKENDS; i < want.slots.length; i++) {
+    if (rewriteAll || old.slots[i] !== want.slots[i]) addServiceSlot(out.slotUpdates, want, i + 1, want.slots[i]);
   }
-  if (old) deleteSlotsFrom(old, want.slots.length, out.slotDeletes);
-  if (rewriteAll || old.count !== want.count || old.flags !== want.flags) {
-    addServiceEntry(out.headUpdates, want, constants.CM_SERVICE_SLOT, constants.CM_BACKEND_ID_NONE, want.count, want.flags);
+  if (old) deleteEntriesFrom(old, want.slots.length, out.slotDeletes);
+  if (rewriteAll || old.count !== want.count || old.revNat !== want.revNat || old.flags !== want.flags || inlineChanged(old.slots, want.slots)) {
+    addServiceHead(out.headUpdates, want);
   }
 }
 
@@ -324,9 +334,10 @@ function diffFrontend(want: FrontendValue | null, old: FrontendValue | undefined
 export interface Plan {
   /**
    * Packed writes in the order that never lets a reader meet a dangling reference: reverse NAT
-   * and backends exist before a slot names them; slots are filled before slot 0 raises `count`;
-   * slot 0 goes before the slots behind it, and backends and reverse NAT are cleared last. The
-   * buffers are the planner's own and hold until its next plan.
+   * and backends exist before a slot names them; the entries of slots beyond the inline ones are
+   * filled before slot 0 raises `count`; slot 0 goes before the entries behind it, and backends
+   * and reverse NAT are cleared last. The buffers are the planner's own and hold until its next
+   * plan.
    */
   steps: EntryBuffer[];
   /** entries written with a value */

@@ -62,7 +62,10 @@ export function addressBytes(addr: Address): Uint8Array {
   return bytes;
 }
 
-/** The svc map entries of one frontend: slot 0 and slots 1..n. */
+/**
+ * The svc map entries of one frontend: slot 0, which holds the backends of slots
+ * 1..CM_LB_INLINE_BACKENDS itself, and an entry per slot beyond those.
+ */
 export interface FrontendValue {
   family: IpFamily;
   vip: Address;
@@ -75,8 +78,10 @@ export interface FrontendValue {
   flags: number;
   /** backend ID of slots 1..n (ABSENT_SLOT for a hole) */
   slots: readonly number[];
-  /** some slot ≥1 is not (count 0, this revNat, no flags): every slot is rewritten */
+  /** slot 0 is missing, or an entry beyond the inline slots holds more than its backend: everything is rewritten */
   odd: boolean;
+  /** entries of slots 1..CM_LB_INLINE_BACKENDS found in the map (this layout never writes them): deleted */
+  strays?: readonly number[];
 }
 
 /**
@@ -161,13 +166,27 @@ export interface PackedEntries {
   count: number;
 }
 
-type Slot0 = { count: number; revNat: number; flags: number };
-type SlotValue = { backendId: number; plain: boolean; revNat: number };
+type Slot0 = { count: number; revNat: number; flags: number; inline: number[] };
+type SlotValue = { backendId: number; plain: boolean };
+
+const INLINE_BACKENDS = constants.CM_LB_INLINE_BACKENDS;
+
+/** The slots of a frontend: the inline ones of slot 0 (0 = none), then its entries beyond them. */
+function slotList(inline: readonly number[], entries: Map<number, SlotValue>): number[] {
+  let length = 0;
+  for (const slot of entries.keys()) length = Math.max(length, slot);
+  if (length === 0) for (let i = 0; i < inline.length; i++) if (inline[i] !== constants.CM_BACKEND_ID_NONE) length = i + 1;
+  return Array.from({ length }, (_, i) => {
+    const id = i < INLINE_BACKENDS ? inline[i] : entries.get(i + 1)?.backendId;
+    return id === undefined || id === constants.CM_BACKEND_ID_NONE ? ABSENT_SLOT : id;
+  });
+}
 
 function decodeFrontends(family: IpFamily, dump: PackedEntries, out: Map<EndpointKey, FrontendValue>): void {
   const f = FAMILY_MAPS[family];
   const heads = new Map<EndpointKey, Slot0>();
   const slots = new Map<EndpointKey, Map<number, SlotValue>>();
+  const strays = new Map<EndpointKey, number[]>();
   const keys = new Map<EndpointKey, { vip: Uint8Array; port: number; proto: number }>();
   for (let i = 0; i < dump.count; i++) {
     const key = f.key.decode(dump.keys, i * f.key.size);
@@ -176,20 +195,24 @@ function decodeFrontends(family: IpFamily, dump: PackedEntries, out: Map<Endpoin
     const identity = endpointKey(vip, key.dport, key.proto);
     if (!keys.has(identity)) keys.set(identity, { vip: vip.bytes, port: key.dport, proto: key.proto });
     if (key.backend_slot === constants.CM_SERVICE_SLOT) {
-      heads.set(identity, { count: value.count, revNat: value.rev_nat_index, flags: value.flags });
-      continue;
+      heads.set(identity, { count: value.count, revNat: value.rev_nat_index, flags: value.flags, inline: value.backends });
+    } else if (key.backend_slot <= INLINE_BACKENDS) {
+      if (!strays.has(identity)) strays.set(identity, []);
+      strays.get(identity)!.push(key.backend_slot);
+    } else {
+      if (!slots.has(identity)) slots.set(identity, new Map());
+      const [backendId, ...rest] = value.backends;
+      const plain = value.count === 0 && value.rev_nat_index === 0 && value.flags === constants.CM_SVC_FLAG_NONE && rest.every((id) => id === constants.CM_BACKEND_ID_NONE);
+      slots.get(identity)!.set(key.backend_slot, { backendId, plain });
     }
-    if (!slots.has(identity)) slots.set(identity, new Map());
-    const plain = value.count === 0 && value.flags === constants.CM_SVC_FLAG_NONE;
-    slots.get(identity)!.set(key.backend_slot, { backendId: value.backend_id, plain, revNat: value.rev_nat_index });
   }
   for (const [identity, key] of keys) {
     const head = heads.get(identity);
     const bySlot = slots.get(identity) ?? new Map<number, SlotValue>();
-    const highest = Math.max(0, ...bySlot.keys());
-    const list = Array.from({ length: highest }, (_, i) => bySlot.get(i + 1)?.backendId ?? ABSENT_SLOT);
-    const odd = !head || [...bySlot.values()].some((s) => !s.plain || s.revNat !== head.revNat);
-    out.set(identity, { family, ...key, hasHead: head !== undefined, count: head?.count ?? 0, revNat: head?.revNat ?? 0, flags: head?.flags ?? 0, slots: list, odd });
+    const odd = !head || [...bySlot.values()].some((s) => !s.plain);
+    const fe: FrontendValue = { family, ...key, hasHead: head !== undefined, count: head?.count ?? 0, revNat: head?.revNat ?? 0, flags: head?.flags ?? 0, slots: slotList(head?.inline ?? [], bySlot), odd };
+    if (strays.has(identity)) fe.strays = strays.get(identity);
+    out.set(identity, fe);
   }
 }
 

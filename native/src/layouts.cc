@@ -33,16 +33,16 @@ Napi::Value Layouts(const Napi::CallbackInfo &info) {
   Napi::Object result = Napi::Object::New(env);
   STRUCT(lb4_key, FIELD(lb4_key, address); FIELD(lb4_key, dport); FIELD(lb4_key, backend_slot);
          FIELD(lb4_key, proto); FIELD(lb4_key, pad));
-  STRUCT(lb4_service, FIELD(lb4_service, backend_id); FIELD(lb4_service, count);
-         FIELD(lb4_service, rev_nat_index); FIELD(lb4_service, flags); FIELD(lb4_service, pad));
+  STRUCT(lb4_service, FIELD(lb4_service, count); FIELD(lb4_service, rev_nat_index);
+         FIELD(lb4_service, flags); FIELD(lb4_service, pad); FIELD(lb4_service, backends));
   STRUCT(lb4_backend, FIELD(lb4_backend, address); FIELD(lb4_backend, port); FIELD(lb4_backend, proto);
          FIELD(lb4_backend, state); FIELD(lb4_backend, cluster_id); FIELD(lb4_backend, pad));
   STRUCT(lb4_reverse_nat, FIELD(lb4_reverse_nat, address); FIELD(lb4_reverse_nat, port);
          FIELD(lb4_reverse_nat, pad));
   STRUCT(lb6_key, FIELD(lb6_key, address); FIELD(lb6_key, dport); FIELD(lb6_key, backend_slot);
          FIELD(lb6_key, proto); FIELD(lb6_key, pad));
-  STRUCT(lb6_service, FIELD(lb6_service, backend_id); FIELD(lb6_service, count);
-         FIELD(lb6_service, rev_nat_index); FIELD(lb6_service, flags); FIELD(lb6_service, pad));
+  STRUCT(lb6_service, FIELD(lb6_service, count); FIELD(lb6_service, rev_nat_index);
+         FIELD(lb6_service, flags); FIELD(lb6_service, pad); FIELD(lb6_service, backends));
   STRUCT(lb6_backend, FIELD(lb6_backend, address); FIELD(lb6_backend, port); FIELD(lb6_backend, proto);
          FIELD(lb6_backend, state); FIELD(lb6_backend, cluster_id); FIELD(lb6_backend, pad));
   STRUCT(lb6_reverse_nat, FIELD(lb6_reverse_nat, address); FIELD(lb6_reverse_nat, port);
@@ -76,6 +76,7 @@ Napi::Value Constants(const Napi::CallbackInfo &info) {
   CONSTANT(CM_BACKEND_ID_NONE);
   CONSTANT(CM_BACKEND_UNUSED_PORT);
   CONSTANT(CM_SERVICE_SLOT);
+  CONSTANT(CM_LB_INLINE_BACKENDS);
   CONSTANT(CM_SERVICE_MAP_MAX_ENTRIES);
   CONSTANT(CM_BACKEND_MAP_MAX_ENTRIES);
   CONSTANT(CM_REV_NAT_MAP_MAX_ENTRIES);

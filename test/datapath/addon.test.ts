@@ -42,7 +42,8 @@ describe('map operations check their arguments against the map before the syscal
   let loaded: LoadedObject;
   let svc: number;
   const key = codecs.lb4_key.encode({ address: '10.200.0.1', dport: 80, backend_slot: 0, proto: 6 });
-  const value = codecs.lb4_service.encode({ backend_id: 0, count: 1, rev_nat_index: 1, flags: 0 });
+  const value = codecs.lb4_service.encode({ count: 1, rev_nat_index: 1, flags: 0, backends: [1] });
+  const V = value.length;
 
   beforeAll(() => {
     pinDir = newPinDir();
@@ -58,12 +59,12 @@ describe('map operations check their arguments against the map before the syscal
 
   it.each([
     ['a short key', () => native.mapUpdate(svc, key.subarray(0, 8), value), 'EINVAL: mapUpdate: key of 8 bytes for map cm_lb4_svc, whose keys are 12 bytes'],
-    ['a long value', () => native.mapUpdate(svc, key, Buffer.alloc(16)), 'EINVAL: mapUpdate: value of 16 bytes for map cm_lb4_svc, whose values are 12 bytes'],
+    ['a long value', () => native.mapUpdate(svc, key, Buffer.alloc(V + 4)), `EINVAL: mapUpdate: value of ${V + 4} bytes for map cm_lb4_svc, whose values are ${V} bytes`],
     ['a key that is no Buffer', () => native.mapUpdate(svc, 'key' as unknown as Buffer, value), 'EINVAL: mapUpdate: key must be a Buffer'],
-    ['a wrong lookup size', () => native.mapLookup(svc, key, 8), 'EINVAL: mapLookup: value size 8 for map cm_lb4_svc, whose value size is 12'],
+    ['a wrong lookup size', () => native.mapLookup(svc, key, 8), `EINVAL: mapLookup: value size 8 for map cm_lb4_svc, whose value size is ${V}`],
     ['a short delete key', () => native.mapDelete(svc, Buffer.alloc(4)), 'EINVAL: mapDelete: key of 4 bytes for map cm_lb4_svc, whose keys are 12 bytes'],
     ['a wrong next-key size', () => native.mapNextKey(svc, null, 16), 'EINVAL: mapNextKey: key size 16 for map cm_lb4_svc, whose key size is 12'],
-    ['a wrong dump size', () => native.mapDump(svc, 12, 24), 'EINVAL: mapDump: value size 24 for map cm_lb4_svc, whose value size is 12'],
+    ['a wrong dump size', () => native.mapDump(svc, 12, V + 8), `EINVAL: mapDump: value size ${V + 8} for map cm_lb4_svc, whose value size is ${V}`],
     [
       'a batch count beyond the keys',
       () => native.mapUpdateBatch(svc, Buffer.concat([key, key]), Buffer.concat([value, value, value]), 3),
@@ -72,7 +73,7 @@ describe('map operations check their arguments against the map before the syscal
     [
       'a batch count beyond the values',
       () => native.mapUpdateBatch(svc, Buffer.concat([key, key]), value, 2),
-      'EINVAL: mapUpdateBatch: 2 entries of map cm_lb4_svc need 24 bytes of values, the buffer has 12 bytes',
+      `EINVAL: mapUpdateBatch: 2 entries of map cm_lb4_svc need ${2 * V} bytes of values, the buffer has ${V} bytes`,
     ],
     ['a negative batch count', () => native.mapDeleteBatch(svc, key, -1), 'EINVAL: mapDeleteBatch: count must be an integer in 0..2^32-1'],
     ['a fractional batch count', () => native.mapDeleteBatch(svc, key, 0.5), 'EINVAL: mapDeleteBatch: count must be an integer in 0..2^32-1'],
@@ -83,8 +84,8 @@ describe('map operations check their arguments against the map before the syscal
   });
 
   it('takes buffers larger than a batch needs, and sizes a per-CPU value by the possible CPUs', () => {
-    native.mapUpdateBatch(svc, Buffer.concat([key, Buffer.alloc(12)]), Buffer.concat([value, Buffer.alloc(12)]), 1);
-    expect(native.mapLookup(svc, key, 12)).toEqual(value);
+    native.mapUpdateBatch(svc, Buffer.concat([key, Buffer.alloc(12)]), Buffer.concat([value, Buffer.alloc(V)]), 1);
+    expect(native.mapLookup(svc, key, V)).toEqual(value);
     native.mapDeleteBatch(svc, key, 1);
     expect(entries()).toBe(0);
     const stats = loaded.maps.cm_stats;
@@ -98,7 +99,7 @@ describe('map operations check their arguments against the map before the syscal
     const other = native.openObject(SOCK_LB, pinDir);
     const fd = other.maps.cm_lb4_svc.fd;
     native.closeObject(other.id);
-    expect(() => native.mapLookup(fd, key, 12)).toThrow(`EBADF: mapLookup: fd ${fd} is not a map of an open object`);
+    expect(() => native.mapLookup(fd, key, V)).toThrow(`EBADF: mapLookup: fd ${fd} is not a map of an open object`);
   });
 });
 

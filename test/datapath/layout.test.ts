@@ -55,6 +55,14 @@ describe('codecs', () => {
     expect(codecs.ipcache_value.decode(codecs.ipcache_value.encode({ identity: 0x20001, cluster_id: 2 }))).toEqual({ identity: 0x20001, cluster_id: 2 });
   });
 
+  it('put a service\'s inline backend IDs in host order and zero those past the list and the padding', () => {
+    const dirty = Buffer.alloc(codecs.lb4_service.size, 0xff);
+    codecs.lb4_service.encode({ count: 2, rev_nat_index: 7, flags: 1, backends: [0x01020304, 5] }, dirty);
+    expect([...dirty.subarray(0, 12)]).toEqual([2, 0, 7, 0, 1, 0, 0, 0, 4, 3, 2, 1]);
+    const rest = Array<number>(constants.CM_LB_INLINE_BACKENDS - 2).fill(0);
+    expect(codecs.lb4_service.decode(dirty)).toEqual({ count: 2, rev_nat_index: 7, flags: 1, backends: [0x01020304, 5, ...rest] });
+  });
+
   it('zeroes padding so equal structs are equal bytes', () => {
     const dirty = Buffer.alloc(12, 0xff);
     codecs.lb4_key.encode({ address: '10.200.0.1', dport: 80, backend_slot: 1, proto: 17 }, dirty);

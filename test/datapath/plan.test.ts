@@ -138,6 +138,8 @@ describe('EndpointIndex', () => {
 
 // ---- the planner against a fake kernel ------------------------------------------------------------
 
+const INLINE = constants.CM_LB_INLINE_BACKENDS;
+
 /** Maps that are arrays in bpf/sock_lb.c: every index exists, nothing can be deleted, all-zero = unused. */
 const ARRAY_MAPS = new Set<ManagedMap>(['cm_lb4_be', 'cm_lb4_rnat', 'cm_lb6_be', 'cm_lb6_rnat']);
 const FAMILY_TABLES = [
@@ -185,7 +187,10 @@ class FakeKernel {
     return bytes.readUInt16BE(portOffset) === constants.CM_BACKEND_UNUSED_PORT ? undefined : bytes;
   }
 
-  /** Every slot 1..count of every service exists and names a backend in use; its rev NAT is in use. */
+  /**
+   * Every slot 1..count of every service names a backend in use (inline in slot 0, or in the
+   * slot's own entry beyond those, as bpf/sock_lb.c reads them); its rev NAT is in use.
+   */
   private assertNothingDangles(): void {
     for (const [family, f] of FAMILY_TABLES) {
       for (const [k, v] of this.tables[f.svc]) {
@@ -194,14 +199,17 @@ class FakeKernel {
         const head = codecs.lb4_service.decode(Buffer.from(v, 'latin1'));
         if (!this.arrayEntry(f.rnat, head.rev_nat_index, f.revNat.fields.port.offset)) throw new Error(`IPv${family} ${key.address}: rev NAT ${head.rev_nat_index} missing`);
         for (let slot = 1; slot <= head.count; slot++) {
-          const slotKey = f.key.encode({ ...key, backend_slot: slot }).toString('latin1');
-          const value = this.tables[f.svc].get(slotKey);
-          if (value === undefined) throw new Error(`IPv${family} ${key.address}: slot ${slot} of ${head.count} missing`);
-          const backendId = codecs.lb4_service.decode(Buffer.from(value, 'latin1')).backend_id;
+          const backendId = slot <= INLINE ? head.backends[slot - 1] : this.slotEntry(f.svc, f.key.encode({ ...key, backend_slot: slot }))?.backends[0];
+          if (backendId === undefined) throw new Error(`IPv${family} ${key.address}: slot ${slot} of ${head.count} missing`);
           if (!this.arrayEntry(f.be, backendId, f.backend.fields.port.offset)) throw new Error(`IPv${family} ${key.address}: slot ${slot} names an unused backend`);
         }
       }
     }
+  }
+
+  private slotEntry(map: ManagedMap, key: Buffer) {
+    const value = this.tables[map].get(key.toString('latin1'));
+    return value === undefined ? undefined : codecs.lb4_service.decode(Buffer.from(value, 'latin1'));
   }
 }
 
@@ -241,8 +249,8 @@ describe('Planner', () => {
 
   it('writes each entry once from empty, then nothing for the same state, also after a restart', () => {
     const { kernel, planner, first } = programmed(state);
-    // rev NAT 3 + backends (10.200.1.1 tcp, .2 tcp, .1 udp, v6) 4 + slots (3 + 2 + 2)
-    expect([first.updates, first.deletes]).toEqual([14, 0]);
+    // rev NAT 3 + backends (10.200.1.1 tcp, .2 tcp, .1 udp, v6) 4 + slot 0 of each service 3 (every backend inline)
+    expect([first.updates, first.deletes]).toEqual([10, 0]);
     expect(reconcile(planner, kernel, clone(state))).toMatchObject({ updates: 0, deletes: 0 });
     expect(reconcile(new Planner(kernel.state()), kernel, clone(state))).toMatchObject({ updates: 0, deletes: 0 });
   });
@@ -256,20 +264,33 @@ describe('Planner', () => {
     ]);
   });
 
-  it('orders writes so nothing dangles: creates first, slot 0 after its slots, deletes slot 0 first', () => {
+  it('orders writes so nothing dangles: creates first, then slot 0, backends and rev NAT cleared last', () => {
     const { kernel, planner } = programmed(state);
     const changed = [svc('10.200.100.1', [backend('10.200.1.2', 8080), backend('10.200.1.3', 8080)]), state[2]];
     const { steps } = reconcile(planner, kernel, changed);
     expect(steps).toEqual([
       'update cm_lb4_be', // the new backend and .2's state (quarantined -> active)
-      'update cm_lb4_svc', // slots 1..2
-      'update cm_lb4_svc', // slot 0 (count 1 -> 2)
-      'delete cm_lb4_svc', // the UDP service's slot 0
-      'delete cm_lb4_svc', // the UDP service's slot 1
+      'update cm_lb4_svc', // slot 0: count 1 -> 2 and both backends inline, in one write
+      'delete cm_lb4_svc', // the UDP service's slot 0 (its backend was inline)
       'update cm_lb4_be', // .1 (TCP and UDP) cleared to zero
       'update cm_lb4_rnat', // the UDP service's, cleared to zero
     ]);
     expect(readBack(kernel)).toEqual(sortedInput(changed));
+  });
+
+  it('past the inline slots: their entries are filled before slot 0 raises count, deleted after it lowers it', () => {
+    const many = (n: number) => svc('10.200.100.1', Array.from({ length: n }, (_, i) => backend(`10.200.1.${i + 1}`, 8080)));
+    const { kernel, planner, first } = programmed([many(INLINE + 2)]);
+    // rev NAT + the backends + slot 0 + the 2 entries beyond the inline slots
+    expect([first.updates, first.deletes]).toEqual([1 + (INLINE + 2) + 1 + 2, 0]);
+    expect(first.steps).toEqual(['update cm_lb4_rnat', 'update cm_lb4_be', 'update cm_lb4_svc', 'update cm_lb4_svc']);
+    const grown = reconcile(planner, kernel, [many(INLINE + 3)]);
+    expect(grown).toEqual({ updates: 3, deletes: 0, steps: ['update cm_lb4_be', 'update cm_lb4_svc', 'update cm_lb4_svc'] }); // backend, its entry, then slot 0
+    const shrunk = reconcile(planner, kernel, [many(INLINE - 1)]);
+    // slot 0 (count, and the last inline slot gone); then the 3 entries and 4 backends go
+    expect(shrunk).toEqual({ updates: 1, deletes: 3 + 4, steps: ['update cm_lb4_svc', 'delete cm_lb4_svc', 'update cm_lb4_be'] });
+    expect(readBack(kernel)).toEqual(sortedInput([many(INLINE - 1)]));
+    expect(reconcile(new Planner(kernel.state()), kernel, [many(INLINE - 1)])).toMatchObject({ updates: 0, deletes: 0 });
   });
 
   it('marks a backend with the least available state and the lowest cluster ID any service gives it', () => {
@@ -284,7 +305,7 @@ describe('Planner', () => {
   it('gives a shared backend back its own state and cluster when the service that lowered them goes', () => {
     const shared = [svc('10.200.100.1', [backend('10.200.1.1', 80, 'terminating', 3)]), svc('10.200.100.2', [backend('10.200.1.1', 80, 'quarantined', 2)])];
     const { kernel, planner } = programmed(shared);
-    expect(reconcile(planner, kernel, [shared[0]])).toMatchObject({ updates: 1, deletes: 3 }); // the backend; slot 0, slot 1, rev NAT
+    expect(reconcile(planner, kernel, [shared[0]])).toMatchObject({ updates: 1, deletes: 2 }); // the backend; slot 0, rev NAT
     const [value] = kernel.tables.cm_lb4_be.values();
     expect(codecs.lb4_backend.decode(Buffer.from(value, 'latin1'))).toMatchObject({ state: constants.CM_BACKEND_TERMINATING, cluster_id: 3 });
   });
@@ -326,19 +347,21 @@ describe('Planner: only what changed is written, slots stay put', () => {
     ['the backends listed in another order', edit((d) => d[0].backends.reverse()), { updates: 0, deletes: 0 }],
     ['the services listed in another order', edit((d) => d.reverse()), { updates: 0, deletes: 0 }],
     ['the v6 vip spelled in upper case', edit((d) => (d[2].vip = 'FD99:200::100')), { updates: 0, deletes: 0 }],
-    // the new backend + the freed slot; the old backend goes
+    // the new backend + slot 0 (the freed inline slot); the old backend goes
     ['one backend replaced', edit((d) => (d[0].backends[0] = backend('10.200.1.5', 8080))), { updates: 2, deletes: 1 }],
     ['one backend\'s port changed', edit((d) => (d[0].backends[1].port = 9090)), { updates: 2, deletes: 1 }],
     // the backend's state + slot 0's count; it keeps its slot (the last)
     ['the last backend quarantined', edit((d) => (d[0].backends[3].state = 'quarantined')), { updates: 2, deletes: 0 }],
-    // slot 0's count + the last backend moves into the freed slot; the last slot and the backend go
-    ['the first backend removed', edit((d) => d[0].backends.shift()), { updates: 2, deletes: 2 }],
-    ['a backend added', edit((d) => d[0].backends.push(backend('10.200.1.5', 8080))), { updates: 3, deletes: 0 }],
+    // slot 0: its count, and the last backend moves into the freed inline slot; the backend goes
+    ['the first backend removed', edit((d) => d[0].backends.shift()), { updates: 1, deletes: 1 }],
+    // the backend + slot 0 (count and the new inline slot)
+    ['a backend added', edit((d) => d[0].backends.push(backend('10.200.1.5', 8080))), { updates: 2, deletes: 0 }],
     // the backend's cluster + slot 0's remote flag
     ['a backend now remote', edit((d) => (d[1].backends[0].clusterId = 2)), { updates: 2, deletes: 0 }],
-    // slot 0 + 4 slots + 4 backends + rev NAT
-    ['a service removed', edit((d) => d.shift()), { updates: 0, deletes: 10 }],
-    ['a service added', edit((d) => d.push(svc('10.200.100.3', [backend('10.200.1.1', 8080)]))), { updates: 3, deletes: 0 }],
+    // slot 0 (the 4 backends inline) + 4 backends + rev NAT
+    ['a service removed', edit((d) => d.shift()), { updates: 0, deletes: 6 }],
+    // rev NAT + slot 0; the backend is already there, shared
+    ['a service added', edit((d) => d.push(svc('10.200.100.3', [backend('10.200.1.1', 8080)]))), { updates: 2, deletes: 0 }],
     ['a v6 backend replaced', edit((d) => (d[2].backends[1] = backend('fd99:200::3', 80))), { updates: 2, deletes: 1 }],
   ])('%s', (_name, next, expected) => {
     const { kernel, planner } = programmed(base());
@@ -369,14 +392,16 @@ describe('Planner: only what changed is written, slots stay put', () => {
 
   it('a restarted planner removes what the maps hold but nobody wants, and repairs holes', () => {
     const { kernel } = programmed([...base(), svc('10.200.100.9', [backend('10.200.9.1', 80), backend('10.200.9.2', 80)])]);
-    // a crash left slot 1 of the first service missing
-    const slot1 = codecs.lb4_key.encode({ address: '10.200.100.1', dport: 80, backend_slot: 1, proto: 6 }).toString('latin1');
-    const hole = new Map(kernel.tables.cm_lb4_svc);
-    hole.delete(slot1);
-    kernel.tables.cm_lb4_svc.clear();
-    for (const [k, v] of hole) kernel.tables.cm_lb4_svc.set(k, v);
-    // slot 0 + 2 slots + 2 backends + rev NAT of the unwanted service
-    expect(reconcile(new Planner(kernel.state()), kernel, base())).toMatchObject({ updates: 1, deletes: 6 });
+    // something left inline slot 1 of the first service empty, and an entry for slot 2 (which
+    // this layout keeps inline, so no program reads it)
+    const slot0 = codecs.lb4_key.encode({ address: '10.200.100.1', dport: 80, backend_slot: 0, proto: 6 }).toString('latin1');
+    const head = codecs.lb4_service.decode(Buffer.from(kernel.tables.cm_lb4_svc.get(slot0)!, 'latin1'));
+    kernel.tables.cm_lb4_svc.set(slot0, codecs.lb4_service.encode({ ...head, backends: [0, ...head.backends.slice(1)] }).toString('latin1'));
+    const stray = codecs.lb4_key.encode({ address: '10.200.100.1', dport: 80, backend_slot: 2, proto: 6 }).toString('latin1');
+    kernel.tables.cm_lb4_svc.set(stray, codecs.lb4_service.encode({ count: 0, rev_nat_index: 0, flags: 0, backends: [head.backends[1]] }).toString('latin1'));
+    // slot 0 rewritten; the stray entry, and slot 0 + 2 backends + rev NAT of the unwanted service go
+    expect(reconcile(new Planner(kernel.state()), kernel, base())).toMatchObject({ updates: 1, deletes: 5 });
+    expect(kernel.tables.cm_lb4_svc.has(stray)).toBe(false);
     expect(readBack(kernel)).toEqual(sortedInput(base()));
   });
 

@@ -2,6 +2,7 @@
  * The real programs in this kernel: a client in the test cgroup connects to VIPs inside a test
  * network namespace, and the servers behind them say who answered.
  */
+import { constants } from '../../lib/datapath/codecs.js';
 import type { DatapathService } from '../../lib/datapath/index.js';
 import type { BackendState } from '../../lib/datapath/types.js';
 import { ADDRS, BACKEND_NAMES, createDatapathLab, type DatapathLab } from './lab.js';
@@ -92,6 +93,29 @@ describe.each([4, 6] as const)('socket LB over IPv%d', (family) => {
     expect(new Set(replies.map((r) => `${r.from?.address}|${r.from?.port}`))).toEqual(new Set([`${vip}|${UDP_VIP_PORT}`]));
     for (const socketReplies of perSocket) expect(new Set(socketReplies.map((r) => r.name)).size).toBe(1);
     expect(new Set(replies.map((r) => r.name))).toEqual(new Set(BACKEND_NAMES));
+  });
+
+  it('reaches the backends past the ones slot 0 holds inline (their own entries), and keeps UDP sockets on them', async () => {
+    // two more backends than slot 0 holds: several servers per address, told apart by port
+    const count = constants.CM_LB_INLINE_BACKENDS + 2;
+    const names = Array.from({ length: count }, (_, i) => `S${i}`);
+    const listening = async (listen: 'listenTcp' | 'listenUdp') => {
+      const ports: number[] = [];
+      for (const [i, name] of names.entries()) ports.push((await lab.servers[listen](backends[i % 2], name)).port);
+      return ports.map((port, i) => ({ addr: backends[i % 2], port, state: 'active' as const, clusterId: 0 }));
+    };
+    lab.dp.reconcile([
+      { vip, port: VIP_PORT, proto: 'TCP', backends: await listening('listenTcp') },
+      { vip, port: UDP_VIP_PORT, proto: 'UDP', backends: await listening('listenUdp') },
+    ]);
+    const { reached, errors } = await lab.client.tcpConnects(vip, VIP_PORT, 600);
+    expect(errors).toEqual({});
+    expect(Object.keys(reached).sort()).toEqual([...names].sort()); // each has a 1/count chance a connect: 600 reach all
+    // 60 sockets: the chance that none lands in the last two slots is 0.8^60, about 1e-6
+    const { perSocket } = await lab.client.udpExchanges(vip, UDP_VIP_PORT, 60, 3);
+    const replies = perSocket.flat();
+    expect(replies.filter((r) => r.error || r.from?.address !== vip || r.from?.port !== UDP_VIP_PORT)).toEqual([]);
+    for (const socketReplies of perSocket) expect(new Set(socketReplies.map((r) => r.name)).size).toBe(1);
   });
 });
 

@@ -34,9 +34,9 @@ it('never translates a connect to a slot whose backend entry is unused (all zero
   const object = native.openObject(join(packageRoot, 'bpf', 'sock_lb.o'), lab.pinDir);
   try {
     const svc = object.maps.cm_lb4_svc;
-    const slot1 = native.mapLookup(svc.fd, codecs.lb4_key.encode({ address: vip, dport: VIP_PORT, backend_slot: 1, proto: constants.CM_PROTO_TCP }), svc.valueSize);
-    expect(slot1).not.toBeNull();
-    const cleared = codecs.lb4_service.decode(slot1!).backend_id;
+    const slot0 = native.mapLookup(svc.fd, codecs.lb4_key.encode({ address: vip, dport: VIP_PORT, backend_slot: constants.CM_SERVICE_SLOT, proto: constants.CM_PROTO_TCP }), svc.valueSize);
+    expect(slot0).not.toBeNull();
+    const cleared = codecs.lb4_service.decode(slot0!).backends[0]; // slot 1, inline
     const id = Buffer.alloc(4);
     id.writeUInt32LE(cleared);
     native.mapUpdate(object.maps.cm_lb4_be.fd, id, Buffer.alloc(object.maps.cm_lb4_be.valueSize));
