@@ -4,7 +4,7 @@
  * and two passes never overlap. A pass merges, hands the probe list to the health checker, makes
  * the datapath equal to the result (differential), syncs the pod routes (a removed peer's after a
  * drain period, agent/routes.ts) and records metrics.
- * Passes are paced by their own cost and by peers still syncing (pass-pacing.ts); the
+ * Passes are paced by their own cost and by peers still syncing (lib/pass-pacing.ts); the
  * per-service explanations of the status API are merged only when asked for.
  */
 import { performance } from 'node:perf_hooks';
@@ -16,7 +16,7 @@ import { IdentityIndex, type IpcacheSink } from './identities.js';
 import type { LocalViewSource } from './local/informers.js';
 import { mergeServices, type MergeInput, type RemoteCluster, type ServiceExplanation } from './merge/index.js';
 import type { AgentMetrics, PeerCounts, PeerStatusLike } from './metrics.js';
-import { nextPassAtMs, peersStillSyncing, type LastPass } from './pass-pacing.js';
+import { nextPassAtMs, peersStillSyncing, type LastPass } from '../lib/pass-pacing.js';
 import { keptPeers, withRestoredBackends, type PeerDecision, type PeerView } from './peers.js';
 import {
   DEFAULT_ROUTE_DRAIN_MS,

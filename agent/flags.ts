@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../lib/duration.js';
 import { clusterIDProblem, clusterNameProblem } from '../lib/kvstore/codecs.js';
-import { formatCidr, parseCidr } from '../lib/net/cidr.js';
+import { parseCidrList } from '../lib/net/cidr.js';
 import { DEFAULT_HEALTH_OPTIONS, DEFAULT_PEER_CACHE_TTL_MS, type HealthCheckerOptions } from './health/index.js';
 import { DEFAULT_ROUTE_DRAIN_MS } from './routes.js';
 import { parseHostPort, type HostPort } from './server.js';
@@ -43,18 +43,13 @@ function positiveInteger(text: string): number {
 
 /** "10.101.0.0/16,fd99:101::/48" (empty: none), each in canonical form. */
 function cidrList(flag: string) {
-  return (text: string): string[] =>
-    text
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item !== '')
-      .map((item) => {
-        try {
-          return formatCidr(parseCidr(item));
-        } catch (err) {
-          throw new InvalidArgumentError(`${flag}: ${(err as Error).message}`);
-        }
-      });
+  return (text: string): string[] => {
+    try {
+      return parseCidrList(text);
+    } catch (err) {
+      throw new InvalidArgumentError(`${flag}: ${(err as Error).message}`);
+    }
+  };
 }
 
 function clusterName(text: string): string {

@@ -13,18 +13,17 @@ import type {
 } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
 import { ResourceInformer } from '../../lib/k8s/informer.js';
+import {
+  LocalAddressTracker,
+  NO_CONFIGURED_CIDRS,
+  localPodCidrs,
+  type ConfiguredCidrs,
+} from '../../lib/k8s/local-addresses.js';
 import type { LocalAddresses } from '../../lib/kvstore/ownership.js';
 import { clusterResources, type ResourceSource } from '../../lib/k8s/resources.js';
 import type { Logger } from '../../lib/log.js';
 import type { LocalService } from '../merge/types.js';
-import {
-  annotationProblem,
-  buildLocalServices,
-  localAddresses,
-  localPodCidrs,
-  sameLocalAddresses,
-  type ConfiguredCidrs,
-} from './view.js';
+import { annotationProblem, buildLocalServices } from './view.js';
 
 /** What the controller needs from the local cluster (a fake implements it in unit tests). */
 export interface LocalViewSource {
@@ -63,9 +62,7 @@ export class LocalInformers implements LocalViewSource {
   private readonly rejected: Counter<'kind'>;
   private readonly watchErrors: Counter<'resource'>;
   private stopped = false;
-  /** the last localAddresses() answer, and whether an informer changed since */
-  private addresses: LocalAddresses | null = null;
-  private addressesStale = true;
+  private readonly addresses: LocalAddressTracker;
 
   constructor(private readonly options: LocalInformersOptions) {
     const resources = clusterResources(options.kubeConfig);
@@ -88,6 +85,10 @@ export class LocalInformers implements LocalViewSource {
     });
     this.checkAnnotations('Service', this.serviceWatch.informer);
     this.checkAnnotations('Namespace', this.namespaces.informer);
+    this.addresses = new LocalAddressTracker(
+      { synced: () => this.synced(), nodes: () => this.nodes.informer.list(), services: () => this.serviceWatch.informer.list() },
+      options.cidrs ?? NO_CONFIGURED_CIDRS,
+    );
   }
 
   /** Resolves once every informer has listed once (or, for ServiceExports, found the CRD absent). */
@@ -120,18 +121,9 @@ export class LocalInformers implements LocalViewSource {
     return localPodCidrs(this.nodes.informer.list());
   }
 
-  /**
-   * What no peer may publish; null until every informer synced. The same object as long as its
-   * content is the same (agent/remote/ownership-gate.ts decides again only for a new one).
-   */
+  /** What no peer may publish; null until every informer synced (lib/k8s/local-addresses.ts). */
   localAddresses(): LocalAddresses | null {
-    if (!this.synced()) return null;
-    if (this.addressesStale) {
-      const fresh = localAddresses(this.nodes.informer.list(), this.serviceWatch.informer.list(), this.options.cidrs ?? { podCidrs: [], serviceCidrs: [] });
-      if (!this.addresses || !sameLocalAddresses(this.addresses, fresh)) this.addresses = fresh;
-      this.addressesStale = false;
-    }
-    return this.addresses;
+    return this.addresses.current();
   }
 
   onChange(listener: () => void): () => void {
@@ -195,7 +187,7 @@ export class LocalInformers implements LocalViewSource {
   }
 
   private changed(): void {
-    this.addressesStale = true;
+    this.addresses.changed();
     for (const listener of this.listeners) listener();
   }
 }

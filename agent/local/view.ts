@@ -1,9 +1,8 @@
 /**
  * The local cluster as the merge sees it (pure): Kubernetes Services, EndpointSlices, Namespaces,
- * ServiceExports and Nodes in, `LocalService[]`, the local pod CIDRs and the addresses no peer may
- * publish out.
+ * ServiceExports in, `LocalService[]` out (the addresses no peer may publish: lib/k8s/local-addresses.ts).
  */
-import type { V1EndpointSlice, V1Namespace, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Namespace, V1Service } from '@kubernetes/client-node';
 import {
   SERVICE_ANNOTATIONS,
   parseNamespaceGlobal,
@@ -11,9 +10,8 @@ import {
   type ParseResult,
   type ServicePolicy,
 } from '../../lib/k8s/annotations.js';
-import type { LocalAddresses } from '../../lib/kvstore/ownership.js';
+import { serviceClusterIPs } from '../../lib/k8s/local-addresses.js';
 import type { L4Protocol } from '../../lib/kvstore/types.js';
-import { isIpAddress } from '../../lib/net/ip.js';
 import type { LocalBackend, LocalService, ServicePort } from '../merge/types.js';
 
 /** The label that ties an EndpointSlice to its Service. */
@@ -35,11 +33,6 @@ function servicePorts(svc: V1Service): ServicePort[] {
   return (svc.spec?.ports ?? [])
     .map((p) => ({ name: p.name ?? '', port: p.port, protocol: p.protocol ?? 'TCP' }))
     .filter((p): p is ServicePort => isL4Protocol(p.protocol)); // SCTP: the socket LB has no hook for it
-}
-
-function clusterIPs(svc: V1Service): string[] {
-  const ips = svc.spec?.clusterIPs ?? (svc.spec?.clusterIP ? [svc.spec.clusterIP] : []);
-  return [...ips];
 }
 
 /**
@@ -114,48 +107,12 @@ export function buildLocalServices(objects: LocalObjects): LocalService[] {
       return {
         namespace: svc.metadata?.namespace ?? '',
         name: svc.metadata?.name ?? '',
-        clusterIPs: clusterIPs(svc),
+        clusterIPs: serviceClusterIPs(svc),
         ports: servicePorts(svc),
         policy: servicePolicy(svc, namespaces.get(svc.metadata?.namespace ?? ''), objects.serviceExports.has(k)),
         localBackends: slicesToBackends(slicesByService.get(k) ?? []),
       };
     });
-}
-
-/** The pod CIDRs of the local Nodes (spec.podCIDRs, or the older single spec.podCIDR). */
-export function localPodCidrs(nodes: readonly V1Node[]): string[] {
-  const cidrs = new Set<string>();
-  for (const node of nodes) {
-    for (const cidr of node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : [])) cidrs.add(cidr);
-  }
-  return [...cidrs].sort();
-}
-
-/** The cluster-wide ranges the agent is told of (--pod-cidrs, --service-cidrs). */
-export interface ConfiguredCidrs {
-  podCidrs: readonly string[];
-  serviceCidrs: readonly string[];
-}
-
-const sortedUnique = (items: Iterable<string>): string[] => [...new Set(items)].sort();
-
-/**
- * What the local cluster holds, so that no peer can claim it (lib/kvstore/ownership.ts): the
- * Nodes' pod CIDRs and addresses, every Service's ClusterIPs (headless "None" is no address), and
- * the configured cluster-wide ranges, which also cover what no Node or Service uses yet.
- */
-export function localAddresses(nodes: readonly V1Node[], services: readonly V1Service[], configured: ConfiguredCidrs): LocalAddresses {
-  return {
-    podCidrs: sortedUnique([...localPodCidrs(nodes), ...configured.podCidrs]),
-    serviceCidrs: sortedUnique(configured.serviceCidrs),
-    clusterIPs: sortedUnique(services.flatMap(clusterIPs).filter(isIpAddress)),
-    nodeIPs: sortedUnique(nodes.flatMap((node) => (node.status?.addresses ?? []).map((a) => a.address)).filter(isIpAddress)),
-  };
-}
-
-export function sameLocalAddresses(a: LocalAddresses, b: LocalAddresses): boolean {
-  const same = (x: readonly string[], y: readonly string[]) => x.length === y.length && x.every((v, i) => v === y[i]);
-  return same(a.podCidrs, b.podCidrs) && same(a.serviceCidrs, b.serviceCidrs) && same(a.clusterIPs, b.clusterIPs) && same(a.nodeIPs, b.nodeIPs);
 }
 
 /** The annotation problem of a Service or Namespace, if any (what the informers log and count). */

@@ -4,6 +4,7 @@
  * and metrics read `status()`.
  */
 import { Counter, type Registry } from 'prom-client';
+import { OwnershipGate } from '../../lib/kvstore/ownership-gate.js';
 import { NO_LOCAL_ADDRESSES, type LocalAddresses } from '../../lib/kvstore/ownership.js';
 import type { BackoffOptions } from '../../lib/kvstore/retry.js';
 import type { Logger } from '../../lib/log.js';
@@ -15,7 +16,6 @@ import {
   type PeerConfig,
   type PeerConfigSet,
 } from '../../lib/remotes/peer-config.js';
-import { OwnershipGate } from './ownership-gate.js';
 import {
   RemoteCluster,
   type RemoteClusterMetrics,
@@ -48,6 +48,8 @@ interface Peer {
   cluster: RemoteCluster;
 }
 
+const REJECTED_METRIC = 'clustermesh_agent_rejected_records_total';
+
 const byName = <T extends { name: string }>(a: T, b: T): number =>
   a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 
@@ -58,7 +60,7 @@ export class RemoteClusters {
   private readonly listeners = new Set<() => void>();
   private readonly closing = new Set<Promise<void>>();
   private readonly metrics: RemoteClusterMetrics;
-  private readonly ownership: OwnershipGate;
+  private readonly ownership: OwnershipGate<RemoteClusterView>;
   private changeTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
@@ -66,7 +68,7 @@ export class RemoteClusters {
     const registers = [opts.metrics];
     this.metrics = {
       rejected: new Counter({
-        name: 'clustermesh_agent_rejected_records_total',
+        name: REJECTED_METRIC,
         help: 'Records (or backends of one) read from a remote cluster and rejected by the import validation or for an address the cluster does not own, by kind and reason',
         labelNames: ['cluster', 'kind', 'reason'],
         registers,
@@ -78,7 +80,7 @@ export class RemoteClusters {
         registers,
       }),
     };
-    this.ownership = new OwnershipGate({ log: opts.log.child({ component: 'ownership' }), rejected: this.metrics.rejected });
+    this.ownership = new OwnershipGate({ log: opts.log.child({ component: 'ownership' }), rejected: this.metrics.rejected, rejectedMetric: REJECTED_METRIC });
   }
 
   async start(): Promise<void> {
@@ -99,7 +101,7 @@ export class RemoteClusters {
     return () => this.listeners.delete(cb);
   }
 
-  /** Each peer's records, with only the addresses it owns (agent/remote/ownership-gate.ts). */
+  /** Each peer's records, with only the addresses it owns (lib/kvstore/ownership-gate.ts). */
   views(): RemoteClusterView[] {
     const raw = [...this.peers.values()]
       .map((peer) => peer.cluster.view())

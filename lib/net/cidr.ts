@@ -43,6 +43,15 @@ export function parseAddressOrCidr(text: string): Cidr {
   return { family, network: value, prefix: familyBits(family) };
 }
 
+/** "a/n,b/m" (spaces and empty items ignored, e.g. a flag's value) → the CIDRs in canonical text. */
+export function parseCidrList(text: string): string[] {
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
+    .map((item) => formatCidr(parseCidr(item)));
+}
+
 export function formatCidr(cidr: Cidr): string {
   return `${formatIpValue(cidr.family, cidr.network)}/${cidr.prefix}`;
 }

@@ -1,5 +1,5 @@
 /** When the agent loop's next pass may start (pure): pacing by pass cost and by peers still syncing. */
-import { SYNCING_PASS_SPACING_MS, nextPassAtMs, peersStillSyncing, type PeerSyncState } from '../../agent/pass-pacing.js';
+import { SYNCING_PASS_SPACING_MS, nextPassAtMs, peersStillSyncing, type PeerSyncState } from '../../lib/pass-pacing.js';
 
 const peer = (id: number | null, connected: boolean, services: boolean): PeerSyncState => ({ id, connected, synced: { services } });
 

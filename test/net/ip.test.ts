@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { UserError } from '../../lib/errors.js';
-import { parseCidr, parseIpValue } from '../../lib/net/cidr.js';
+import { parseCidr, parseCidrList, parseIpValue } from '../../lib/net/cidr.js';
 import { canonicalIp, formatIp, isIpv4Mapped, parseIp, parseIpPrefix, requireIp } from '../../lib/net/ip.js';
 
 describe('the one address grammar (rules in lib/net/ip.ts)', () => {
@@ -59,5 +59,22 @@ describe('the one address grammar (rules in lib/net/ip.ts)', () => {
     expect(() => parseIpValue('fe80::1%eth0')).toThrow('"fe80::1%eth0" is not an IP address: write e.g. 10.99.0.1 or fd99::1');
     expect(() => parseCidr('10.0.0.0/08')).toThrow('"10.0.0.0/08" is not a CIDR: write e.g. 10.101.0.0/16 or fd99:101::/48');
     expect(() => requireIp('1.2.3', 'service vip')).toThrow('service vip: "1.2.3" is not an IPv4 or IPv6 address');
+  });
+});
+
+describe('parseCidrList (the --pod-cidrs/--service-cidrs value of the agent and the kvstoremesh)', () => {
+  it.each([
+    ['empty', '', []],
+    ['one', '10.101.0.0/16', ['10.101.0.0/16']],
+    ['both families, spaces and empty items ignored', ' 10.101.0.0/16, ,fd99:0101::/48,', ['10.101.0.0/16', 'fd99:101::/48']],
+  ])('%s', (_what, text, expected) => {
+    expect(parseCidrList(text)).toEqual(expected);
+  });
+
+  it.each([
+    ['host bits', '10.101.0.0/16,10.101.0.1/16', '"10.101.0.1/16" has host bits set: did you mean 10.101.0.0/16?'],
+    ['an address', '10.101.0.1', '"10.101.0.1" is not a CIDR: write e.g. 10.101.0.0/16 or fd99:101::/48'],
+  ])('refuses %s in one line naming the item', (_what, text, message) => {
+    expect(() => parseCidrList(text)).toThrow(message);
   });
 });

@@ -1,5 +1,7 @@
 /**
- * When the agent's loop may start its next pass (pure). A pass merges the whole mesh, so:
+ * When a loop over the whole mesh may start its next pass (pure): the agent's loop
+ * (agent/controller.ts: merge, datapath) and the kvstoremesh's address-ownership decision
+ * (clustermesh-apiserver/kvstoremesh/kvstoremesh.ts). A pass covers every peer, so:
  * - while a peer is still streaming its initial listing, a pass per peer would redo that work
  *   once per peer (16 peers joining: 16 full merges and datapath plans, each thrown away by the
  *   next): passes are spaced out then;
@@ -9,7 +11,7 @@
  * A single change in a quiet mesh is still merged at once.
  */
 
-/** What the pacing needs of a peer's status (RemoteClusters.status()). */
+/** What the pacing needs of a peer's status (the agent's RemoteClusters.status(), the kvstoremesh's mirrors). */
 export interface PeerSyncState {
   /** the peer's cluster ID once its config was read and accepted */
   id: number | null;

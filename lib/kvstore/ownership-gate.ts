@@ -1,22 +1,24 @@
 /**
- * Address ownership applied to the peers' views (the decision: lib/kvstore/ownership.ts). Every
- * view the agent's loop reads passes through here, so a refused backend, node or ipcache entry
- * never reaches the merge, the health checker, the routes or the maps. The decision is taken
- * again when any peer's records or the local addresses change (a backend published before its
- * node record is admitted once the node arrives; one whose node record goes is withdrawn). Each
- * refusal is logged and counted once, when it first appears; it is counted again only if it
- * goes away and comes back.
+ * Address ownership applied to the peers' views (the decision: lib/kvstore/ownership.ts), for both
+ * readers of peers: every view the agent's loop reads passes through here (agent/remote/
+ * remote-clusters.ts), so a refused backend, node or ipcache entry never reaches the merge, the
+ * health checker, the routes or the maps; and so does every record the kvstoremesh writes into
+ * the local cache (clustermesh-apiserver/kvstoremesh/kvstoremesh.ts). The decision is taken again
+ * when any peer's records or the local addresses change (a backend published before its node
+ * record is admitted once the node arrives; one whose node record goes is withdrawn). Each refusal
+ * is logged and counted once, when it first appears; it is counted again only if it goes away and
+ * comes back.
  */
 import type { Counter } from 'prom-client';
-import type { StateKind } from '../../lib/kvstore/state-kinds.js';
+import type { Logger } from '../log.js';
 import {
   admitPeerRecords,
   type Admission,
   type LocalAddresses,
   type OwnershipRefusal,
-} from '../../lib/kvstore/ownership.js';
-import type { Logger } from '../../lib/log.js';
-import type { RemoteClusterView } from './remote-cluster.js';
+  type PeerRecords,
+} from './ownership.js';
+import type { StateKind } from './state-kinds.js';
 
 /** Refusals logged one by one per decision; the rest are summed up in one line. */
 const LOGGED_PER_DECISION = 20;
@@ -25,14 +27,17 @@ const STATE_KIND: Record<OwnershipRefusal['kind'], StateKind> = { node: 'nodes',
 
 export interface OwnershipGateOptions {
   log: Logger;
-  /** clustermesh_agent_rejected_records_total */
+  /** the daemon's rejected-records counter, by cluster, kind and reason */
   rejected: Counter<'cluster' | 'kind' | 'reason'>;
+  /** its name, for the log line that sums up refusals not logged one by one */
+  rejectedMetric: string;
 }
 
 const refusalKey = (r: OwnershipRefusal): string => `${r.cluster}\u0000${r.kind}\u0000${r.record}\u0000${r.address}\u0000${r.reason}`;
 
-export class OwnershipGate {
-  private last: { raw: readonly RemoteClusterView[]; local: LocalAddresses; admitted: RemoteClusterView[] } | null = null;
+/** `V`: a peer's view as the daemon holds it; what it carries besides the records passes through. */
+export class OwnershipGate<V extends PeerRecords> {
+  private last: { raw: readonly V[]; local: LocalAddresses; admitted: V[] } | null = null;
   private admission: Admission | undefined;
   private refused = new Set<string>();
   /** peer → refusals counted so far */
@@ -44,12 +49,12 @@ export class OwnershipGate {
    * The views with only what each peer owns. `local` null (the local cluster's addresses are not
    * known yet): nothing of any peer is admitted, and nothing is counted.
    */
-  admit(raw: readonly RemoteClusterView[], local: LocalAddresses | null): RemoteClusterView[] {
+  admit(raw: readonly V[], local: LocalAddresses | null): V[] {
     if (local === null) return raw.map((view) => ({ ...view, services: [], nodes: [], ipcache: [] }));
     const last = this.last;
     if (last && last.local === local && last.raw.length === raw.length && last.raw.every((view, i) => view === raw[i])) return last.admitted;
     this.admission = admitPeerRecords(local, raw, this.admission);
-    const admitted = this.admission.peers.map((records, i) => ({
+    const admitted = this.admission.peers.map((records, i): V => ({
       ...raw[i],
       nodes: [...records.nodes],
       services: [...records.services],
@@ -82,7 +87,7 @@ export class OwnershipGate {
         unlogged.set(refusal.cluster, (unlogged.get(refusal.cluster) ?? 0) + 1);
       }
     }
-    for (const [cluster, n] of unlogged) this.opts.log.warn(`refused ${n} more records of ${cluster} (counted in clustermesh_agent_rejected_records_total)`);
+    for (const [cluster, n] of unlogged) this.opts.log.warn(`refused ${n} more records of ${cluster} (counted in ${this.opts.rejectedMetric})`);
     this.refused = now;
   }
 }
