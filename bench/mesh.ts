@@ -277,6 +277,8 @@ async function startKvstoremesh(
       file('admin.key', admin.keyPem),
       '--clustermesh-config',
       setup.meshDir,
+      '--kubeconfig',
+      setup.kubeconfig,
       '--health-addr',
       `127.0.0.1:${port}`,
     ],
@@ -459,6 +461,7 @@ async function fanIn(workDir: string): Promise<FanInRow[]> {
       cluster: LOCAL,
       etcd: await local.clientConfig(ADMIN_USER),
       source: new DirectoryPeerSource({ dir: meshDir, log: silent }),
+      local: { current: () => NO_LOCAL_ADDRESSES, onChange: () => () => undefined },
       log: silent,
       registry: createMetricsRegistry(),
     });

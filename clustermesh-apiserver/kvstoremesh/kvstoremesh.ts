@@ -3,14 +3,25 @@
  * into the local etcd, so the cluster's agents open one connection, to their own etcd, instead of
  * one per peer each. Peers are added, updated and removed at run time as the agent's are
  * (lib/remotes/), with the same ID checks; the local agents read through the `local-reader` user.
+ *
+ * Nothing enters the cache that an agent would refuse: besides the import validation of each
+ * record (peer-mirror.ts), address ownership (lib/kvstore/ownership-gate.ts) is decided over every
+ * peer's services, nodes and ipcache at once, against the local cluster's addresses, and only
+ * what it admits is written. A decision covers the whole mesh, so changes are coalesced and
+ * decisions paced as the agent's loop is (lib/pass-pacing.ts); until the local addresses are known
+ * nothing is decided, so nothing new is admitted.
  */
 import type { Etcd3 } from 'etcd3';
+import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { decodeClusterConfig } from '../../lib/kvstore/codecs.js';
 import { connectEtcd, classifyEtcdError, type EtcdClientConfig } from '../../lib/kvstore/etcd.js';
 import { CLUSTER_CONFIG_PREFIX } from '../../lib/kvstore/keys.js';
+import { OwnershipGate } from '../../lib/kvstore/ownership-gate.js';
+import type { LocalAddresses } from '../../lib/kvstore/ownership.js';
 import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
 import type { Logger } from '../../lib/log.js';
+import { nextPassAtMs, peersStillSyncing, type LastPass } from '../../lib/pass-pacing.js';
 import type { PeerConfigSource } from '../../lib/remotes/config-source.js';
 import {
   clusterIdConflict,
@@ -20,15 +31,33 @@ import {
   type PeerConfigSet,
 } from '../../lib/remotes/peer-config.js';
 import { ensureLocalReader } from '../etcd-bootstrap.js';
-import { PeerMirror, deletePeerCache, type PeerMirrorMetrics, type PeerMirrorStatus } from './peer-mirror.js';
+import {
+  PeerMirror,
+  deletePeerCache,
+  type MirrorRecords,
+  type PeerMirrorMetrics,
+  type PeerMirrorStatus,
+} from './peer-mirror.js';
 
 export const DEFAULT_PEER_CACHE_TTL_MS = 5 * 60_000;
+const REJECTED_METRIC = 'clustermesh_kvstoremesh_rejected_records_total';
+/** A burst of record changes within this time makes one decision. */
+const DECISION_COALESCE_MS = 10;
+
+/** What the local cluster holds (clustermesh-apiserver/kvstoremesh/local-cluster.ts; a fake in tests). */
+export interface LocalAddressSource {
+  /** null until known; a new object only when the content changed */
+  current(): LocalAddresses | null;
+  onChange(listener: () => void): () => void;
+}
 
 export interface KVStoreMeshOptions {
   cluster: { name: string; id: number };
   /** the local etcd, as admin */
   etcd: EtcdClientConfig;
   source: PeerConfigSource;
+  /** the addresses no peer may publish */
+  local: LocalAddressSource;
   log: Logger;
   registry: Registry;
   cacheTtlMs?: number;
@@ -43,17 +72,28 @@ export class KVStoreMesh {
   private readonly abort = createStopController();
   private local: Etcd3 | null = null;
   private readonly metrics: PeerMirrorMetrics;
+  private readonly ownership: OwnershipGate<MirrorRecords>;
+  private unsubscribeLocal: (() => void) | null = null;
+  private decisionTimer: NodeJS.Timeout | null = null;
+  private lastDecision: LastPass | null = null;
+  /** the gate's last answer, written already */
+  private lastAdmitted: MirrorRecords[] | null = null;
 
   constructor(private readonly opts: KVStoreMeshOptions) {
     const registers = [opts.registry];
     this.metrics = {
       rejected: new Counter({
-        name: 'clustermesh_kvstoremesh_rejected_records_total',
-        help: 'Records read from a peer and refused by the import validation (never cached), by kind and reason',
+        name: REJECTED_METRIC,
+        help: 'Records (or backends of one) read from a peer and refused by the import validation or for an address the peer does not own (never cached), by kind and reason',
         labelNames: ['cluster', 'kind', 'reason'],
         registers,
       }),
     };
+    this.ownership = new OwnershipGate({
+      log: opts.log.child({ component: 'ownership' }),
+      rejected: this.metrics.rejected,
+      rejectedMetric: REJECTED_METRIC,
+    });
     const statuses = () => this.status();
     new Gauge({
       name: 'clustermesh_kvstoremesh_peer_synced',
@@ -77,7 +117,7 @@ export class KVStoreMesh {
     });
     new Gauge({
       name: 'clustermesh_kvstoremesh_cached_records',
-      help: 'Valid records of a peer held in the cache, by kind',
+      help: 'Records of a peer held in the cache (valid and, for services, nodes and ipcache, admitted), by kind',
       labelNames: ['cluster', 'kind'],
       registers,
       collect() {
@@ -101,6 +141,7 @@ export class KVStoreMesh {
       );
     this.local = await retry('connect to the local etcd', () => connectEtcd(etcd));
     await retry('create the local reader user', () => ensureLocalReader(this.local!));
+    this.unsubscribeLocal = this.opts.local.onChange(() => this.scheduleDecision());
     await this.opts.source.start((set) => this.apply(set));
     await retry('drop the caches of peers removed while stopped', () => this.dropUnknownCaches());
   }
@@ -126,6 +167,8 @@ export class KVStoreMesh {
 
   async stop(): Promise<void> {
     this.abort.abort(new Error('kvstoremesh stopped'));
+    this.unsubscribeLocal?.();
+    if (this.decisionTimer) clearTimeout(this.decisionTimer);
     await this.opts.source.stop();
     const mirrors = [...this.mirrors.values()];
     this.mirrors.clear();
@@ -134,7 +177,10 @@ export class KVStoreMesh {
   }
 
   status(): PeerMirrorStatus[] {
-    const running = [...this.mirrors.values()].map((mirror) => mirror.status());
+    const running = [...this.mirrors.values()].map((mirror) => {
+      const status = mirror.status();
+      return { ...status, rejected: status.rejected + this.ownership.rejected(status.name) };
+    });
     const unusable = [...this.invalid]
       .filter(([name]) => !this.mirrors.has(name))
       .map(([name, error]): PeerMirrorStatus => ({
@@ -187,6 +233,7 @@ export class KVStoreMesh {
       localEndpoints: this.opts.etcd.endpoints,
       idConflict: (id) => this.idConflict(config.name, id),
       cacheTtlMs: this.opts.cacheTtlMs ?? DEFAULT_PEER_CACHE_TTL_MS,
+      onRecordsChange: () => this.scheduleDecision(),
       log: this.opts.log,
       metrics: this.metrics,
       backoff: this.opts.backoff,
@@ -206,6 +253,39 @@ export class KVStoreMesh {
       .catch(() => undefined) // stopped while deleting: the next start finds the peer gone again
       .finally(() => this.removing.delete(removed));
     this.removing.add(removed);
+    this.scheduleDecision(); // its claims leave the decision
+  }
+
+  // ------------------------------------------------------------ address ownership
+
+  /** One decision per burst of changes, paced by the last one's cost and by peers still listing. */
+  private scheduleDecision(): void {
+    if (this.decisionTimer || this.abort.signal.aborted) return;
+    const nowMs = performance.now();
+    const syncing = peersStillSyncing([...this.mirrors.values()].map((mirror) => mirror.syncState()));
+    const delayMs = Math.max(nextPassAtMs(this.lastDecision, syncing, nowMs) - nowMs, DECISION_COALESCE_MS);
+    this.decisionTimer = setTimeout(() => {
+      this.decisionTimer = null;
+      this.decide();
+    }, delayMs);
+  }
+
+  /** Every peer's held records through the gate at once; each mirror writes what is admitted of its own. */
+  private decide(): void {
+    if (this.abort.signal.aborted) return;
+    const local = this.opts.local.current();
+    if (local === null) return; // told again once the local addresses are known
+    const startMs = performance.now();
+    const views = [...this.mirrors.values()]
+      .map((mirror) => mirror.records())
+      .filter((view): view is MirrorRecords => view !== null)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const admitted = this.ownership.admit(views, local);
+    if (admitted !== this.lastAdmitted) {
+      for (const view of admitted) this.mirrors.get(view.name)?.write(view);
+      this.lastAdmitted = admitted;
+    }
+    this.lastDecision = { startMs, durationMs: performance.now() - startMs };
   }
 
   private idConflict(name: string, id: number): string | null {

@@ -2,14 +2,17 @@
  * `node dist/clustermesh-apiserver/kvstoremesh/main.js --cluster-name N --cluster-id I …`: the
  * kvstoremesh, run beside the clustermesh-apiserver in its pod (as Cilium runs its kvstoremesh
  * sidecar). Peers come from `--clustermesh-config DIR` (the remotes Secret mounted) or, without
- * it, from that Secret through the Kubernetes API. A bad flag or file is one line on stderr and
- * exit 1; SIGTERM/SIGINT stop cleanly (the cache stays for the next start).
+ * it, from that Secret through the Kubernetes API; the local Nodes and Services (what no peer may
+ * publish, with `--pod-cidrs`/`--service-cidrs`) always through the Kubernetes API. A bad flag or
+ * file is one line on stderr and exit 1; SIGTERM/SIGINT stop cleanly (the cache stays for the
+ * next start).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { exitOnSignals, exitWithError, parseOrExit } from '../../lib/daemon.js';
 import { parseDuration } from '../../lib/duration.js';
 import { errorMessage } from '../../lib/errors.js';
 import { loadDaemonKubeConfig } from '../../lib/k8s/kubeconfig.js';
+import { parseCidrList } from '../../lib/net/cidr.js';
 import { clusterIDProblem, clusterNameProblem } from '../../lib/kvstore/codecs.js';
 import { loadEtcdClientConfig } from '../../lib/kvstore/etcd.js';
 import { createLogger } from '../../lib/log.js';
@@ -22,6 +25,7 @@ import {
 import { envName, parseHostPort } from '../config.js';
 import { startHealthServer } from '../health.js';
 import { DEFAULT_PEER_CACHE_TTL_MS, KVStoreMesh } from './kvstoremesh.js';
+import { LocalCluster } from './local-cluster.js';
 
 const NAME = 'kvstoremesh';
 
@@ -83,7 +87,10 @@ export function buildProgram(): Command {
       ),
     )
     .addOption(
-      flag('--kubeconfig <file>', 'kubeconfig, when the peers are read from the Secret (absent: in-cluster)'),
+      flag(
+        '--kubeconfig <file>',
+        'kubeconfig for the local Nodes and Services (and the Secret without --clustermesh-config); absent: in-cluster',
+      ),
     )
     .addOption(
       flag('--namespace <ns>', 'namespace of the clustermesh-remotes Secret').default('clustermesh-system'),
@@ -97,6 +104,19 @@ export function buildProgram(): Command {
       flag('--peer-cache-ttl <duration>', "how long a disconnected peer's cache is kept")
         .argParser(parseDuration)
         .default(DEFAULT_PEER_CACHE_TTL_MS, `${DEFAULT_PEER_CACHE_TTL_MS / 60_000}m`),
+    )
+    .addOption(
+      flag(
+        '--pod-cidrs <cidrs>',
+        "this cluster's pod ranges, comma-separated (beside its Nodes' podCIDRs): refused from any peer",
+      )
+        .argParser(checked(parseCidrList))
+        .default([], ''),
+    )
+    .addOption(
+      flag('--service-cidrs <cidrs>', "this cluster's service ranges, comma-separated: refused from any peer")
+        .argParser(checked(parseCidrList))
+        .default([], ''),
     );
 }
 
@@ -115,32 +135,44 @@ async function main(argv: string[]): Promise<void> {
     namespace: string;
     healthAddr: { host: string; port: number };
     peerCacheTtl: number;
+    podCidrs: string[];
+    serviceCidrs: string[];
   }>();
   const log = createLogger(NAME);
   const registry = createMetricsRegistry({ defaultMetrics: true, labels: { cluster: flags.clusterName } });
   let mesh: KVStoreMesh;
+  let local: LocalCluster;
   try {
     const endpoints = flags.etcdEndpoints
       .split(',')
       .map((e) => e.trim())
       .filter(Boolean);
+    const etcd = loadEtcdClientConfig({
+      endpoints,
+      caFile: flags.etcdCa,
+      certFile: flags.etcdCert,
+      keyFile: flags.etcdKey,
+    });
+    const kubeConfig = loadDaemonKubeConfig(flags.kubeconfig, ['--kubeconfig']);
     const source = flags.clustermeshConfig
       ? new DirectoryPeerSource({ dir: flags.clustermeshConfig, log })
       : new SecretPeerSource({
-          kubeConfig: loadDaemonKubeConfig(flags.kubeconfig, ['--clustermesh-config', '--kubeconfig']),
+          kubeConfig,
           namespace: flags.namespace,
           secretName: DEFAULT_REMOTES_SECRET,
           log,
         });
+    local = new LocalCluster({
+      kubeConfig,
+      cidrs: { podCidrs: flags.podCidrs, serviceCidrs: flags.serviceCidrs },
+      log: log.child({ component: 'local' }),
+      registry,
+    });
     mesh = new KVStoreMesh({
       cluster: { name: flags.clusterName, id: flags.clusterId },
-      etcd: loadEtcdClientConfig({
-        endpoints,
-        caFile: flags.etcdCa,
-        certFile: flags.etcdCert,
-        keyFile: flags.etcdKey,
-      }),
+      etcd,
       source,
+      local,
       log,
       registry,
       cacheTtlMs: flags.peerCacheTtl,
@@ -155,8 +187,9 @@ async function main(argv: string[]): Promise<void> {
     // the peers read) out of its Service. Per-peer sync is in the metrics.
     notReadyReason: () => (started ? null : 'connecting to the local etcd'),
   }).catch((err: unknown) => exitWithError(NAME, err));
-  exitOnSignals(NAME, () => Promise.all([mesh.stop(), health.close()]));
+  exitOnSignals(NAME, () => Promise.all([mesh.stop(), local.stop(), health.close()]));
   try {
+    void local.start(); // informers restart by themselves; nothing is admitted until they synced
     await mesh.start();
     started = true;
     log.info({ health: health.url }, 'mirroring the peers into the local etcd');

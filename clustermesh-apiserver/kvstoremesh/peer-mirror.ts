@@ -3,7 +3,12 @@
  * peer's etcd with backoff, read and check its cluster config, republish it locally with
  * `"cached": true`, then reflect services, nodes, identities and ipcache under `cilium/cache/…`
  * (lib/kvstore/state-kinds.ts), every record through the agent's own import validation
- * (lib/kvstore/validate.ts), each prefix's sync canary written once its initial listing is in.
+ * (lib/kvstore/validate.ts). Identities point at no address and stream straight into the cache.
+ * Services, nodes and ipcache entries must also pass address ownership, a decision over every
+ * peer at once (kvstoremesh.ts): they are held here, handed to it by `records()` once the three
+ * initial listings are in, and what it admits is written by `write()`. Each prefix's sync canary
+ * is written once its initial listing is in the cache (for the held kinds: has gone through a
+ * decision).
  *
  * The cache outlives connections the way an agent's records do (agent/remote/remote-cluster.ts):
  * an outage keeps it, for at most the peer cache TTL, after which it is dropped so the agents
@@ -12,10 +17,11 @@
  */
 import type { Etcd3 } from 'etcd3';
 import type { Counter } from 'prom-client';
-import { encodeClusterConfig, type Decoded } from '../../lib/kvstore/codecs.js';
+import { encodeClusterConfig, encodeClusterService, type Decoded } from '../../lib/kvstore/codecs.js';
 import { classifyEtcdError } from '../../lib/kvstore/etcd.js';
-import { clusterConfigKey, syncedClusterPrefix } from '../../lib/kvstore/keys.js';
+import { clusterConfigKey, serviceKey, syncedClusterPrefix } from '../../lib/kvstore/keys.js';
 import { Latch } from '../../lib/kvstore/latch.js';
+import type { PeerRecords } from '../../lib/kvstore/ownership.js';
 import { createStopController, retryUntilAborted, type BackoffOptions } from '../../lib/kvstore/retry.js';
 import {
   STATE_KINDS,
@@ -25,17 +31,29 @@ import {
   type StateKind,
 } from '../../lib/kvstore/state-kinds.js';
 import { SyncStore } from '../../lib/kvstore/sync-store.js';
-import type { ClusterConfig } from '../../lib/kvstore/types.js';
+import type { ClusterConfig, ClusterService, IPCacheEntry, NodeRecord } from '../../lib/kvstore/types.js';
 import { rejectionClass, validateRemoteRecord } from '../../lib/kvstore/validate.js';
 import { WatchStore } from '../../lib/kvstore/watch-store.js';
 import type { Logger } from '../../lib/log.js';
+import type { PeerSyncState } from '../../lib/pass-pacing.js';
 import type { PeerConfig } from '../../lib/remotes/peer-config.js';
 import { connectPeer, type PeerConnection } from '../../lib/remotes/peer-connect.js';
 import { PeerLink } from '../../lib/remotes/peer-link.js';
 
 export interface PeerMirrorMetrics {
-  /** records of a peer refused by the import validation, by cluster and kind */
+  /** records of a peer refused by the import validation or address ownership, by cluster, kind and reason */
   rejected: Counter<'cluster' | 'kind' | 'reason'>;
+}
+
+/** The kinds that point at addresses: held for the ownership decision, never streamed. */
+const HELD_KINDS = ['services', 'nodes', 'ipcache'] as const;
+type HeldKind = (typeof HELD_KINDS)[number];
+type AddressRecord = ClusterService | NodeRecord | IPCacheEntry;
+
+/** A peer's address-bearing records as the ownership decision takes them, and as it admits them. */
+export interface MirrorRecords extends PeerRecords {
+  /** the session that read them: what is admitted is written only into that session's cache */
+  readonly session: object;
 }
 
 export interface PeerMirrorOptions {
@@ -47,6 +65,8 @@ export interface PeerMirrorOptions {
   idConflict: (id: number) => string | null;
   /** How long a disconnected peer's cache is kept. */
   cacheTtlMs: number;
+  /** The records `records()` hands over changed (or the peer's cache was dropped): decide again. */
+  onRecordsChange: () => void;
   log: Logger;
   metrics: PeerMirrorMetrics;
   backoff?: BackoffOptions;
@@ -59,24 +79,40 @@ export interface PeerMirrorStatus {
   connected: boolean;
   /** every kind's initial listing is in the cache and its canary written */
   synced: boolean;
-  /** valid records of the peer, by kind */
+  /** records of the peer in the cache, by kind */
   records: Record<StateKind, number>;
+  /** refused by the import validation (the kvstoremesh adds the ownership refusals) */
   rejected: number;
   /** one line */
   lastError: string | null;
 }
 
-interface Reflector {
+interface Reflector<T> {
   kind: StateKind;
-  watch: WatchStore<Buffer>;
+  watch: WatchStore<T>;
   cache: SyncStore;
+}
+
+/** One held kind of a session. */
+interface Holder extends Reflector<AddressRecord> {
+  kind: HeldKind;
+  /** its initial listing is in */
+  listed: boolean;
+  /** the records as last handed over; null once they changed */
+  records: AddressRecord[] | null;
+  /** cache key → the record written there (compared by identity: a decided record is the held object, or one rebuilt service) */
+  written: Map<string, AddressRecord>;
 }
 
 interface Session {
   readonly abort: AbortController;
   client: Etcd3 | null;
   link: PeerLink | null;
-  reflectors: Reflector[];
+  /** identities, straight into the cache */
+  streamed: Reflector<Buffer>[];
+  held: Holder[];
+  /** what records() returned last for this session; null once anything changed */
+  view: MirrorRecords | null;
   done: Promise<void>;
 }
 
@@ -92,6 +128,13 @@ export class PeerMirror {
   private rejected = 0;
   /** open once every kind of the current session is in the cache with its canary written */
   private readonly synced = new Latch();
+  /**
+   * The last complete records handed over: a new session's stand in until its own listings are in,
+   * so that a reconnect never takes the peer's claims out of the decision.
+   */
+  private lastComplete: MirrorRecords | null = null;
+  /** a held record → its state key (a rebuilt service is keyed by its name) */
+  private readonly stateKeys = new WeakMap<AddressRecord, string>();
   private lastError: string | null = null;
   private readonly log: Logger;
 
@@ -136,8 +179,8 @@ export class PeerMirror {
 
   status(): PeerMirrorStatus {
     const records = Object.fromEntries(STATE_KINDS.map((kind) => [kind, 0])) as Record<StateKind, number>;
-    const reflectors = this.session?.reflectors ?? [];
-    for (const { kind, watch } of reflectors) records[kind] = watch.entries().length;
+    for (const { kind, watch } of this.session?.streamed ?? []) records[kind] = watch.entries().length;
+    for (const { kind, written } of this.session?.held ?? []) records[kind] = written.size;
     return {
       name: this.name,
       id: this.id,
@@ -154,6 +197,75 @@ export class PeerMirror {
     return this.synced.wait();
   }
 
+  /** What pacing the decisions needs (lib/pass-pacing.ts): the held kinds' listings count as the services'. */
+  syncState(): PeerSyncState {
+    const listed =
+      this.session?.held.length === HELD_KINDS.length && this.session.held.every((h) => h.listed);
+    return { id: this.id, connected: this.connected, synced: { services: listed } };
+  }
+
+  /**
+   * The peer's address-bearing records for the ownership decision: the current session's once
+   * its three initial listings are in, else the last complete ones (a session being replaced),
+   * else null (nothing to decide on yet). The same object while nothing changed.
+   */
+  records(): MirrorRecords | null {
+    const session = this.session;
+    if (!session || session.held.length < HELD_KINDS.length || !session.held.every((h) => h.listed))
+      return this.lastComplete;
+    if (!session.view) {
+      const of = <T extends AddressRecord>(kind: HeldKind): T[] => {
+        const holder = session.held.find((h) => h.kind === kind)!;
+        holder.records ??= holder.watch.entries().map(([, record]) => record);
+        return holder.records as T[];
+      };
+      session.view = {
+        name: this.name,
+        services: of<ClusterService>('services'),
+        nodes: of<NodeRecord>('nodes'),
+        ipcache: of<IPCacheEntry>('ipcache'),
+        session,
+      };
+    }
+    this.lastComplete = session.view;
+    return session.view;
+  }
+
+  /**
+   * Writes what the decision admitted of `records()`: new and changed records are upserted (the
+   * SyncStore skips bytes etcd holds already), records no longer admitted are deleted, and each
+   * held kind's canary follows its first decision. Records of a replaced session are not written.
+   */
+  write(admitted: MirrorRecords): void {
+    const session = this.session;
+    if (!session || admitted.session !== session) return;
+    for (const holder of session.held) {
+      const records =
+        holder.kind === 'services'
+          ? admitted.services
+          : holder.kind === 'nodes'
+            ? admitted.nodes
+            : admitted.ipcache;
+      this.writeHeld(holder, records);
+    }
+  }
+
+  private writeHeld(holder: Holder, records: readonly AddressRecord[]): void {
+    const next = new Map<string, AddressRecord>();
+    for (const record of records) {
+      // Only a service is ever rebuilt (without its refused backends); its key is its name.
+      const stateKey = this.stateKeys.get(record) ?? serviceKeyOf(record as ClusterService);
+      const key = cacheKeyOf(holder.kind, this.name, stateKey);
+      next.set(key, record);
+      if (holder.written.get(key) === record) continue;
+      const raw = holder.watch.get(stateKey) === record ? holder.watch.rawOf(stateKey) : undefined;
+      holder.cache.upsert(key, raw ?? encodeClusterService(record as ClusterService));
+    }
+    for (const key of holder.written.keys()) if (!next.has(key)) holder.cache.delete(key);
+    holder.written = next;
+    holder.cache.markInitialSyncDone();
+  }
+
   // ------------------------------------------------------------ sessions
 
   private openSession(): Session {
@@ -162,7 +274,9 @@ export class PeerMirror {
       abort: createStopController(),
       client: null,
       link: null,
-      reflectors: [],
+      streamed: [],
+      held: [],
+      view: null,
       done: Promise.resolve(),
     };
     session.done = this.runSession(session);
@@ -180,7 +294,9 @@ export class PeerMirror {
     session.abort.abort(new Error(`peer ${this.name} closed`));
     await session.done;
     await session.link?.close();
-    await Promise.all(session.reflectors.flatMap((r) => [r.watch.stop(), r.cache.stop()]));
+    await Promise.all(
+      [...session.streamed, ...session.held].flatMap((r) => [r.watch.stop(), r.cache.stop()]),
+    );
     session.client?.close();
   }
 
@@ -258,7 +374,8 @@ export class PeerMirror {
         up: () => current() && this.setConnected(true),
         lost: (err) => current() && this.linkLost(err),
         changed: () => current() && void this.replaceSession(),
-        invalid: (reason) => current() && this.recordFailure(`invalid cluster config of ${this.name}: ${reason}`),
+        invalid: (reason) =>
+          current() && this.recordFailure(`invalid cluster config of ${this.name}: ${reason}`),
       },
     });
     session.link.start();
@@ -271,12 +388,14 @@ export class PeerMirror {
   }
 
   /**
-   * One reflector per kind: the peer's prefix, validated, into a SyncStore on the cache prefix.
-   * A SyncStore per session lists what the cache holds first, so a reconnect (or a restart of this
-   * process) rewrites only what changed and deletes only what the peer no longer has.
+   * One reflector per kind: the peer's prefix, validated, into a SyncStore on the cache prefix
+   * (identities at once, the held kinds through the ownership decision). A SyncStore per session
+   * lists what the cache holds first, so a reconnect (or a restart of this process) rewrites only
+   * what changed and deletes only what the peer no longer has or no longer may publish.
    */
   private startReflectors(session: Session, client: Etcd3, config: ClusterConfig): void {
     const clusterID = config.id;
+    const current = () => this.session === session && !session.abort.signal.aborted;
     for (const kind of STATE_KINDS) {
       const spec = STATE_KIND_SPECS[kind];
       const cache = new SyncStore({
@@ -287,33 +406,71 @@ export class PeerMirror {
         logger: this.log.child({ cache: kind }),
         endpoints: this.opts.localEndpoints,
       });
-      const watch = new WatchStore<Buffer>({
+      const watchOptions = {
         client,
         prefix: spec.prefix(this.name),
         canaryKey: config.capabilities.syncedCanaries
           ? stateSource(kind, this.name, false).canaryKey
           : undefined,
-        // The cache holds the peer's bytes as they were validated: agents validate them again.
-        decode: (key, bytes): Decoded<Buffer> => {
-          const decoded = validateRemoteRecord(spec.record, key, bytes, { cluster: this.name, clusterID });
-          return decoded.ok ? { ok: true, value: bytes } : decoded;
-        },
-        onEvent: (event) => {
-          const cacheKey = cacheKeyOf(kind, this.name, event.key);
-          if (event.type === 'upsert') cache.upsert(cacheKey, event.value);
-          else cache.delete(cacheKey);
-        },
-        onReject: (key, reason) => this.reject(kind, key, reason),
-        onSynced: () => cache.markInitialSyncDone(),
+        onReject: (key: string, reason: string) => this.reject(kind, key, reason),
         backoff: this.opts.backoff,
         logger: this.log.child({ kind }),
         endpoints: this.config.endpoints,
-      });
-      session.reflectors.push({ kind, watch, cache });
+      };
+      const validate = (key: string, bytes: Buffer) =>
+        validateRemoteRecord(spec.record, key, bytes, { cluster: this.name, clusterID });
+      if (kind === 'identities') {
+        const watch = new WatchStore<Buffer>({
+          ...watchOptions,
+          // The cache holds the peer's bytes as they were validated: agents validate them again.
+          decode: (key, bytes): Decoded<Buffer> => {
+            const decoded = validate(key, bytes);
+            return decoded.ok ? { ok: true, value: bytes } : decoded;
+          },
+          onEvent: (event) => {
+            const cacheKey = cacheKeyOf(kind, this.name, event.key);
+            if (event.type === 'upsert') cache.upsert(cacheKey, event.value);
+            else cache.delete(cacheKey);
+          },
+          onSynced: () => cache.markInitialSyncDone(),
+        });
+        session.streamed.push({ kind, watch, cache });
+      } else {
+        const holder: Holder = {
+          kind,
+          cache,
+          listed: false,
+          records: null,
+          written: new Map(),
+          watch: new WatchStore<AddressRecord>({
+            ...watchOptions,
+            decode: (key, bytes) => {
+              const decoded = validate(key, bytes) as Decoded<AddressRecord>;
+              if (decoded.ok) this.stateKeys.set(decoded.value, key);
+              return decoded;
+            },
+            onEvent: () => {
+              if (!current()) return;
+              holder.records = null;
+              session.view = null;
+              this.opts.onRecordsChange();
+            },
+            onSynced: () => {
+              if (!current()) return;
+              holder.listed = true;
+              session.view = null;
+              this.opts.onRecordsChange();
+            },
+          }),
+        };
+        session.held.push(holder);
+      }
+    }
+    for (const { watch, cache } of [...session.streamed, ...session.held]) {
       void cache.start().catch(() => undefined); // rejects only when stopped
       watch.start();
     }
-    void Promise.all(session.reflectors.map((r) => r.cache.whenSynced())).then(
+    void Promise.all([...session.streamed, ...session.held].map((r) => r.cache.whenSynced())).then(
       () => this.session === session && this.synced.release(),
     );
   }
@@ -346,6 +503,8 @@ export class PeerMirror {
     if (!old || this.connected) return;
     this.log.warn(`peer ${this.name} unreachable for ${this.opts.cacheTtlMs} ms; dropping its cache`);
     this.session = null;
+    this.lastComplete = null;
+    this.opts.onRecordsChange(); // its claims leave the decision with its cache
     await this.closeSession(old);
     await this.deleteCache(createStopController().signal, { withConfig: false });
     if (this.session === null) this.start();
@@ -373,6 +532,8 @@ export class PeerMirror {
     this.log.warn(this.lastError);
   }
 }
+
+const serviceKeyOf = (svc: ClusterService): string => serviceKey(svc.cluster, svc.namespace, svc.name);
 
 /** Deletes a peer's cache and canaries from the local etcd, and with `withConfig` its cached config. */
 export async function deletePeerCache(

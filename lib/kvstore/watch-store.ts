@@ -112,6 +112,12 @@ export class WatchStore<T> {
     return this.known.get(key)?.value;
   }
 
+  /** The bytes of a key's current valid value, as the writer put them (what a cache republishes). */
+  rawOf(key: string): Buffer | undefined {
+    const known = this.known.get(key);
+    return known?.value === undefined ? undefined : known.raw;
+  }
+
   /** Every key with a valid value. */
   entries(): Array<[string, T]> {
     return [...this.known].flatMap(([key, k]) =>

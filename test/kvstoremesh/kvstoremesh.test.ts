@@ -2,7 +2,8 @@
  * The kvstoremesh against three real etcds (TLS, client-cert auth, bootstrapped as the apiserver
  * does): the local cluster west and two peers, east (reached through a proxy the test can cut) and
  * north. Beside it, two agents' RemoteClusters: one reading the peers directly, one reading the
- * cache in west's etcd as the local reader. The tests run in order and share this setup.
+ * cache in west's etcd as the local reader. West's own addresses (what its informers would read)
+ * are set by the test. The tests run in order and share this setup.
  */
 import type { Etcd3 } from 'etcd3';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,17 +12,27 @@ import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { RemoteClusters, type RemoteClusterView } from '../../agent/remote/remote-clusters.js';
 import { bootstrapEtcd } from '../../clustermesh-apiserver/etcd-bootstrap.js';
-import { KVStoreMesh } from '../../clustermesh-apiserver/kvstoremesh/kvstoremesh.js';
-import { decodeClusterConfig, encodeClusterConfig, encodeClusterService } from '../../lib/kvstore/codecs.js';
+import { KVStoreMesh, type LocalAddressSource } from '../../clustermesh-apiserver/kvstoremesh/kvstoremesh.js';
+import {
+  IDENTITY_CLUSTER_SHIFT,
+  decodeClusterConfig,
+  decodeClusterService,
+  encodeClusterConfig,
+  encodeClusterService,
+  encodeIPCacheEntry,
+} from '../../lib/kvstore/codecs.js';
 import { createEtcdClient } from '../../lib/kvstore/etcd.js';
-import { NO_LOCAL_ADDRESSES } from '../../lib/kvstore/ownership.js';
+import type { LocalAddresses } from '../../lib/kvstore/ownership.js';
 import {
   CACHE_PREFIX,
   SERVICES_PREFIX,
   cachedIdentityIdPrefix,
   cachedIpcacheClusterPrefix,
+  cachedNodesClusterPrefix,
   cachedServicesClusterPrefix,
   clusterConfigKey,
+  ipcacheKey,
+  nodeKey,
   serviceKey,
   syncedCanaryKey,
   syncedClusterPrefix,
@@ -51,6 +62,33 @@ const localConfig = encodeClusterConfig({
   id: LOCAL.id,
   capabilities: { syncedCanaries: true, maxConnectedClusters: 255 },
 });
+/** West's own addresses: no peer may publish them. */
+const WEST_ADDRESSES: LocalAddresses = {
+  podCidrs: ['10.101.0.0/16'],
+  serviceCidrs: ['10.111.0.0/16'],
+  clusterIPs: ['10.111.0.10'],
+  nodeIPs: ['10.99.0.11'],
+};
+/** Each peer's worker owns 10.1<id>.0.0/16 and its node IP 10.99.0.2<id>. */
+const podCidr = (id: number) => `10.1${id}.0.0/16`;
+const workerIP = (id: number) => `10.99.0.2${id}`;
+
+/** The local addresses as the kvstoremesh's informers would give them: unknown until set. */
+class LocalAddressesFake implements LocalAddressSource {
+  private value: LocalAddresses | null = null;
+  private readonly listeners = new Set<() => void>();
+  current(): LocalAddresses | null {
+    return this.value;
+  }
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  set(value: LocalAddresses): void {
+    this.value = value;
+    for (const listener of this.listeners) listener();
+  }
+}
 
 describe('kvstoremesh with real etcds', () => {
   let local: EtcdHarness;
@@ -65,6 +103,7 @@ describe('kvstoremesh with real etcds', () => {
   let mesh: KVStoreMesh;
   let direct: RemoteClusters;
   let cached: RemoteClusters;
+  const localAddresses = new LocalAddressesFake();
   const identities: Record<string, number> = {};
 
   const keysUnder = async (prefix: string): Promise<string[]> =>
@@ -77,7 +116,8 @@ describe('kvstoremesh with real etcds', () => {
       .reduce((sum, v) => sum + v.value, 0);
   };
   const gauge = async (name: string, cluster: string): Promise<number | undefined> =>
-    ((await registry.getSingleMetric(name)?.get())?.values ?? []).find((v) => v.labels.cluster === cluster)?.value;
+    ((await registry.getSingleMetric(name)?.get())?.values ?? []).find((v) => v.labels.cluster === cluster)
+      ?.value;
   /** What the datapath would be built from, without the link (which differs by design). */
   const records = (views: RemoteClusterView[]) =>
     views.map((v) => ({
@@ -94,7 +134,7 @@ describe('kvstoremesh with real etcds', () => {
     new RemoteClusters({
       localCluster: LOCAL,
       source: new DirectoryPeerSource({ dir, log, debounceMs: 20 }),
-      localAddresses: () => NO_LOCAL_ADDRESSES,
+      localAddresses: () => WEST_ADDRESSES,
       log,
       metrics: createMetricsRegistry(),
       backoff,
@@ -115,10 +155,10 @@ describe('kvstoremesh with real etcds', () => {
       [north, NORTH],
     ] as const) {
       await peer.publishConfig(ref.name, ref.id);
-      await peer.putService(service(ref.name, ref.id, `svc-${ref.name}-1`));
-      await peer.putService(service(ref.name, ref.id, `svc-${ref.name}-2`, '10.12.1.6'));
-      await peer.putNode(node(ref.name, ref.id, `${ref.name}-worker`, `10.99.0.2${ref.id}`));
-      identities[ref.name] = await peer.putPod(ref.name, ref.id, 7, `10.10${ref.id}.1.7`);
+      await peer.putService(service(ref.name, ref.id, `svc-${ref.name}-1`, `10.1${ref.id}.1.5`));
+      await peer.putService(service(ref.name, ref.id, `svc-${ref.name}-2`, `10.1${ref.id}.1.6`));
+      await peer.putNode(node(ref.name, ref.id, `${ref.name}-worker`, workerIP(ref.id), podCidr(ref.id)));
+      identities[ref.name] = await peer.putPod(ref.name, ref.id, 7, `10.1${ref.id}.1.7`, workerIP(ref.id));
       await peer.putCanaries(ref.name);
     }
     proxy = await CuttableProxy.start('127.0.0.1', east.etcd.clientPort);
@@ -153,6 +193,7 @@ describe('kvstoremesh with real etcds', () => {
       cluster: LOCAL,
       etcd: await local.clientConfig(ADMIN_USER),
       source: new DirectoryPeerSource({ dir: meshDir, log, debounceMs: 20 }),
+      local: localAddresses,
       log,
       registry,
       cacheTtlMs: CACHE_TTL_MS,
@@ -174,6 +215,27 @@ describe('kvstoremesh with real etcds', () => {
       if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  it('writes no service, node or ipcache entry, nor their canaries, until the local addresses are known', async () => {
+    for (const ref of [EAST, NORTH])
+      await waitFor(`the identities of ${ref.name} cached (they point at no address)`, async () =>
+        (await keysUnder(syncedClusterPrefix(ref.name))).includes(
+          `cilium/synced/${ref.name}/cilium/cache/identities/v1`,
+        ),
+      );
+    expect(await keysUnder(syncedClusterPrefix(EAST.name))).toEqual([
+      `cilium/synced/${EAST.name}/cilium/cache/identities/v1`,
+    ]);
+    for (const ref of [EAST, NORTH])
+      for (const prefix of [
+        cachedServicesClusterPrefix,
+        cachedNodesClusterPrefix,
+        cachedIpcacheClusterPrefix,
+      ])
+        expect(await keysUnder(prefix(ref.name))).toEqual([]);
+    expect(mesh.status().map((s) => s.synced)).toEqual([false, false]);
+    localAddresses.set(WEST_ADDRESSES);
+  });
+
   it('mirrors both peers under cilium/cache/ with their canaries and a cached config', async () => {
     await mesh.whenSynced();
     for (const ref of [EAST, NORTH]) {
@@ -188,7 +250,7 @@ describe('kvstoremesh with real etcds', () => {
         `cilium/cache/identities/v1/${ref.name}/id/${identities[ref.name]}`,
       ]);
       expect(await keysUnder(cachedIpcacheClusterPrefix(ref.name))).toEqual([
-        `cilium/cache/ip/v1/${ref.name}/10.10${ref.id}.1.7`,
+        `cilium/cache/ip/v1/${ref.name}/10.1${ref.id}.1.7`,
       ]);
       expect(await keysUnder(syncedClusterPrefix(ref.name))).toEqual(
         ['identities', 'ip', 'nodes', 'services'].map(
@@ -229,7 +291,7 @@ describe('kvstoremesh with real etcds', () => {
       [NORTH.name, 2, 1],
     ]);
 
-    await east.putService(service(EAST.name, EAST.id, 'svc-east-3', '10.12.1.9'));
+    await east.putService(service(EAST.name, EAST.id, 'svc-east-3', `10.1${EAST.id}.1.9`));
     await east.admin.delete().key(serviceKey(EAST.name, 'default', 'svc-east-2'));
     const names = (remotes: RemoteClusters) =>
       remotes
@@ -281,6 +343,163 @@ describe('kvstoremesh with real etcds', () => {
       synced: true,
     });
     for (const [key] of bad) await east.admin.delete().key(key);
+  });
+
+  /** The cached value of one of east's services (decoded), or null. */
+  const cachedService = async (name: string) => {
+    const bytes = await localAdmin.get(`${cachedServicesClusterPrefix(EAST.name)}default/${name}`).buffer();
+    if (!bytes) return null;
+    const decoded = decodeClusterService('cached', bytes);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    return decoded.value;
+  };
+  const cachedBackends = async (name: string) =>
+    Object.keys((await cachedService(name))?.backends ?? {}).sort();
+  const cacheHolds = async (key: string) => (await localAdmin.get(key).string()) !== null;
+  const counted = async (cluster: string, reasons: string[]) =>
+    Object.fromEntries(await Promise.all(reasons.map(async (r) => [r, await rejected(cluster, r)] as const)));
+  const byReason = (reasons: string[]) =>
+    reasons.reduce<Record<string, number>>((t, r) => ({ ...t, [r]: (t[r] ?? 0) + 1 }), {});
+  const ipcacheEntry = (ip: string, hostIP: string) =>
+    encodeIPCacheEntry({
+      IP: ip,
+      Mask: null,
+      HostIP: hostIP,
+      ID: (EAST.id << IDENTITY_CLUSTER_SHIFT) | 99,
+      K8sNamespace: 'default',
+      K8sPodName: 'hostile',
+      NamedPorts: null,
+    });
+
+  it('refuses and counts what a peer does not own, as the agents would: none of it reaches the cache', async () => {
+    const reasons = ['not-owned', 'local-pod-cidr', 'local-node-ip', 'other-peer'];
+    const before = {
+      east: await counted(EAST.name, reasons),
+      north: await rejected(NORTH.name),
+      status: mesh.status()[0].rejected,
+    };
+    // North holds 10.15.0.0/24 first; east claiming it later is the taker.
+    await north.putNode(node(NORTH.name, NORTH.id, 'north-extra', '10.99.0.33', '10.15.0.0/24'));
+    await waitFor('north-extra cached', () =>
+      cacheHolds(`${cachedNodesClusterPrefix(NORTH.name)}north-extra`),
+    );
+    await waitFor('north-extra held by north in both agents (each decides when its views are read)', () =>
+      [cached, direct].every((remotes) =>
+        remotes
+          .views()
+          .find((v) => v.name === NORTH.name)
+          ?.nodes.some((n) => n.Name === 'north-extra'),
+      ),
+    );
+    const hostile: Array<[string, string, string]> = [
+      // [what, key, value]
+      [
+        'a service with one backend of its own and one outside its claims, one in north’s',
+        serviceKey(EAST.name, 'default', 'hostile'),
+        encodeClusterService({
+          ...service(EAST.name, EAST.id, 'hostile', '10.12.1.20'),
+          backends: Object.fromEntries(
+            ['10.12.1.20', '10.14.0.5', '10.15.0.9'].map((ip) => [
+              ip,
+              { http: { Protocol: 'TCP', Port: 8080 } },
+            ]),
+          ),
+        }),
+      ],
+      [
+        'a node claiming a pod CIDR of west',
+        nodeKey(EAST.name, 'forged-pod-cidr'),
+        JSON.stringify(node(EAST.name, EAST.id, 'forged-pod-cidr', '10.99.0.40', '10.101.1.0/24')),
+      ],
+      [
+        'a node contesting north’s CIDR',
+        nodeKey(EAST.name, 'east-extra'),
+        JSON.stringify(node(EAST.name, EAST.id, 'east-extra', '10.99.0.42', '10.15.0.0/24')),
+      ],
+      [
+        'an ipcache entry for a node IP of west',
+        ipcacheKey('10.99.0.11'),
+        ipcacheEntry('10.99.0.11', workerIP(EAST.id)),
+      ],
+    ];
+    for (const [, key, value] of hostile) await east.admin.put(key).value(value);
+    const expected = byReason(['not-owned', 'other-peer', 'local-pod-cidr', 'other-peer', 'local-node-ip']);
+    await waitFor('every refusal counted', async () => {
+      const now = await counted(EAST.name, reasons);
+      return reasons.every((r) => now[r] - before.east[r] === (expected[r] ?? 0));
+    });
+    expect(await cachedBackends('hostile')).toEqual(['10.12.1.20']);
+    for (const key of [
+      `${cachedNodesClusterPrefix(EAST.name)}forged-pod-cidr`,
+      `${cachedNodesClusterPrefix(EAST.name)}east-extra`,
+      `${cachedIpcacheClusterPrefix(EAST.name)}10.99.0.11`,
+    ])
+      expect([key, await cacheHolds(key)]).toEqual([key, false]);
+    expect(await cacheHolds(`${cachedNodesClusterPrefix(NORTH.name)}north-extra`)).toBe(true);
+    expect(await rejected(NORTH.name)).toBe(before.north);
+    expect(mesh.status()[0].rejected - before.status).toBe(5);
+    // What an agent reading the cache gets is what an agent reading east directly admits.
+    await waitFor('both agents see the hostile service with its own backend only', () =>
+      [cached, direct].every(
+        (remotes) =>
+          Object.keys(
+            remotes
+              .views()
+              .find((v) => v.name === EAST.name)
+              ?.services.find((svc) => svc.name === 'hostile')?.backends ?? {},
+          ).join() === '10.12.1.20',
+      ),
+    );
+    expect(records(cached.views())).toEqual(records(direct.views()));
+    // Refusals are counted once per appearance: an unrelated change decides again and counts nothing.
+    await east.putService(service(EAST.name, EAST.id, 'svc-after', '10.12.1.30'));
+    await waitFor('svc-after cached', async () => (await cachedBackends('svc-after')).length === 1);
+    expect(await counted(EAST.name, reasons)).toEqual(
+      Object.fromEntries(reasons.map((r) => [r, before.east[r] + (expected[r] ?? 0)])),
+    );
+    for (const [, key] of hostile) await east.admin.delete().key(key);
+    await east.admin.delete().key(serviceKey(EAST.name, 'default', 'svc-after'));
+    await north.admin.delete().key(nodeKey(NORTH.name, 'north-extra'));
+    await waitFor(
+      'hostile service and north-extra gone from the cache',
+      async () =>
+        (await cachedService('hostile')) === null &&
+        !(await cacheHolds(`${cachedNodesClusterPrefix(NORTH.name)}north-extra`)),
+    );
+  });
+
+  it('admits a backend refused for want of its node record once the node arrives, and withdraws it when the node goes', async () => {
+    const notOwned = await rejected(EAST.name, 'not-owned');
+    await east.putService(service(EAST.name, EAST.id, 'late', '10.16.0.5'));
+    await waitFor(
+      'late refused and cached without its backend',
+      async () =>
+        (await rejected(EAST.name, 'not-owned')) === notOwned + 1 && (await cachedService('late')) !== null,
+    );
+    expect(await cachedBackends('late')).toEqual([]);
+
+    await east.putNode(node(EAST.name, EAST.id, 'east-late', '10.99.0.41', '10.16.0.0/24'));
+    await waitFor(
+      'the backend admitted with its node',
+      async () => (await cachedBackends('late')).join() === '10.16.0.5',
+    );
+    expect(await cacheHolds(`${cachedNodesClusterPrefix(EAST.name)}east-late`)).toBe(true);
+    // the bytes of an admitted record are the peer's own
+    const key = serviceKey(EAST.name, 'default', 'late');
+    expect(await localAdmin.get(`${CACHE_PREFIX}/${key.slice('cilium/state/'.length)}`).string()).toBe(
+      await east.admin.get(key).string(),
+    );
+
+    await east.admin.delete().key(nodeKey(EAST.name, 'east-late'));
+    await waitFor(
+      'the backend withdrawn with its node',
+      async () => (await cachedBackends('late')).length === 0,
+    );
+    expect(await cacheHolds(`${cachedNodesClusterPrefix(EAST.name)}east-late`)).toBe(false);
+    expect(await cachedService('late')).not.toBeNull();
+    expect(await rejected(EAST.name, 'not-owned')).toBe(notOwned + 2); // refused again: it appeared again
+    await east.admin.delete().key(key);
+    await waitFor('late gone from the cache', async () => (await cachedService('late')) === null);
   });
 
   it('serves the agents read-only: the local reader can read the cache and write nothing', async () => {
@@ -362,6 +581,7 @@ describe('kvstoremesh with real etcds', () => {
       cluster: LOCAL,
       etcd: await local.clientConfig(ADMIN_USER),
       source: new DirectoryPeerSource({ dir: meshDir, log, debounceMs: 20 }),
+      local: localAddresses,
       log,
       registry: createMetricsRegistry(),
       backoff,
