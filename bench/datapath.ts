@@ -12,6 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { constants } from '../lib/datapath/codecs.js';
 import { Datapath, type DatapathService, type ReconcileStats } from '../lib/datapath/index.js';
 import { loadNative, type NativeAddon } from '../native/index.js';
 import { createTestCgroup, type TestCgroup } from '../test/harness/cgroup.js';
@@ -296,8 +297,8 @@ function programmingTable(rows: ProgrammingRow[]): Table {
   return {
     title: `Programming ${size} services × ${BACKENDS_PER_SERVICE} backends: batched vs one syscall per entry`,
     notes: [
-      'layout: cm_lb*_svc preallocated hash, cm_lb*_be and cm_lb*_rnat arrays indexed by ID (the map-cost tables below compare the layouts);',
-      'Datapath.reconcile, diff included: total / inside the map-write syscalls alone;',
+      `layout: cm_lb*_svc preallocated hash (slot 0 holds ${constants.CM_LB_INLINE_BACKENDS} backend IDs inline), cm_lb*_be and cm_lb*_rnat BPF_F_MMAPABLE arrays indexed by ID (the map-cost tables below compare the layouts);`,
+      'Datapath.reconcile, diff included: total / inside the map-write syscalls alone; batched: the hashes in batch syscalls, the arrays by stores into their mapped memory; single: a syscall per entry, arrays too;',
       `"from empty", "same state" and "1% change" are medians of ${FULL_REPEATS}, ${REPEATS} and ${2 * REPEATS} runs`,
     ],
     columns: ['writes', 'from empty', 'same state again', `1% change (1 backend replaced in ${Math.ceil(size / 100)} services)`, 'first 1% change'],

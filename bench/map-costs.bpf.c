@@ -4,8 +4,9 @@
  * bpf/sock_lb.c (same keys, same capacities), each in every kind and flag the bench compares,
  * and the service map with each value layout it compares: one entry per slot (the layout
  * before: every value 12 bytes) or the first K backend IDs inline in slot 0 (K = 4, 8, 16; the
- * shape of struct lb4_service in bpf/clustermesh.h). No programs: only the maps are created
- * (unpinned, freed when the bench closes the object).
+ * shape of struct lb4_service in bpf/clustermesh.h); the arrays also BPF_F_MMAPABLE, written by
+ * stores into their mapped memory. No programs: only the maps are created (unpinned, freed when
+ * the bench closes the object).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -50,8 +51,10 @@ MAP(svc4_inline16_pa, BPF_MAP_TYPE_HASH, struct lb4_key, struct svc_value_inline
 MAP(be4_hash_np, BPF_MAP_TYPE_HASH, __u32, struct lb4_backend, CM_BACKEND_MAP_MAX_ENTRIES, BPF_F_NO_PREALLOC);
 MAP(be4_hash_pa, BPF_MAP_TYPE_HASH, __u32, struct lb4_backend, CM_BACKEND_MAP_MAX_ENTRIES, 0);
 MAP(be4_array, BPF_MAP_TYPE_ARRAY, __u32, struct lb4_backend, CM_BACKEND_MAP_MAX_ENTRIES, 0);
+MAP(be4_array_mmap, BPF_MAP_TYPE_ARRAY, __u32, struct lb4_backend, CM_BACKEND_MAP_MAX_ENTRIES, BPF_F_MMAPABLE);
 MAP(rnat4_hash_np, BPF_MAP_TYPE_HASH, __u16, struct lb4_reverse_nat, CM_REV_NAT_MAP_MAX_ENTRIES, BPF_F_NO_PREALLOC);
 MAP(rnat4_hash_pa, BPF_MAP_TYPE_HASH, __u16, struct lb4_reverse_nat, CM_REV_NAT_MAP_MAX_ENTRIES, 0);
 MAP(rnat4_array, BPF_MAP_TYPE_ARRAY, __u32, struct lb4_reverse_nat, CM_REV_NAT_MAP_MAX_ENTRIES, 0);
+MAP(rnat4_array_mmap, BPF_MAP_TYPE_ARRAY, __u32, struct lb4_reverse_nat, CM_REV_NAT_MAP_MAX_ENTRIES, BPF_F_MMAPABLE);
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -13,7 +13,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { constants } from '../lib/datapath/codecs.js';
+import { codecs, constants } from '../lib/datapath/codecs.js';
+import { ArrayMirror } from '../lib/datapath/state.js';
 import { loadNative, packageRoot, type LoadedObject, type NativeAddon } from '../native/index.js';
 import { type BenchResult, type Figure, type Table, envInt, figure, runStandalone } from './report.js';
 
@@ -24,7 +25,7 @@ const TRIALS = envInt('BENCH_MAP_TRIALS', 5);
 const CHURN = Math.ceil(SERVICES / 100);
 
 type Role = 'svc' | 'be' | 'rnat';
-type Kind = 'hash, BPF_F_NO_PREALLOC' | 'hash, preallocated' | 'array';
+type Kind = 'hash, BPF_F_NO_PREALLOC' | 'hash, preallocated' | 'array' | 'array, BPF_F_MMAPABLE';
 
 interface Variant {
   map: string;
@@ -43,9 +44,11 @@ const VARIANTS: Variant[] = [
   { map: 'be4_hash_np', role: 'be', kind: 'hash, BPF_F_NO_PREALLOC' },
   { map: 'be4_hash_pa', role: 'be', kind: 'hash, preallocated' },
   { map: 'be4_array', role: 'be', kind: 'array' },
+  { map: 'be4_array_mmap', role: 'be', kind: 'array, BPF_F_MMAPABLE' },
   { map: 'rnat4_hash_np', role: 'rnat', kind: 'hash, BPF_F_NO_PREALLOC' },
   { map: 'rnat4_hash_pa', role: 'rnat', kind: 'hash, preallocated' },
   { map: 'rnat4_array', role: 'rnat', kind: 'array' },
+  { map: 'rnat4_array_mmap', role: 'rnat', kind: 'array, BPF_F_MMAPABLE' },
 ];
 
 function variantText(v: Variant): string {
@@ -57,6 +60,7 @@ function variantText(v: Variant): string {
 interface Layout {
   name: string;
   maps: Record<Role, string>;
+  chosen?: boolean;
 }
 
 const CHOSEN = constants.CM_LB_INLINE_BACKENDS;
@@ -67,9 +71,14 @@ const LAYOUTS: Layout[] = [
   { name: 'svc hash no-prealloc; be, rnat arrays', maps: { svc: 'svc4_hash_np', be: 'be4_array', rnat: 'rnat4_array' } },
   { name: 'svc hash preallocated, a svc entry per slot; be, rnat arrays (the layout before)', maps: { svc: 'svc4_hash_pa', be: 'be4_array', rnat: 'rnat4_array' } },
   ...INLINE_CHOICES.map((k) => ({
-    name: `svc hash preallocated, ${k} IDs inline; be, rnat arrays${k === CHOSEN ? ' (chosen)' : ''}`,
+    name: `svc hash preallocated, ${k} IDs inline; be, rnat arrays`,
     maps: { svc: `svc4_inline${k}_pa`, be: 'be4_array', rnat: 'rnat4_array' },
   })),
+  {
+    name: `svc hash preallocated, ${CHOSEN} IDs inline; be, rnat BPF_F_MMAPABLE arrays written by stores (chosen)`,
+    maps: { svc: `svc4_inline${CHOSEN}_pa`, be: 'be4_array_mmap', rnat: 'rnat4_array_mmap' },
+    chosen: true,
+  },
 ];
 
 // ---- the entries of a 30k × 4 datapath, packed as the batch calls take them ------------------------
@@ -142,18 +151,20 @@ function fullCount(v: Variant): number {
 
 type Mode = 'batch' | 'single';
 
-function write(native: NativeAddon, fd: number, p: Packed, mode: Mode): number {
+/** `mapped`: the map's memory, where 'batch' means stores as the datapath makes them (no syscall). */
+function write(native: NativeAddon, fd: number, p: Packed, mode: Mode, mapped?: ArrayMirror): number {
   const keys = mode === 'single' ? range(0, p.count).map((i) => p.keys.subarray(i * p.keySize, (i + 1) * p.keySize)) : [];
   const values = mode === 'single' ? range(0, p.count).map((i) => p.values.subarray(i * p.valueSize, (i + 1) * p.valueSize)) : [];
   const started = performance.now();
-  if (mode === 'batch') native.mapUpdateBatch(fd, p.keys, p.values, p.count);
+  if (mode === 'batch' && mapped) for (let i = 0; i < p.count; i++) mapped.set(p.keys.readUInt32LE(i * p.keySize), p.values, i * p.valueSize);
+  else if (mode === 'batch') native.mapUpdateBatch(fd, p.keys, p.values, p.count);
   else for (let i = 0; i < p.count; i++) native.mapUpdate(fd, keys[i], values[i]);
   return performance.now() - started;
 }
 
 /** Deletes the keys; in an array (where nothing can be deleted) writes the empty value instead. */
-function remove(native: NativeAddon, fd: number, kind: Kind, p: Packed, mode: Mode): number {
-  if (kind === 'array') return write(native, fd, { ...p, values: Buffer.alloc(p.values.length) }, mode);
+function remove(native: NativeAddon, fd: number, kind: Kind, p: Packed, mode: Mode, mapped?: ArrayMirror): number {
+  if (kind.startsWith('array')) return write(native, fd, { ...p, values: Buffer.alloc(p.values.length) }, mode, mapped);
   const keys = mode === 'single' ? range(0, p.count).map((i) => p.keys.subarray(i * p.keySize, (i + 1) * p.keySize)) : [];
   const started = performance.now();
   if (mode === 'batch') native.mapDeleteBatch(fd, p.keys, p.count);
@@ -171,11 +182,13 @@ interface Costs {
 
 /** One trial of one variant in fresh (empty) maps. */
 function trial(native: NativeAddon, object: LoadedObject, v: Variant, mode: Mode): Costs {
-  const { fd, keySize, valueSize } = object.maps[v.map];
+  const { fd, keySize, valueSize, maxEntries } = object.maps[v.map];
+  const portOffset = (v.role === 'be' ? codecs.lb4_backend : codecs.lb4_reverse_nat).fields.port.offset;
+  const mapped = v.kind === 'array, BPF_F_MMAPABLE' ? new ArrayMirror(valueSize, portOffset, maxEntries, native.mapMmap(fd)) : undefined;
   const n = fullCount(v);
   const all = entries(v, keySize, valueSize, range(0, n));
-  const insert = write(native, fd, all, mode);
-  const overwrite = write(native, fd, entries(v, keySize, valueSize, range(0, n), 1), mode);
+  const insert = write(native, fd, all, mode, mapped);
+  const overwrite = write(native, fd, entries(v, keySize, valueSize, range(0, n), 1), mode, mapped);
   // the 1% change: svc rewrites the entry of slot 1 per changed service (slot 0 itself when
   // inline); be gains one backend and loses one
   let churn = 0;
@@ -186,11 +199,11 @@ function trial(native: NativeAddon, object: LoadedObject, v: Variant, mode: Mode
   }
   if (v.role === 'be') {
     const gone = new Set(range(0, CHURN).map((i) => i * 100 * BACKENDS_PER_SERVICE));
-    churn = write(native, fd, entries(v, keySize, valueSize, range(n, CHURN)), mode);
-    churn += remove(native, fd, v.kind, entries(v, keySize, valueSize, [...gone]), mode);
+    churn = write(native, fd, entries(v, keySize, valueSize, range(n, CHURN)), mode, mapped);
+    churn += remove(native, fd, v.kind, entries(v, keySize, valueSize, [...gone]), mode, mapped);
     present = range(0, n + CHURN).filter((i) => !gone.has(i));
   }
-  const removed = remove(native, fd, v.kind, entries(v, keySize, valueSize, present), mode);
+  const removed = remove(native, fd, v.kind, entries(v, keySize, valueSize, present), mode, mapped);
   return { insert, overwrite, churn, remove: removed };
 }
 
@@ -251,6 +264,7 @@ function perElementTable(m: Measured): Table {
     title: 'Kernel cost per map element, by map kind and flag (batched / one syscall per element)',
     notes: [
       `ns per element, median of ${TRIALS} trials in fresh maps; inserts into an empty map, overwrites of existing keys, deletes (an array cannot delete: the empty value is written instead)`,
+      'array, BPF_F_MMAPABLE: "batch" is plain stores into the mapped memory as the datapath makes them (lib/datapath/state.ts ArrayMirror), no syscall;',
       `elements: what a full sync of ${SERVICES} × ${BACKENDS_PER_SERVICE} writes into each map; value: its size in bytes; memory: the map's memlock charge (all of it preallocated, used or not)`,
     ],
     columns: ['map', 'kind', 'value', 'elements', 'memory', 'insert batch', 'insert single', 'overwrite batch', 'overwrite single', 'delete batch', 'delete single'],
@@ -296,7 +310,7 @@ function layoutTable(m: Measured): Table {
 }
 
 function figures(m: Measured): Figure[] {
-  const chosen = LAYOUTS.find((l) => variantOf(l.maps.svc).inline === CHOSEN)!;
+  const chosen = LAYOUTS.find((l) => l.chosen)!;
   const before = LAYOUTS[0];
   return [
     figure(

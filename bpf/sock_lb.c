@@ -19,9 +19,11 @@
 
 #define PIN_BY_NAME __uint(pinning, LIBBPF_PIN_BY_NAME)
 
-/* The service maps are preallocated hashes and the backend and rev NAT maps arrays indexed by ID:
- * per element written, that is what the kernel charges least for (bench/map-costs.ts; the choice
- * in ARCHITECTURE.md, datapath module). An array entry cannot be deleted: an unused one is zero. */
+/* The service maps are preallocated hashes (slot 0 holding the first backend IDs inline) and the
+ * backend and rev NAT maps arrays indexed by ID, BPF_F_MMAPABLE: the agent writes them with plain
+ * stores into their mapped memory, no syscall (lib/datapath/state.ts ArrayMirror). Per element
+ * written, that is what the kernel charges least for (bench/map-costs.ts; the choice in
+ * ARCHITECTURE.md, datapath module). An array entry cannot be deleted: an unused one is zero. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct lb4_key);
@@ -35,6 +37,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lb4_backend);
 	__uint(max_entries, CM_BACKEND_MAP_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	PIN_BY_NAME;
 } cm_lb4_be SEC(".maps");
 
@@ -43,6 +46,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lb4_reverse_nat);
 	__uint(max_entries, CM_REV_NAT_MAP_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	PIN_BY_NAME;
 } cm_lb4_rnat SEC(".maps");
 
@@ -68,6 +72,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lb6_backend);
 	__uint(max_entries, CM_BACKEND_MAP_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	PIN_BY_NAME;
 } cm_lb6_be SEC(".maps");
 
@@ -76,6 +81,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lb6_reverse_nat);
 	__uint(max_entries, CM_REV_NAT_MAP_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	PIN_BY_NAME;
 } cm_lb6_rnat SEC(".maps");
 

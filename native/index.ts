@@ -74,6 +74,11 @@ export interface NativeAddon {
   /** keys/values hold at least `count` packed entries. */
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number): void;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): void;
+  /**
+   * The memory of a BPF_F_MMAPABLE array (element i at i × valueSize rounded up to 8): stores land
+   * in the map without a syscall. closeObject detaches it (it reads as empty from then on).
+   */
+  mapMmap(fd: number): ArrayBuffer;
   progQuery(cgroupDir: string, attachType: number): AttachedProgram[];
   /** BPF_F_ALLOW_MULTI; with replaceProgId != 0 the attached program is swapped in place. */
   progAttach(progFd: number, cgroupDir: string, attachType: number, replaceProgId: number): void;

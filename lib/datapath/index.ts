@@ -13,7 +13,7 @@ import { constants } from './codecs.js';
 import type { EntryBuffer } from './encode.js';
 import { IPCACHE_MAPS, IpcacheWriter, type IpcacheEntry, type IpcacheStats, type IpcacheValue } from './ipcache.js';
 import { Planner } from './plan.js';
-import { MANAGED_MAPS, decodeMaps, servicesOf, type ManagedMap, type MapState, type PackedEntries } from './state.js';
+import { FAMILIES, FAMILY_MAPS, MANAGED_MAPS, decodeMaps, servicesOf, type ArrayMap, type ArrayMirror, type MapState, type PackedEntries, type ServiceMap } from './state.js';
 import type { DatapathService } from './types.js';
 
 export type { DatapathBackend, DatapathService, BackendState } from './types.js';
@@ -28,7 +28,10 @@ export interface DatapathOptions {
   pinDir: string;
   /** default: bpf/sock_lb.o of this package */
   objectPath?: string;
-  /** batched map writes (default true); false writes one entry per syscall (benchmarks) */
+  /**
+   * batched map writes (default true: the service hashes in batch syscalls, the arrays by stores
+   * into their mapped memory); false writes every entry with a syscall of its own (benchmarks)
+   */
   batch?: boolean;
 }
 
@@ -71,16 +74,24 @@ function detachOurs(native: NativeAddon, cgroupDir: string): void {
   }
 }
 
+const ARRAY_MAPS = FAMILIES.flatMap((family) => [FAMILY_MAPS[family].be, FAMILY_MAPS[family].rnat]);
+const SERVICE_MAPS = FAMILIES.map((family) => FAMILY_MAPS[family].svc);
+
 export class Datapath {
   private planner: Planner;
   private readonly ipcache: IpcacheWriter;
   private closed = false;
+  /** the backend and rev NAT arrays' memory (BPF_F_MMAPABLE, bpf/sock_lb.c), mapped once */
+  private readonly mapped: Record<ArrayMap, ArrayBuffer>;
+  /** the planner's view of each array: the mapped memory, written by plain stores */
+  private arrays!: Record<ArrayMap, ArrayMirror>;
 
   private constructor(
     private readonly native: NativeAddon,
     private readonly loaded: LoadedObject,
     private readonly batch: boolean,
   ) {
+    this.mapped = Object.fromEntries(ARRAY_MAPS.map((name) => [name, native.mapMmap(loaded.maps[name].fd)])) as Record<ArrayMap, ArrayBuffer>;
     this.planner = new Planner(this.readMaps());
     this.ipcache = new IpcacheWriter(native, { cm_ipcache4: loaded.maps.cm_ipcache4, cm_ipcache6: loaded.maps.cm_ipcache6 }, batch);
   }
@@ -203,6 +214,12 @@ export class Datapath {
   private write(step: EntryBuffer): void {
     const { fd } = this.loaded.maps[step.map];
     const { keys, values, keySize, valueSize, count } = step;
+    const array = this.arrays[step.map as ArrayMap];
+    if (array && this.batch) {
+      // stores into the map's memory (the ordering that keeps each entry whole is ArrayMirror's)
+      for (let i = 0; i < count; i++) array.set(keys.readUInt32LE(i * keySize), values, i * valueSize);
+      return;
+    }
     if (this.batch) {
       if (step.op === 'update') this.native.mapUpdateBatch(fd, keys, values, count);
       else this.native.mapDeleteBatch(fd, keys, count);
@@ -215,13 +232,16 @@ export class Datapath {
     }
   }
 
+  /** The service hashes read back; the arrays are their mapped memory. */
   private readMaps(): MapState {
-    const dumps = {} as Record<ManagedMap, PackedEntries>;
-    for (const name of MANAGED_MAPS) {
+    const dumps = {} as Record<ServiceMap, PackedEntries>;
+    for (const name of SERVICE_MAPS) {
       const { fd, keySize, valueSize } = this.loaded.maps[name];
       dumps[name] = this.native.mapDump(fd, keySize, valueSize);
     }
-    return decodeMaps(dumps);
+    const state = decodeMaps(dumps, this.mapped);
+    this.arrays = Object.fromEntries(FAMILIES.flatMap((f) => [[FAMILY_MAPS[f].be, state.backends[f]], [FAMILY_MAPS[f].rnat, state.revNats[f]]])) as Record<ArrayMap, ArrayMirror>;
+    return state;
   }
 
   private assertOpen(): void {

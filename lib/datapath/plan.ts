@@ -568,6 +568,7 @@ export class Planner {
         [b.revNatUpdates, this.mirror.revNats[family]],
         [b.revNatClears, this.mirror.revNats[family]],
       ] as const) {
+        if (mirror.mapped) continue; // the map's own memory: the step wrote it
         for (let i = 0; i < step.count; i++) mirror.set(step.keys.readUInt32LE(i * step.keySize), step.values, i * step.valueSize);
       }
     }

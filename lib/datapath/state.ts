@@ -1,9 +1,10 @@
 /**
  * What the six managed maps hold (pure), in the forms the planner diffs against: the service
  * hash decoded into one record per frontend (a diff compares a few numbers per slot), and the
- * backend and reverse-NAT arrays (bpf/sock_lb.c) kept as the very bytes the kernel holds, indexed
- * by ID, so a diff compares bytes the planner has just encoded into a batch buffer and a commit
- * copies them — no object per backend.
+ * backend and reverse-NAT arrays (bpf/sock_lb.c) as the very bytes the kernel holds, indexed by
+ * ID, so a diff compares bytes the planner has just encoded into a batch buffer — no object per
+ * backend. In the agent those bytes are the arrays' own mapped memory, which the writes store
+ * into; elsewhere (tests) a copy that a commit keeps equal.
  */
 import { codecs, constants, protoName, stateName } from './codecs.js';
 import { EndpointIndex } from './endpoint-index.js';
@@ -85,30 +86,55 @@ export interface FrontendValue {
 }
 
 /**
- * An array map's values as the kernel holds them, entry i at i·valueSize, grown on demand up to
- * the map's capacity. An entry is in use when its port (a backend's, a frontend's; never 0) is
- * not CM_BACKEND_UNUSED_PORT: the programs read the arrays by the same rule.
+ * An array map's values as the kernel holds them, entry i at i·stride (the value size rounded up
+ * to 8, the kernel's element size). An entry is in use when its port (a backend's, a frontend's;
+ * never 0) is not CM_BACKEND_UNUSED_PORT: the programs read the arrays by the same rule.
+ *
+ * Either a copy (grown on demand up to the map's capacity; commit() keeps it equal to the map) or,
+ * in the agent, the map's own memory (`mapped`: a BPF_F_MMAPABLE array, native mapMmap): there
+ * `set` is the write itself. Its stores never show a program half an entry in use: a value with a
+ * port is written port word last, an unused one port word first, each 32-bit word in one store
+ * (the port is 4-aligned in every value: codecs.ts), the port word with Atomics.store, which
+ * orders the stores before it.
  */
+/** The little-endian 32-bit word at `at` (codecs.ts: the host is little-endian). */
+function wordAt(buf: Buffer, at: number): number {
+  return buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24);
+}
+
 export class ArrayMirror {
   bytes: Buffer;
+  readonly stride: number;
+  /** the same memory as 32-bit words (mapped only) */
+  private readonly words?: Int32Array;
 
   constructor(
     readonly valueSize: number,
     private readonly portOffset: number,
     private readonly capacity: number,
+    mapped?: ArrayBuffer,
   ) {
-    this.bytes = Buffer.alloc(valueSize * 1024);
+    this.stride = Math.ceil(valueSize / 8) * 8;
+    if (mapped) {
+      this.bytes = Buffer.from(mapped);
+      this.words = new Int32Array(mapped);
+    } else this.bytes = Buffer.alloc(this.stride * 1024);
+  }
+
+  /** True when this is the map's own memory: a `set` is the map write. */
+  get mapped(): boolean {
+    return this.words !== undefined;
   }
 
   inUse(index: number): boolean {
-    const at = index * this.valueSize + this.portOffset;
+    const at = index * this.stride + this.portOffset;
     return at < this.bytes.length && (this.bytes[at] | this.bytes[at + 1]) !== constants.CM_BACKEND_UNUSED_PORT;
   }
 
   /** True when entry `index` holds the `valueSize` bytes of `from` at `offset`. */
   equals(index: number, from: Buffer, offset: number): boolean {
     const size = this.valueSize;
-    const at = index * size;
+    const at = index * this.stride;
     if (at >= this.bytes.length) {
       for (let i = 0; i < size; i++) if (from[offset + i] !== 0) return false;
       return true;
@@ -119,7 +145,8 @@ export class ArrayMirror {
 
   /** Entry `index` becomes the `valueSize` bytes of `from` at `offset` (as the kernel's did). */
   set(index: number, from: Buffer, offset: number): void {
-    const at = index * this.valueSize;
+    const at = index * this.stride;
+    if (this.words) return this.store(at / 4, from, offset);
     if (at >= this.bytes.length) this.grow(index);
     // a byte loop: values are 8 to 24 bytes, and Buffer.copy's native call costs more than that
     for (let i = 0; i < this.valueSize; i++) this.bytes[at + i] = from[offset + i];
@@ -128,15 +155,30 @@ export class ArrayMirror {
   /** The indexes of the entries in use, ascending. */
   used(): number[] {
     const out: number[] = [];
-    const entries = this.bytes.length / this.valueSize;
+    const entries = Math.floor(this.bytes.length / this.stride);
     for (let i = 0; i < entries; i++) if (this.inUse(i)) out.push(i);
     return out;
   }
 
+  private store(word: number, from: Buffer, offset: number): void {
+    const words = this.words!;
+    const portWord = this.portOffset / 4;
+    const count = this.valueSize / 4;
+    const port = wordAt(from, offset + 4 * portWord);
+    if ((port & 0xffff) === constants.CM_BACKEND_UNUSED_PORT) {
+      // unused from the first store on; the rest after it, ordered too (clears are few)
+      Atomics.store(words, word + portWord, port);
+      for (let i = 0; i < count; i++) if (i !== portWord) Atomics.store(words, word + i, wordAt(from, offset + 4 * i));
+      return;
+    }
+    for (let i = 0; i < count; i++) if (i !== portWord) words[word + i] = wordAt(from, offset + 4 * i);
+    Atomics.store(words, word + portWord, port);
+  }
+
   private grow(index: number): void {
-    let entries = this.bytes.length / this.valueSize;
+    let entries = this.bytes.length / this.stride;
     while (entries <= index) entries *= 2;
-    const bigger = Buffer.alloc(Math.min(entries, this.capacity) * this.valueSize);
+    const bigger = Buffer.alloc(Math.min(entries, this.capacity) * this.stride);
     this.bytes.copy(bigger);
     this.bytes = bigger;
   }
@@ -151,9 +193,16 @@ export interface MapState {
   revNats: Record<IpFamily, ArrayMirror>;
 }
 
-export function emptyState(): MapState {
-  const be = (family: IpFamily) => new ArrayMirror(FAMILY_MAPS[family].backend.size, FAMILY_MAPS[family].backend.fields.port.offset, constants.CM_BACKEND_MAP_MAX_ENTRIES);
-  const rnat = (family: IpFamily) => new ArrayMirror(FAMILY_MAPS[family].revNat.size, FAMILY_MAPS[family].revNat.fields.port.offset, constants.CM_REV_NAT_MAP_MAX_ENTRIES);
+/** The backend and rev NAT arrays of both families, as names (bpf/sock_lb.c). */
+export type ArrayMap = (typeof FAMILY_MAPS)[IpFamily]['be' | 'rnat'];
+export type ServiceMap = (typeof FAMILY_MAPS)[IpFamily]['svc'];
+
+/** Nothing in the maps; `mapped`: the arrays' own memory (native mapMmap) instead of copies. */
+export function emptyState(mapped?: Record<ArrayMap, ArrayBuffer>): MapState {
+  const be = (family: IpFamily) =>
+    new ArrayMirror(FAMILY_MAPS[family].backend.size, FAMILY_MAPS[family].backend.fields.port.offset, constants.CM_BACKEND_MAP_MAX_ENTRIES, mapped?.[FAMILY_MAPS[family].be]);
+  const rnat = (family: IpFamily) =>
+    new ArrayMirror(FAMILY_MAPS[family].revNat.size, FAMILY_MAPS[family].revNat.fields.port.offset, constants.CM_REV_NAT_MAP_MAX_ENTRIES, mapped?.[FAMILY_MAPS[family].rnat]);
   return { frontends: new Map(), backends: { 4: be(4), 6: be(6) }, revNats: { 4: rnat(4), 6: rnat(6) } };
 }
 
@@ -225,14 +274,15 @@ function decodeArray(dump: PackedEntries, mirror: ArrayMirror): void {
   }
 }
 
-/** The state the dumped maps hold. */
-export function decodeMaps(dumps: Record<ManagedMap, PackedEntries>): MapState {
-  const state = emptyState();
+/** The state the maps hold: the service hashes from their dumps, the arrays from theirs or, `mapped`, their own memory. */
+export function decodeMaps(dumps: Record<ServiceMap, PackedEntries> & Partial<Record<ArrayMap, PackedEntries>>, mapped?: Record<ArrayMap, ArrayBuffer>): MapState {
+  const state = emptyState(mapped);
   for (const family of FAMILIES) {
     const f = FAMILY_MAPS[family];
     decodeFrontends(family, dumps[f.svc], state.frontends);
-    decodeArray(dumps[f.be], state.backends[family]);
-    decodeArray(dumps[f.rnat], state.revNats[family]);
+    if (mapped) continue;
+    decodeArray(dumps[f.be]!, state.backends[family]);
+    decodeArray(dumps[f.rnat]!, state.revNats[family]);
   }
   return state;
 }
@@ -240,7 +290,7 @@ export function decodeMaps(dumps: Record<ManagedMap, PackedEntries>): MapState {
 /** Backend `id` of the family's array (in use). */
 export function backendAt(state: MapState, family: IpFamily, id: number) {
   const mirror = state.backends[family];
-  return FAMILY_MAPS[family].backend.decode(mirror.bytes, id * mirror.valueSize);
+  return FAMILY_MAPS[family].backend.decode(mirror.bytes, id * mirror.stride);
 }
 
 // ---- IDs ---------------------------------------------------------------------------------------

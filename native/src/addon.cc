@@ -18,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mapDump", Napi::Function::New(env, cm::MapDump));
   exports.Set("mapUpdateBatch", Napi::Function::New(env, cm::MapUpdateBatch));
   exports.Set("mapDeleteBatch", Napi::Function::New(env, cm::MapDeleteBatch));
+  exports.Set("mapMmap", Napi::Function::New(env, cm::MapMmap));
   exports.Set("progQuery", Napi::Function::New(env, cm::ProgQuery));
   exports.Set("progAttach", Napi::Function::New(env, cm::ProgAttach));
   exports.Set("progDetach", Napi::Function::New(env, cm::ProgDetach));

@@ -1,9 +1,12 @@
 #include "maps.h"
 
 #include <bpf/bpf.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -223,6 +226,47 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo &info) {
   int result = bpf_map_delete_batch(Fd(info), keys.Data(), &count, &opts);
   CheckBatch(info.Env(), result, "batch map delete", count, wanted);
   return info.Env().Undefined();
+}
+
+namespace {
+// The views mapMmap handed out, by map fd: closeObject detaches them.
+std::map<int, std::vector<Napi::Reference<Napi::ArrayBuffer>>> mapped_views;
+}  // namespace
+
+Napi::Value MapMmap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const OpenMap &map = MapArg(info, "mapMmap");
+  int fd = Fd(info);
+  bpf_map_info map_info{};
+  uint32_t info_len = sizeof(map_info);
+  Check(env, bpf_obj_get_info_by_fd(fd, &map_info, &info_len), "reading the map's info failed");
+  if (map_info.type != BPF_MAP_TYPE_ARRAY || !(map_info.map_flags & BPF_F_MMAPABLE))
+    ThrowErrno(env, EINVAL, "mapMmap: map " + map.name + " is not a BPF_F_MMAPABLE array");
+  // the kernel lays array elements out every round_up(value_size, 8) bytes
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t bytes = static_cast<size_t>(map_info.max_entries) * ((map_info.value_size + 7) / 8 * 8);
+  size_t length = (bytes + page - 1) / page * page;
+  void *addr = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) Check(env, -1, "mapping the map's memory failed");
+  auto view = Napi::ArrayBuffer::New(
+      env, addr, bytes,
+      [](Napi::Env, void *data, size_t *mapped) {
+        munmap(data, *mapped);
+        delete mapped;
+      },
+      new size_t(length));
+  mapped_views[fd].push_back(Napi::Weak(view));
+  return view;
+}
+
+void DetachMappedViews(int fd) {
+  auto it = mapped_views.find(fd);
+  if (it == mapped_views.end()) return;
+  for (auto &ref : it->second) {
+    Napi::ArrayBuffer view = ref.Value();
+    if (!view.IsEmpty() && !view.IsDetached()) view.Detach();
+  }
+  mapped_views.erase(it);
 }
 
 }  // namespace cm

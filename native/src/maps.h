@@ -13,4 +13,9 @@ Napi::Value MapNextKey(const Napi::CallbackInfo &info);      // (fd, key | null,
 Napi::Value MapDump(const Napi::CallbackInfo &info);         // (fd, keySize, valueSize) -> {keys, values, count}
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info);  // (fd, keys, values, count)
 Napi::Value MapDeleteBatch(const Napi::CallbackInfo &info);  // (fd, keys, count)
+// (fd) -> ArrayBuffer over a BPF_F_MMAPABLE array's memory (element i at i * round_up(valueSize, 8)):
+// stores land in the map at once, without a syscall. Unmapped when collected; closeObject detaches
+// the views of its maps (they read as empty from then on).
+Napi::Value MapMmap(const Napi::CallbackInfo &info);
+void DetachMappedViews(int fd);
 }  // namespace cm

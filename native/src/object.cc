@@ -12,6 +12,7 @@
 #include <string>
 
 #include "errors.h"
+#include "maps.h"
 
 namespace cm {
 
@@ -157,7 +158,10 @@ Napi::Value CloseObject(const Napi::CallbackInfo &info) {
   auto it = open_objects.find(id);
   if (it != open_objects.end()) {
     bpf_map *map;
-    bpf_object__for_each_map(map, it->second) open_maps.erase(bpf_map__fd(map));
+    bpf_object__for_each_map(map, it->second) {
+      DetachMappedViews(bpf_map__fd(map));
+      open_maps.erase(bpf_map__fd(map));
+    }
     bpf_object__close(it->second);
     open_objects.erase(it);
   }

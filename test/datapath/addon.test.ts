@@ -103,6 +103,32 @@ describe('map operations check their arguments against the map before the syscal
   });
 });
 
+describe('mapMmap', () => {
+  it('maps a BPF_F_MMAPABLE array: a store is what the kernel reads, elements 8-byte aligned; closeObject detaches it', () => {
+    const loaded = native.openObject(SOCK_LB, newPinDir());
+    const be = loaded.maps.cm_lb4_be;
+    const memory = Buffer.from(native.mapMmap(be.fd));
+    const stride = Math.ceil(be.valueSize / 8) * 8;
+    expect(memory.length).toBe(stride * be.maxEntries);
+    const value = codecs.lb4_backend.encode({ address: '10.200.1.1', port: 8080, proto: 6, state: 0, cluster_id: 2 });
+    value.copy(memory, 7 * stride);
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(7);
+    expect(native.mapLookup(be.fd, key, be.valueSize)).toEqual(value);
+    native.closeObject(loaded.id);
+    expect(memory.buffer.byteLength).toBe(0); // detached: no store can reach a closed map
+  });
+
+  it('refuses a map that is not a BPF_F_MMAPABLE array in one line', () => {
+    const loaded = native.openObject(SOCK_LB, newPinDir());
+    try {
+      expect(() => native.mapMmap(loaded.maps.cm_lb4_svc.fd)).toThrow('EINVAL: mapMmap: map cm_lb4_svc is not a BPF_F_MMAPABLE array');
+    } finally {
+      native.closeObject(loaded.id);
+    }
+  });
+});
+
 describe('a failed load', () => {
   let rejected: string;
   let clash: string;

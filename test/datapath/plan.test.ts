@@ -7,7 +7,7 @@ import { formatIp, ipv4Number, parseIp, requireIp } from '../../lib/net/ip.js';
 import { Planner } from '../../lib/datapath/plan.js';
 import { EndpointIndex } from '../../lib/datapath/endpoint-index.js';
 import { layoutSlots } from '../../lib/datapath/slots.js';
-import { MANAGED_MAPS, decodeMaps, endpointKey, servicesOf, type ManagedMap, type MapState, type PackedEntries } from '../../lib/datapath/state.js';
+import { ArrayMirror, MANAGED_MAPS, decodeMaps, endpointKey, servicesOf, type ManagedMap, type MapState, type PackedEntries } from '../../lib/datapath/state.js';
 import type { DatapathBackend, DatapathService } from '../../lib/datapath/types.js';
 
 interface SlotCandidate {
@@ -133,6 +133,23 @@ describe('EndpointIndex', () => {
     expect(keys.map((k) => index.get(k))).toEqual(keys.map((k) => model.get(k)));
     expect(index.size).toBe(model.size);
     expect(new Map(index.entries())).toEqual(model);
+  });
+});
+
+describe('ArrayMirror over a map\'s memory', () => {
+  it('writes an entry in place at the kernel\'s 8-byte element stride, and clears it to all zero', () => {
+    const { size, fields } = codecs.lb4_backend;
+    const memory = new ArrayBuffer(16 * 8);
+    const mirror = new ArrayMirror(size, fields.port.offset, 8, memory);
+    expect([mirror.mapped, mirror.stride]).toEqual([true, 16]);
+    const value = codecs.lb4_backend.encode({ address: '10.200.1.1', port: 8080, proto: 6, state: 1, cluster_id: 2 });
+    const batch = Buffer.concat([Buffer.alloc(size), value]); // as a batch buffer holds it, at an offset
+    mirror.set(3, batch, size);
+    expect(Buffer.from(memory, 3 * 16, size)).toEqual(value);
+    expect([mirror.inUse(3), mirror.equals(3, batch, size), mirror.used()]).toEqual([true, true, [3]]);
+    mirror.set(3, Buffer.alloc(size), 0);
+    expect(Buffer.from(memory).every((b) => b === 0)).toBe(true);
+    expect(mirror.used()).toEqual([]);
   });
 });
 
