@@ -174,7 +174,7 @@ export interface ChartValues {
   sets?: string[];
 }
 
-/** The helm arguments that name the chart and its values (shared by template and install). Pure. */
+/** The helm arguments that name the chart and its values (shared by --render-only and install). Pure. */
 export function chartArgs(root: string, values: ChartValues): string[] {
   return [
     RELEASE_NAME,
@@ -192,14 +192,31 @@ export function chartArgs(root: string, values: ChartValues): string[] {
   ];
 }
 
+/**
+ * helm's error as one line: from its `Error:` line on (a schema failure lists one problem a line
+ * under it), the problems joined with "; ". Pure.
+ */
+export function helmErrorLine(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const start = lines.findIndex((l) => l.startsWith('Error: '));
+  let text = '';
+  let afterItem = false;
+  for (const line of start < 0 ? lines.slice(-1) : lines.slice(start)) {
+    const item = line.startsWith('- ');
+    text += `${text === '' ? '' : item && afterItem ? '; ' : ' '}${item ? line.slice(2) : line}`;
+    afterItem = item;
+  }
+  return text.replace(/^Error: /, '');
+}
+
 async function helm(args: string[], what: string): Promise<string> {
-  const root = packageRoot();
+  const binary = helmBinary(packageRoot());
   try {
-    const { stdout } = await promisify(execFile)(helmBinary(root), args, { maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await promisify(execFile)(binary, args, { maxBuffer: 16 * 1024 * 1024 });
     return stdout;
   } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').filter(Boolean).pop();
-    throw new UserError(`${what} failed: ${stderr || errorMessage(err)} (helm: ${helmBinary(root)}; run npm run setup for .tools/helm)`);
+    if ((err as { code?: unknown }).code === 'ENOENT') throw new UserError(`cannot run helm (${binary}): run npm run setup for .tools/helm, or put helm on PATH`);
+    throw new UserError(`${what} failed: ${helmErrorLine((err as { stderr?: string }).stderr ?? '') || errorMessage(err)}`);
   }
 }
 

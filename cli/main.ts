@@ -73,15 +73,15 @@ function buildProgram(): Command {
       for (const file of opts.values as string[])
         if (!existsSync(file)) throw new UserError(`--values ${file} does not exist; pass an existing Helm values file`);
       const values = { namespace, identity, nodePort, valuesFiles: opts.values as string[], sets: opts.set as string[] };
-      const objects = await renderChart(values);
       if (opts.renderOnly) {
-        process.stdout.write(objects.map((o) => stringify(o)).join('---\n'));
+        process.stdout.write((await renderChart(values)).map((o) => stringify(o)).join('---\n'));
         return;
       }
       if (!opts.context) throw new UserError('--context is required (the cluster to install into)');
       const ca = opts.caFrom ? await caFrom(opts.caFrom, kubeconfig, namespace) : undefined;
       const cluster = openCluster(kubeconfig, opts.context);
       await bootstrapCluster(cluster, { namespace, identity, ca, progress });
+      // helm validates the chart's values here (no render before: it would render twice)
       await helmInstall(cluster, values, progress);
       if (opts.wait) await waitInstalled(cluster, namespace, opts.waitTimeout, progress);
       process.stderr.write(`installed ${identity.name} in ${cluster.context}\n`);

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { createCA, issueClientCert } from '../../lib/pki.js';
 import { kubeBinariesRequirement, startKubeApiServer, type KubeApiServer, type ObjectRef } from '../harness/kube-apiserver.js';
 import { describeRequiring } from '../harness/requirements.js';
@@ -110,6 +110,28 @@ describeRequiring('the CLI against official kube-apiservers', [cliBuiltRequireme
       expectOk(result);
       expect(await secretData(servers.east, 'clustermesh-ca')).toEqual(ca);
       expect(await helmRevisions(servers.east)).toEqual(['v1', 'v2']);
+    });
+
+    test('a value the chart refuses: one line with every problem helm found, the release as it was', async () => {
+      const before = await helmRevisions(servers.east);
+      const result = await cli('install', '--context', 'east', '--cluster-name', 'east', '--cluster-id', '1', '--set', 'agent.statusPort=0', '--set', 'apiserver.replicas=x');
+      // before it, install's progress lines (indented): the certificates are written by then
+      const errors = errorLines(result).filter((l) => !l.startsWith('  '));
+      expect(errors).toEqual([expect.stringMatching(/^clustermesh: helm upgrade --install in context east failed: .*values don't meet/)]);
+      expect(errors[0]).toContain("at '/agent/statusPort': minimum: got 0, want 1");
+      expect(errors[0]).toContain("at '/apiserver/replicas': got string, want integer");
+      expect(result.code).toBe(1);
+      expect(await helmRevisions(servers.east)).toEqual(before);
+    });
+
+    test('--render-only prints the manifests without a cluster and writes nothing; a refused value is one line', async () => {
+      const before = await versions();
+      const result = await cli('install', '--cluster-name', 'fresh', '--cluster-id', '9', '--render-only');
+      expectOk(result);
+      const kinds = parseAllDocuments(result.stdout).map((d) => (d.toJS() as { kind: string }).kind);
+      expect(kinds).toEqual(expect.arrayContaining(['ConfigMap', 'Deployment', 'DaemonSet', 'Service']));
+      expect(await versions()).toEqual(before);
+      await expectRejected(['install', '--cluster-name', 'fresh', '--cluster-id', '9', '--render-only', '--set', 'agent.statusPort=0'], /helm template failed: .*'\/agent\/statusPort': minimum/);
     });
 
     test.each([

@@ -2,6 +2,7 @@
 import { mergeValues } from '../../lab/cluster/index.js';
 import { summarise as summariseDemo } from '../../lab/workloads/timeline.js';
 import { remoteNames, withoutRemote } from '../../cli/connect.js';
+import { helmErrorLine } from '../../cli/install.js';
 import { parseDuration } from '../../cli/options.js';
 import { annotationPatch } from '../../cli/service.js';
 import { type AgentProbe, summarise } from '../../cli/status.js';
@@ -80,4 +81,17 @@ test('demo summary: failover and failback times, failures per phase', () => {
     answeredBy: { east: 2, west: 2 },
     errors: { ECONNREFUSED: 1 },
   });
+});
+
+test.each([
+  [
+    'a schema failure listing two problems',
+    "Error: values don't meet the specifications of the schema(s) in the following chart(s):\nclustermesh:\n- at '/agent/statusPort': minimum: got 0, want 1\n- at '/apiserver/replicas': got string, want integer\n",
+    "values don't meet the specifications of the schema(s) in the following chart(s): clustermesh: at '/agent/statusPort': minimum: got 0, want 1; at '/apiserver/replicas': got string, want integer",
+  ],
+  ['warnings before the error', 'WARNING: Kubernetes configuration file is group-readable\nError: UPGRADE FAILED: context deadline exceeded\n', 'UPGRADE FAILED: context deadline exceeded'],
+  ['no Error: line', 'something odd\nthe last words\n', 'the last words'],
+  ['nothing', '', ''],
+])("helm's error as one line: %s", (_what, stderr, line) => {
+  expect(helmErrorLine(stderr)).toBe(line);
 });
