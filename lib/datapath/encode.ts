@@ -29,16 +29,25 @@ export class EntryBuffer {
 
   /** Makes room for one more entry and returns its index. */
   add(): number {
-    if ((this.count + 1) * this.keySize > this.keys.length) {
-      this.keys = grown(this.keys);
-      this.values = grown(this.values);
-    }
+    if ((this.count + 1) * this.keySize > this.keys.length) this.grow(this.count + 1);
     return this.count++;
+  }
+
+  /** Makes room for `entries` in all (a plan's upper bound), at once. */
+  reserve(entries: number): void {
+    if (entries * this.keySize > this.keys.length) this.grow(entries);
+  }
+
+  private grow(entries: number): void {
+    let room = this.keys.length / this.keySize;
+    while (room < entries) room *= 2;
+    this.keys = grown(this.keys, room * this.keySize);
+    this.values = grown(this.values, room * this.valueSize);
   }
 }
 
-function grown(buf: Buffer): Buffer {
-  const bigger = Buffer.alloc(buf.length * 2);
+function grown(buf: Buffer, size: number): Buffer {
+  const bigger = Buffer.alloc(size);
   buf.copy(bigger);
   return bigger;
 }

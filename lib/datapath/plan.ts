@@ -273,8 +273,14 @@ class Touched {
   }
 }
 
+/** A new frontend's previous slots: none (one array for all of them). */
+const NO_SLOTS: readonly number[] = [];
+
+/** compileFrontend's scratch: layoutSlots only reads it (30k services, 30k arrays less per full sync) */
+const active: boolean[] = [];
+
 function compileFrontend(s: CachedService, revNat: number, previous: readonly number[]): FrontendValue {
-  const active = new Array<boolean>(s.listings.length);
+  active.length = s.listings.length;
   let remote = false;
   for (let i = 0; i < s.listings.length; i++) {
     active[i] = listedState(s.listings[i]) === constants.CM_BACKEND_ACTIVE;
@@ -491,7 +497,7 @@ export class Planner {
         this.touchedBackends.add(id);
         s.backendIds[i] = id;
       }
-      s.frontend = compileFrontend(s, revNat, this.mirror.frontends.get(s.key)?.slots ?? []);
+      s.frontend = compileFrontend(s, revNat, this.mirror.frontends.get(s.key)?.slots ?? NO_SLOTS);
       this.byRevNat[revNat] = s;
       this.touchFrontend(s.key, s.frontend);
       this.touchedRevNats.add(revNat);
@@ -499,7 +505,14 @@ export class Planner {
   }
 
   private diff(): Plan {
-    for (const family of FAMILIES) for (const b of Object.values(this.buffers[family])) b.count = 0;
+    for (const family of FAMILIES) {
+      const b = this.buffers[family];
+      for (const buffer of Object.values(b)) buffer.count = 0;
+      // sized once for the most this plan can write, not grown entry by entry
+      b.backendUpdates.reserve(this.touchedBackends.ids.length);
+      b.revNatUpdates.reserve(this.touchedRevNats.ids.length);
+      b.headUpdates.reserve(this.touchedFrontendKeys.length);
+    }
     this.diffRevNats();
     this.diffBackends();
     for (let i = 0; i < this.touchedFrontendKeys.length; i++) {
