@@ -54,12 +54,8 @@ interface CachedService {
   key: EndpointKey;
   vipAddress: Address;
   protoNumber: number;
-  /** per listed backend, in input order: the address as listed, packListing(), its EndpointKey */
-  addrs: string[];
-  listings: number[];
-  /** numeric keys, unboxed in a double array (NaN where the key is a string: those are in stringKeys) */
-  numericKeys: number[];
-  stringKeys?: string[];
+  /** where its listed backends start in the planner's ListingColumns (in input order; as many as backendIds) */
+  first: number;
   /** per listed backend: its ID (set when admitted) */
   backendIds: number[];
   frontend?: FrontendValue;
@@ -75,8 +71,8 @@ const portError = (what: string, port: number) => new Error(`${what}: port ${por
 const serviceName = (s: DatapathService) => `service ${s.vip}:${s.port}/${s.proto}`;
 const backendName = (s: DatapathService, b: DatapathService['backends'][number]) => `${serviceName(s)}: backend ${b.addr}:${b.port}`;
 
-/** Validates one service and keys its addresses. Throws one line naming the culprit. */
-function normalizeService(service: DatapathService, seen: number): CachedService {
+/** Validates one service and keys its addresses into `columns`. Throws one line naming the culprit. */
+function normalizeService(service: DatapathService, seen: number, columns: ListingColumns): CachedService {
   // a plain dotted quad (nearly every VIP) is its own canonical text and needs no bytes
   const v4vip = ipv4Number(service.vip);
   const vip = v4vip >= 0 ? undefined : canonicalIp(service.vip, `${serviceName(service)}: vip`);
@@ -86,11 +82,8 @@ function normalizeService(service: DatapathService, seen: number): CachedService
   if (proto === undefined) throw new Error(`${serviceName(service)}: protocol must be TCP or UDP`);
   const n = service.backends.length;
   if (n > MAX_SLOTS) throw new Error(`${serviceName(service)}: more than ${MAX_SLOTS} backends`);
-  const addrs = new Array<string>(n);
-  const listings = new Array<number>(n);
-  // sized up front: an array grown by push starts with room for 17
-  const numericKeys = new Array<number>(n);
-  let stringKeys: string[] | undefined;
+  const first = columns.append(n);
+  const { addrs, packed, keys } = columns;
   for (let i = 0; i < n; i++) {
     const b = service.backends[i];
     if (!validPort(b.port)) throw portError(backendName(service, b), b.port);
@@ -107,12 +100,12 @@ function normalizeService(service: DatapathService, seen: number): CachedService
       if (addr.family !== family) throw new Error(`${backendName(service, b)}: address family differs from the vip's`);
       key = endpointKey(addr, b.port, proto);
     }
-    addrs[i] = b.addr;
-    listings[i] = packListing(b.port, b.clusterId, state);
-    if (typeof key === 'number') numericKeys[i] = key;
+    addrs[first + i] = b.addr;
+    packed[first + i] = packListing(b.port, b.clusterId, state);
+    if (typeof key === 'number') keys[first + i] = key;
     else {
-      numericKeys[i] = NaN;
-      (stringKeys ??= [])[i] = key;
+      keys[first + i] = NaN;
+      columns.stringKeys.set(first + i, key);
     }
   }
   return {
@@ -123,10 +116,7 @@ function normalizeService(service: DatapathService, seen: number): CachedService
     key: vip ? endpointKey(vip, service.port, proto) : (ipv4EndpointKey(v4vip, service.port, proto) as number), // TCP or UDP: a number
     vipAddress: vip ? vip.bytes : v4vip,
     protoNumber: proto,
-    addrs,
-    listings,
-    numericKeys,
-    stringKeys,
+    first,
     backendIds: new Array<number>(n),
     seen,
   };
@@ -139,21 +129,86 @@ function sameFrontend(a: CachedService, b: DatapathService): boolean {
 }
 
 /** Structural compare: true when `input` is what `cached` was planned from (so it plans the same). */
-function sameInput(cached: CachedService, input: DatapathService): boolean {
+function sameInput(cached: CachedService, input: DatapathService, columns: ListingColumns): boolean {
   const backends = input.backends;
-  if (!sameFrontend(cached, input) || cached.addrs.length !== backends.length) return false;
+  if (!sameFrontend(cached, input) || cached.backendIds.length !== backends.length) return false;
+  const { addrs, packed } = columns;
   for (let i = 0; i < backends.length; i++) {
     const b = backends[i];
-    if (cached.addrs[i] !== b.addr || cached.listings[i] !== packListing(b.port, b.clusterId, STATE_NUMBER[b.state])) return false;
+    const at = cached.first + i;
+    if (addrs[at] !== b.addr || packed[at] !== packListing(b.port, b.clusterId, STATE_NUMBER[b.state])) return false;
   }
   return true;
 }
 
-// ---- backends: one row of typed arrays per ID ----------------------------------------------------
+// ---- listings: two columns for every cached service ----------------------------------------------
 
 const INITIAL_ROWS = 1024;
 
-function grownTo<T extends Uint8Array | Uint16Array | Uint32Array>(array: T, length: number): T {
+/**
+ * What the cached services listed, per backend: the address as listed and packListing(), in
+ * columns all of them share (service s holds positions s.first .. s.first + its count − 1), not
+ * in arrays of their own: a full sync lists 120k backends, and 30k × 3 small arrays, all of them
+ * surviving, were most of what the garbage collector copied. Positions are appended; compact()
+ * drops the ones no cached service holds any more. `keys` holds a position's EndpointKey only
+ * during the plan that appended it (NaN: a string key, in stringKeys).
+ */
+export class ListingColumns {
+  addrs: string[] = [];
+  packed = new Float64Array(INITIAL_ROWS);
+  keys = new Float64Array(INITIAL_ROWS);
+  readonly stringKeys = new Map<number, string>();
+  length = 0;
+
+  /** Room for `count` more listings; returns the first position. */
+  append(count: number): number {
+    const first = this.length;
+    this.length += count;
+    if (this.length > this.packed.length) {
+      let rows = this.packed.length;
+      while (rows < this.length) rows *= 2;
+      this.packed = grownTo(this.packed, rows);
+      this.keys = grownTo(this.keys, rows);
+    }
+    return first;
+  }
+
+  key(at: number): EndpointKey {
+    const key = this.keys[at];
+    return Number.isNaN(key) ? this.stringKeys.get(at)! : key;
+  }
+
+  /** Forgets the positions from `length` on (a plan whose input was refused). */
+  truncate(length: number): void {
+    this.length = length;
+    this.addrs.length = Math.min(this.addrs.length, length);
+  }
+
+  /** Keeps only the positions `services` hold, once at least half of the columns is garbage. */
+  compact(services: readonly Pick<CachedService, 'first' | 'backendIds'>[]): void {
+    let live = 0;
+    for (const s of services) live += s.backendIds.length;
+    if (this.length < INITIAL_ROWS || this.length < 2 * live) return;
+    const addrs: string[] = [];
+    const packed = new Float64Array(Math.max(INITIAL_ROWS, 2 * live));
+    for (const s of services) {
+      const at = addrs.length;
+      for (let i = 0; i < s.backendIds.length; i++) {
+        addrs.push(this.addrs[s.first + i]);
+        packed[at + i] = this.packed[s.first + i];
+      }
+      s.first = at;
+    }
+    this.addrs = addrs;
+    this.packed = packed;
+    this.keys = new Float64Array(packed.length);
+    this.length = live;
+  }
+}
+
+// ---- backends: one row of typed arrays per ID ----------------------------------------------------
+
+function grownTo<T extends Uint8Array | Uint16Array | Uint32Array | Float64Array>(array: T, length: number): T {
   const bigger = new (array.constructor as new (n: number) => T)(length);
   bigger.set(array);
   return bigger;
@@ -279,12 +334,13 @@ const NO_SLOTS: readonly number[] = [];
 /** compileFrontend's scratch: layoutSlots only reads it (30k services, 30k arrays less per full sync) */
 const active: boolean[] = [];
 
-function compileFrontend(s: CachedService, revNat: number, previous: readonly number[]): FrontendValue {
-  active.length = s.listings.length;
+function compileFrontend(s: CachedService, packed: Float64Array, revNat: number, previous: readonly number[]): FrontendValue {
+  const n = s.backendIds.length;
+  active.length = n;
   let remote = false;
-  for (let i = 0; i < s.listings.length; i++) {
-    active[i] = listedState(s.listings[i]) === constants.CM_BACKEND_ACTIVE;
-    remote ||= listedCluster(s.listings[i]) !== 0;
+  for (let i = 0; i < n; i++) {
+    active[i] = listedState(packed[s.first + i]) === constants.CM_BACKEND_ACTIVE;
+    remote ||= listedCluster(packed[s.first + i]) !== 0;
   }
   const layout = layoutSlots(s.backendIds, active, previous);
   return {
@@ -369,6 +425,8 @@ export class Planner {
   private sweep = true;
   /** the services of the previous plan, in the order they were listed */
   private listed: CachedService[] = [];
+  /** what they listed */
+  private columns!: ListingColumns;
 
   /** `mirror` is what the maps hold now; the planner keeps it current through commit(). */
   constructor(private readonly mirror: MapState) {
@@ -393,7 +451,9 @@ export class Planner {
       if (this.sweep) this.dropUnwanted();
       this.sweep = false;
       this.listed = listed;
-      return this.diff();
+      const plan = this.diff();
+      this.columns.compact(listed);
+      return plan;
     } catch (error) {
       this.reset(); // e.g. out of IDs: nothing was written, so start over from the mirror
       throw error;
@@ -401,7 +461,8 @@ export class Planner {
   }
 
   /**
-   * Validates what is new or changed and finds listings twice; changes nothing but `seen`.
+   * Validates what is new or changed and finds listings twice; changes nothing but `seen` (and
+   * appends the listings of the new and changed services, dropped again when it throws).
    * A service is first looked for where it was in the previous list (callers keep their order),
    * then by its frontend.
    */
@@ -409,6 +470,18 @@ export class Planner {
     const generation = ++this.generation;
     const fresh: CachedService[] = [];
     const listed: CachedService[] = [];
+    const appendedFrom = this.columns.length;
+    this.columns.stringKeys.clear();
+    try {
+      this.listChanges(desired, generation, fresh, listed);
+    } catch (error) {
+      this.columns.truncate(appendedFrom); // refused input leaves no listings behind
+      throw error;
+    }
+    return { fresh, listed };
+  }
+
+  private listChanges(desired: readonly DatapathService[], generation: number, fresh: CachedService[], listed: CachedService[]): void {
     let byInput: Map<string, CachedService> | undefined; // built at the first service not where it was
     for (let i = 0; i < desired.length; i++) {
       const s = desired[i];
@@ -418,18 +491,17 @@ export class Planner {
         byInput ??= new Map(this.listed.map((c) => [inputKeyOf(c), c]));
         cached = byInput.get(inputKeyOf(s));
       }
-      if (cached && cached.seen !== generation && sameInput(cached, s)) {
+      if (cached && cached.seen !== generation && sameInput(cached, s, this.columns)) {
         cached.seen = generation;
         listed.push(cached);
         continue;
       }
-      const entry = normalizeService(s, generation);
+      const entry = normalizeService(s, generation, this.columns);
       fresh.push(entry);
       listed.push(entry);
     }
     // twice among the fresh ones is found when they are admitted
     for (const f of fresh) if (this.serviceWith(f.key)?.seen === generation) throw listedTwice(f);
-    return { fresh, listed };
   }
 
   private touchFrontend(key: EndpointKey, want: FrontendValue | null): void {
@@ -466,7 +538,7 @@ export class Planner {
     for (const old of this.listed) {
       if (old.seen === this.generation) continue;
       for (let i = 0; i < old.backendIds.length; i++) {
-        this.backends.unlist(old.backendIds[i], old.listings[i]);
+        this.backends.unlist(old.backendIds[i], this.columns.packed[old.first + i]);
         this.touchedBackends.add(old.backendIds[i]);
       }
       if (staying.has(old.key)) continue;
@@ -482,22 +554,23 @@ export class Planner {
   /** Gives the new and changed services IDs, backend listings and compiled entries. */
   private admit(fresh: CachedService[]): void {
     const ids = this.ids.backends;
+    const columns = this.columns;
     for (const s of fresh) {
       const revNat = this.ids.services.acquire(s.key);
       if (this.byRevNat[revNat]?.seen === this.generation) throw listedTwice(s);
-      for (let i = 0; i < s.numericKeys.length; i++) {
-        const numeric = s.numericKeys[i];
-        const key = Number.isNaN(numeric) ? s.stringKeys![i] : numeric;
+      for (let i = 0; i < s.backendIds.length; i++) {
+        const at = s.first + i;
+        const key = columns.key(at);
         let id = ids.get(key);
         if (id === undefined) {
           id = ids.allocate(key);
-          this.backends.open(id, key, s.family, s.addrs[i], s.listings[i] % TWO_16, s.protoNumber);
+          this.backends.open(id, key, s.family, columns.addrs[at], columns.packed[at] % TWO_16, s.protoNumber);
         }
-        this.backends.list(id, s.listings[i]);
+        this.backends.list(id, columns.packed[at]);
         this.touchedBackends.add(id);
         s.backendIds[i] = id;
       }
-      s.frontend = compileFrontend(s, revNat, this.mirror.frontends.get(s.key)?.slots ?? NO_SLOTS);
+      s.frontend = compileFrontend(s, columns.packed, revNat, this.mirror.frontends.get(s.key)?.slots ?? NO_SLOTS);
       this.byRevNat[revNat] = s;
       this.touchFrontend(s.key, s.frontend);
       this.touchedRevNats.add(revNat);
@@ -590,6 +663,7 @@ export class Planner {
   /** Forgets every cached service and starts over from the mirror (the next plan sweeps). */
   private reset(): void {
     this.listed = [];
+    this.columns = new ListingColumns();
     this.byRevNat = [];
     this.ids = restoreIds(this.mirror);
     this.backends = new BackendTable();

@@ -4,7 +4,7 @@ import type { EntryBuffer } from '../../lib/datapath/encode.js';
 import { IdAllocator } from '../../lib/datapath/ids.js';
 import { canonicalIp } from '../../lib/datapath/ip.js';
 import { formatIp, ipv4Number, parseIp, requireIp } from '../../lib/net/ip.js';
-import { Planner } from '../../lib/datapath/plan.js';
+import { ListingColumns, Planner } from '../../lib/datapath/plan.js';
 import { EndpointIndex } from '../../lib/datapath/endpoint-index.js';
 import { layoutSlots } from '../../lib/datapath/slots.js';
 import { ArrayMirror, MANAGED_MAPS, decodeMaps, endpointKey, servicesOf, type ManagedMap, type MapState, type PackedEntries } from '../../lib/datapath/state.js';
@@ -420,6 +420,39 @@ describe('Planner: only what changed is written, slots stay put', () => {
     expect(reconcile(new Planner(kernel.state()), kernel, base())).toMatchObject({ updates: 1, deletes: 5 });
     expect(kernel.tables.cm_lb4_svc.has(stray)).toBe(false);
     expect(readBack(kernel)).toEqual(sortedInput(base()));
+  });
+
+  it('compacts its listing columns to what cached services hold, once half of them is garbage', () => {
+    const columns = new ListingColumns();
+    const listing = (n: number) => {
+      const first = columns.append(n);
+      for (let i = 0; i < n; i++) [columns.addrs[first + i], columns.packed[first + i]] = [`10.0.${first}.${i}`, first * 10 + i];
+      return { first, backendIds: new Array<number>(n) };
+    };
+    // replaced services (garbage) around the two still cached; compacting starts at 1024 listings
+    const garbage = () => Array.from({ length: 150 }, () => listing(4));
+    garbage();
+    const kept = [listing(3)];
+    garbage();
+    kept.push(listing(2));
+    const read = (s: { first: number; backendIds: number[] }) => s.backendIds.map((_, i) => [columns.addrs[s.first + i], columns.packed[s.first + i]]);
+    const before = kept.map(read);
+    columns.compact(kept);
+    expect([columns.length, kept.map((s) => s.first)]).toEqual([5, [0, 3]]);
+    expect(kept.map(read)).toEqual(before);
+    columns.compact(kept); // nothing is garbage now: stays
+    expect(kept.map((s) => s.first)).toEqual([0, 3]);
+  });
+
+  it('plans the same after its listings were compacted (hundreds of changes later)', () => {
+    const { kernel, planner } = programmed(base());
+    const changed = edit((d) => (d[0].backends[1].port = 9090));
+    // each changed pass lists the changed service's 4 backends anew; the columns drop the old
+    // ones once they are garbage (ListingColumns.compact, at 1024 listings and more)
+    for (let i = 0; i < 400; i++) expect(reconcile(planner, kernel, i % 2 === 0 ? changed() : base())).toMatchObject({ updates: 2, deletes: 1 });
+    expect(reconcile(planner, kernel, base())).toMatchObject({ updates: 0, deletes: 0 });
+    expect(reconcile(planner, kernel, changed())).toMatchObject({ updates: 2, deletes: 1 });
+    expect(readBack(kernel)).toEqual(sortedInput(changed()));
   });
 
   it('keeps its state after an ID shortage, replanning from the maps', () => {
