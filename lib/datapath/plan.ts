@@ -10,9 +10,10 @@
  *
  * Cheap where it counts: a full sync of 30k services × 4 backends handles 120k backend listings,
  * so a backend is no object but a row of typed arrays indexed by its ID (IDs are dense: they
- * index the kernel's backend array), a listing is three array elements of its service, and a
- * backend's value is encoded once, into the batch buffer, and compared there with the bytes the
- * kernel holds (lib/datapath/state.ts ArrayMirror).
+ * index the kernel's backend array), a listing is a position in two columns all services share
+ * (ListingColumns), and a backend's value is encoded once, into the batch buffer, and compared
+ * there with the bytes the kernel holds (lib/datapath/state.ts ArrayMirror), into which, in the
+ * agent, it is then stored.
  */
 import { PROTO_NUMBER, STATE_NUMBER, constants } from './codecs.js';
 import { addArrayClear, addBackendEntry, addRevNatEntry, addServiceHead, addServiceKey, addServiceSlot, familyBuffers, type EntryBuffer, type FamilyBuffers } from './encode.js';
