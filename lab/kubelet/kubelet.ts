@@ -17,7 +17,7 @@ import { NodeRegistration } from './node.js';
 import { ObjectCache } from './objects.js';
 import { KubeRest, isStatus } from './rest.js';
 import { restartDelayMs } from './restart.js';
-import { PodWorker, type SandboxRecord, removeSandbox } from './worker.js';
+import { PodWorker, type SandboxRecord, podsDirOf, removeSandbox, sandboxRecordFile } from './worker.js';
 
 export interface KubeletOptions {
   kubeconfig: string;
@@ -65,7 +65,7 @@ export class Kubelet {
     this.rest = new KubeRest(kc);
     const onError = (what: string, err: unknown) => this.log.warn({ err: String(err) }, `${what} failed`);
     this.objects = new ObjectCache(kc, onError);
-    this.podsDir = join(options.stateDir, 'pods');
+    this.podsDir = podsDirOf(options.stateDir);
     this.registration = new NodeRegistration(
       this.rest,
       {
@@ -114,7 +114,7 @@ export class Kubelet {
   /** Sandboxes of a previous run of this kubelet (it crashed, or stopped without --cleanup-on-exit). */
   private async removeLeftovers(): Promise<void> {
     for (const uid of readdirSync(this.podsDir)) {
-      const file = join(this.podsDir, uid, 'sandbox.json');
+      const file = sandboxRecordFile(join(this.podsDir, uid));
       if (existsSync(file)) {
         const record = JSON.parse(readFileSync(file, 'utf8')) as SandboxRecord;
         await removeSandbox(this.lab, this.node, record);

@@ -60,6 +60,12 @@ export interface WorkerContext {
   log(msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** Where a kubelet keeps its pods' directories (one per pod UID) under its --state-dir. */
+export const podsDirOf = (stateDir: string): string => join(stateDir, 'pods');
+
+/** A pod's sandbox record in its directory (read back by the kubelet at start and by lab/workloads/sandbox.ts). */
+export const sandboxRecordFile = (podDir: string): string => join(podDir, 'sandbox.json');
+
 /** Written before anything is made, so a kubelet that crashed can undo it at its next start. */
 export interface SandboxRecord {
   namespace: string;
@@ -214,7 +220,7 @@ export class PodWorker {
   }
 
   private saveRecord(): void {
-    writeFileSync(join(this.ctx.dir, 'sandbox.json'), JSON.stringify(this.record));
+    writeFileSync(sandboxRecordFile(this.ctx.dir), JSON.stringify(this.record));
   }
 
   private savePids(): void {

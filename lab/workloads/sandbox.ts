@@ -9,15 +9,15 @@ import { join } from 'node:path';
 import type { RunningLab } from '../cluster/index.js';
 import { killProcesses } from '../cluster/processes.js';
 import { podIdentity } from '../topology/plan.js';
-import type { SandboxRecord } from '../kubelet/worker.js';
+import { type SandboxRecord, podsDirOf, sandboxRecordFile } from '../kubelet/worker.js';
 
 /** The network namespace of a (not hostNetwork) pod, from its node's kubelet's sandbox record. */
 export function podNetns(running: RunningLab, node: string, pod: string): string {
   const plan = running.plan.nodes.find((n) => n.name === node);
   if (!plan) throw new Error(`the lab has no node ${node}`);
-  const podsDir = join(running.paths.kubelet(node), 'pods');
+  const podsDir = podsDirOf(running.paths.kubelet(node));
   const record = (existsSync(podsDir) ? readdirSync(podsDir) : [])
-    .map((uid) => join(podsDir, uid, 'sandbox.json'))
+    .map((uid) => sandboxRecordFile(join(podsDir, uid)))
     .filter(existsSync)
     .map((file) => JSON.parse(readFileSync(file, 'utf8')) as SandboxRecord)
     .find((r) => r.name === pod && r.sandbox);
