@@ -9,9 +9,10 @@
  *   IPs and service range; node records claiming east's ranges or the whole address space; ipcache
  *   entries for east's pods and loopback.
  * Each one must be refused and counted under the expected reason: in direct mode by every agent;
- * in cached mode the import validation's refusals by east's kvstoremesh (the record never reaches
- * the cache the agents read) and the ownership refusals by every agent (the kvstoremesh does not
- * know east's addresses). The forged
+ * in cached mode by east's kvstoremesh, which validates as the agents do, address ownership
+ * included (it reads east's Nodes and Services and the chart's ranges): no forged record, backend
+ * or entry reaches the cache the agents read (the forged Service is cached without its backends),
+ * so no agent has anything to refuse. The forged
  * Service gets no backend, no route or identity appears for the forged nodes and entries, neither
  * the maps nor the traffic to the legitimate backends change. One more record sits under east's
  * own prefix in west's etcd: no agent reads it, so it must change nothing either. The records and
@@ -20,7 +21,7 @@
 import type { Etcd3 } from 'etcd3';
 import { labApi } from '../../lab/cluster/api.js';
 import { createService } from '../../lab/workloads/deployment.js';
-import { IDENTITY_CLUSTER_SHIFT, encodeIPCacheEntry, encodeNode, maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
+import { IDENTITY_CLUSTER_SHIFT, decodeClusterService, encodeIPCacheEntry, encodeNode, maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
 import { identityKey, ipcacheKey, nodeKey, serviceKey } from '../../lib/kvstore/keys.js';
 import { STATE_KINDS, STATE_KIND_SPECS, type StateKind, cacheKeyOf } from '../../lib/kvstore/state-kinds.js';
 import { formatCidr, nthAddress, nthSubnet, parseCidr } from '../../lib/net/cidr.js';
@@ -34,6 +35,7 @@ import { CONVERGE_TIMEOUT_MS, ECHO, type E2eEnv, LOCAL, REMOTE, SERVICE_PORT, re
 import { waitFor } from './wait.js';
 
 export const REJECTED_METRIC = 'clustermesh_agent_rejected_records_total';
+const RECORD_EVENTS_METRIC = 'clustermesh_agent_remote_record_events_total';
 const ONE_MIB = 1024 * 1024;
 /** the global Service of east the forged backends are published for (it has no pods in east) */
 const FORGED = { namespace: ECHO.namespace, name: 'forged' };
@@ -54,9 +56,9 @@ export interface HostileRecord {
   /** the reason each refusal of this record is counted under (a Service: one per backend) */
   reasons: string[];
   /**
-   * the check that refuses it: the import validation (lib/kvstore/validate.ts: the kvstoremesh in
-   * cached mode, the agent in direct mode) or address ownership (lib/kvstore/ownership.ts: the
-   * agent); null for a record nobody reads
+   * the check that refuses it: the import validation (lib/kvstore/validate.ts) or address
+   * ownership (lib/kvstore/ownership.ts), both the agent's in direct mode and the kvstoremesh's in
+   * cached mode; null for a record nobody reads
    */
   refusedBy: 'validation' | 'ownership' | null;
   evidence: Evidence[];
@@ -221,15 +223,24 @@ function kindOf(key: string): StateKind {
 
 /**
  * Whether the agent on `node` kept what `evidence` names out; one line saying what it did. In
- * cached mode a record the validation refuses must be missing from the cache (`cache`: east's etcd).
+ * cached mode (`cache`: east's etcd) it must be missing from the cache as well: the record, or,
+ * for a backend, the address from the cached Service.
  */
 async function keptOut(env: E2eEnv, node: string, forgedVip: string, record: HostileRecord, evidence: Evidence, cache: Etcd3 | null): Promise<[boolean, string]> {
+  const [kept, did] = await agentKeptOut(env, node, forgedVip, evidence);
+  if (!cache) return [kept, did];
+  const cached = await cache.get(cacheKeyOf(kindOf(record.key), REMOTE, record.key)).buffer();
+  if (evidence.kind !== 'backend') return cached === null ? [kept, `not in the cache; ${did}`] : [false, 'CACHED by the kvstoremesh'];
+  const service = cached && decodeClusterService(record.key, cached);
+  const inCache = service?.ok === true && evidence.addr in service.value.backends;
+  return inCache ? [false, 'CACHED as a backend by the kvstoremesh'] : [kept, `not in the cached Service; ${did}`];
+}
+
+/** Whether the agent on `node` kept what `evidence` names out; one line saying what it did. */
+async function agentKeptOut(env: E2eEnv, node: string, forgedVip: string, evidence: Evidence): Promise<[boolean, string]> {
   switch (evidence.kind) {
-    case 'counted': {
-      if (!cache) return [true, 'rejected at validation'];
-      const cached = (await cache.get(cacheKeyOf(kindOf(record.key), REMOTE, record.key)).string()) !== null;
-      return [!cached, cached ? 'CACHED by the kvstoremesh' : 'rejected at validation by the kvstoremesh: not in the cache'];
-    }
+    case 'counted':
+      return [true, 'rejected at validation'];
     case 'backend': {
       const frontend = findFrontend(await agentStatus(env.running, node), forgedVip, SERVICE_PORT);
       const inMaps = frontend?.backends.some((b) => b.addr === evidence.addr) ?? false;
@@ -247,6 +258,11 @@ async function keptOut(env: E2eEnv, node: string, forgedVip: string, record: Hos
       return [res.status === 404, res.status === 404 ? 'entry refused: no identity for it' : `identity answered ${res.status}`];
     }
   }
+}
+
+/** Services of west an agent has taken in (read from the cache in cached mode). */
+async function remoteServiceUpserts(env: E2eEnv, node: string): Promise<number> {
+  return metricByLabel(await agentMetricsText(env.running, node), RECORD_EVENTS_METRIC, 'kind', { cluster: REMOTE, op: 'upsert' }).services ?? 0;
 }
 
 export async function hostilePeer(env: E2eEnv, rate = FAILOVER_RATE): Promise<ScenarioResult> {
@@ -268,8 +284,8 @@ export async function hostilePeer(env: E2eEnv, rate = FAILOVER_RATE): Promise<Sc
       serviceCidr: victimPlan.serviceCIDRv4,
     },
   );
-  // In cached mode the agents never see what the kvstoremesh refused.
-  const byMesh = (r: HostileRecord) => env.mode === 'cached' && r.refusedBy === 'validation';
+  // In cached mode the kvstoremesh refuses every record and address; the agents never see them.
+  const byMesh = (r: HostileRecord) => env.mode === 'cached' && r.refusedBy !== null;
   const expectedAgent = tally(records.filter((r) => !byMesh(r)).flatMap((r) => r.reasons));
   const expectedMesh = tally(records.filter(byMesh).flatMap((r) => r.reasons));
   const sum = (t: Record<string, number>) => Object.values(t).reduce((a, b) => a + b, 0);
@@ -294,6 +310,7 @@ export async function hostilePeer(env: E2eEnv, rate = FAILOVER_RATE): Promise<Sc
       const before = await Promise.all(agents.map((n) => counters(env, n)));
       const reasonsBefore = await Promise.all(agents.map((n) => rejectionReasons(env, n)));
       const meshBefore = await meshRejections(env);
+      const upsertsBefore = await Promise.all(agents.map((n) => remoteServiceUpserts(env, n)));
       const writtenAt = Date.now();
       for (const r of records) await etcd.put(r.key).value(r.value).exec();
       const meshAfter = await waitFor(
@@ -302,6 +319,12 @@ export async function hostilePeer(env: E2eEnv, rate = FAILOVER_RATE): Promise<Sc
         (m) => sum(delta(m, meshBefore)) >= expectedMeshCount,
         CONVERGE_TIMEOUT_MS,
       );
+      // Cached: each agent reads the forged Service as the kvstoremesh admitted it (no backends), so
+      // it has read the cache past the decision that refused the rest.
+      if (env.mode === 'cached')
+        await Promise.all(
+          agents.map((n, i) => waitFor(`${n} to read ${FORGED.name} from the cache`, () => remoteServiceUpserts(env, n), (u) => u > upsertsBefore[i], CONVERGE_TIMEOUT_MS)),
+        );
       const after = await Promise.all(
         agents.map((n, i) =>
           waitFor(`${n} to refuse all ${expectedCount} hostile records and backends`, () => counters(env, n), (c) => c.rejected - before[i].rejected >= expectedCount, CONVERGE_TIMEOUT_MS),
@@ -317,7 +340,7 @@ export async function hostilePeer(env: E2eEnv, rate = FAILOVER_RATE): Promise<Sc
       for (const record of records.filter((r) => r.read)) {
         const evidence = record.evidence.length > 0 ? record.evidence : ([{ kind: 'counted' }] as Evidence[]);
         for (const [i, item] of evidence.entries()) {
-          const outcomes = await Promise.all(agents.map((n) => keptOut(env, n, forgedVip, record, item, byMesh(record) ? cache : null)));
+          const outcomes = await Promise.all(agents.map((n) => keptOut(env, n, forgedVip, record, item, cache)));
           for (const [node, [ok, did]] of outcomes.map((o, j) => [agents[j], o] as const)) if (!ok) unexpected.push(`${node}: ${record.key}: ${did}`);
           const label = item.kind === 'backend' ? `${record.key} backend ${item.addr}` : `${record.key}: ${record.what}`;
           rows.push(`| ${label} | ${outcomes[0][1]} | ${record.reasons[i] ?? record.reasons[0]} |`);
