@@ -51,6 +51,13 @@ export class EndpointIndex {
     this.ids[slot] = id;
   }
 
+  /** Room for `entries` numeric keys in all, made at once (one rehash instead of one per doubling). */
+  reserve(entries: number): void {
+    let slots = this.mask + 1;
+    while (entries * 2 > slots) slots *= 2;
+    if (slots > this.mask + 1) this.rehash(slots);
+  }
+
   delete(key: EndpointKey): boolean {
     if (typeof key === 'string') return this.strings.delete(key);
     let hole = this.find(key);

@@ -14,6 +14,8 @@ export interface IdIndex<K> {
   set(identity: K, id: number): unknown;
   delete(identity: K): boolean;
   entries(): IterableIterator<[K, number]>;
+  /** Room for this many identities at once, when the index can make it (a full sync's 120k backends). */
+  reserve?(entries: number): void;
 }
 
 export class IdAllocator<K = string> {
@@ -60,6 +62,11 @@ export class IdAllocator<K = string> {
     this.byIdentity.set(identity, this.cursor);
     this.used[this.cursor] = 1;
     return this.cursor;
+  }
+
+  /** Room for `entries` identities in all (an upper bound), so the index does not grow step by step. */
+  reserve(entries: number): void {
+    this.byIdentity.reserve?.(entries);
   }
 
   /** Frees the identity's ID (if it has one). */

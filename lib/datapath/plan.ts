@@ -46,6 +46,17 @@ const listedCluster = (packed: number) => Math.floor((packed % TWO_32) / TWO_16)
 
 // ---- validation ---------------------------------------------------------------------------------
 
+/** STATE_NUMBER[state], undefined for no state: string compares, cheaper than a keyed lookup 120k times a full sync. */
+function stateNumber(state: string): number | undefined {
+  switch (state) {
+    case 'active': return STATE_NUMBER.active;
+    case 'terminating': return STATE_NUMBER.terminating;
+    case 'quarantined': return STATE_NUMBER.quarantined;
+    case 'maintenance': return STATE_NUMBER.maintenance;
+    default: return undefined;
+  }
+}
+
 /** One service as last planned: its validated input (as listed, to compare) and what it compiled to. */
 interface CachedService {
   vip: string;
@@ -88,7 +99,7 @@ function normalizeService(service: DatapathService, seen: number, columns: Listi
   for (let i = 0; i < n; i++) {
     const b = service.backends[i];
     if (!validPort(b.port)) throw portError(backendName(service, b), b.port);
-    const state = STATE_NUMBER[b.state];
+    const state = stateNumber(b.state);
     if (state === undefined) throw new Error(`${backendName(service, b)}: unknown state "${b.state}"`);
     if (!Number.isInteger(b.clusterId) || b.clusterId < 0 || b.clusterId > MAX_CLUSTER_ID) {
       throw new Error(`${backendName(service, b)}: clusterId ${b.clusterId} is not in 0..${MAX_CLUSTER_ID}`);
@@ -137,7 +148,7 @@ function sameInput(cached: CachedService, input: DatapathService, columns: Listi
   for (let i = 0; i < backends.length; i++) {
     const b = backends[i];
     const at = cached.first + i;
-    if (addrs[at] !== b.addr || packed[at] !== packListing(b.port, b.clusterId, STATE_NUMBER[b.state])) return false;
+    if (addrs[at] !== b.addr || packed[at] !== packListing(b.port, b.clusterId, stateNumber(b.state) ?? NaN)) return false; // NaN: normalizeService refuses it
   }
   return true;
 }
@@ -288,6 +299,11 @@ class BackendTable {
     if (mixed.size === 1) this.clusters.delete(id);
   }
 
+  /** Rows for IDs below `rows`, made at once. */
+  reserve(rows: number): void {
+    if (rows > this.rows) this.grow(rows - 1);
+  }
+
   /** Appends the backend's map value (least available state, lowest cluster) to `out`; returns its offset. */
   encode(out: EntryBuffer, id: number): number {
     let severity = SEVERITIES - 1;
@@ -313,19 +329,22 @@ class BackendTable {
 
 /** IDs (backend IDs, rev NAT indexes) a plan touches, each once. */
 class Touched {
-  readonly ids: number[] = [];
+  /** ids[0..count) */
+  ids = new Uint32Array(INITIAL_ROWS);
+  count = 0;
   private mark = new Uint8Array(INITIAL_ROWS);
 
   add(id: number): void {
     if (id >= this.mark.length) this.mark = grownTo(this.mark, Math.max(id + 1, this.mark.length * 2));
     if (this.mark[id] === 1) return;
     this.mark[id] = 1;
-    this.ids.push(id);
+    if (this.count === this.ids.length) this.ids = grownTo(this.ids, this.ids.length * 2);
+    this.ids[this.count++] = id;
   }
 
   clear(): void {
-    for (const id of this.ids) this.mark[id] = 0;
-    this.ids.length = 0;
+    for (let i = 0; i < this.count; i++) this.mark[this.ids[i]] = 0;
+    this.count = 0;
   }
 }
 
@@ -556,6 +575,11 @@ export class Planner {
   private admit(fresh: CachedService[]): void {
     const ids = this.ids.backends;
     const columns = this.columns;
+    let listings = 0;
+    for (const s of fresh) listings += s.backendIds.length;
+    // room for the most this can add, made once (a full sync adds 120k backends)
+    ids.reserve(ids.size + listings);
+    this.backends.reserve(ids.size + listings + 1);
     for (const s of fresh) {
       const revNat = this.ids.services.acquire(s.key);
       if (this.byRevNat[revNat]?.seen === this.generation) throw listedTwice(s);
@@ -583,8 +607,8 @@ export class Planner {
       const b = this.buffers[family];
       for (const buffer of Object.values(b)) buffer.count = 0;
       // sized once for the most this plan can write, not grown entry by entry
-      b.backendUpdates.reserve(this.touchedBackends.ids.length);
-      b.revNatUpdates.reserve(this.touchedRevNats.ids.length);
+      b.backendUpdates.reserve(this.touchedBackends.count);
+      b.revNatUpdates.reserve(this.touchedRevNats.count);
       b.headUpdates.reserve(this.touchedFrontendKeys.length);
     }
     this.diffRevNats();
@@ -610,7 +634,9 @@ export class Planner {
 
   /** Each touched rev NAT index holds its service's frontend in that service's family, nothing elsewhere. */
   private diffRevNats(): void {
-    for (const index of this.touchedRevNats.ids) {
+    const touched = this.touchedRevNats;
+    for (let t = 0; t < touched.count; t++) {
+      const index = touched.ids[t];
       const s = this.byRevNat[index];
       for (const family of FAMILIES) {
         const out = this.buffers[family];
@@ -626,7 +652,9 @@ export class Planner {
   /** A touched backend with listings holds its value; one without loses its ID and is cleared. */
   private diffBackends(): void {
     const table = this.backends;
-    for (const id of this.touchedBackends.ids) {
+    const touched = this.touchedBackends;
+    for (let t = 0; t < touched.count; t++) {
+      const id = touched.ids[t];
       const listed = table.listings[id] > 0;
       if (!listed && table.family[id] !== 0) this.ids.backends.release(table.close(id));
       for (const family of FAMILIES) {
