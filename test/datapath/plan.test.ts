@@ -7,7 +7,7 @@ import { formatIp, ipv4Number, parseIp, requireIp } from '../../lib/net/ip.js';
 import { ListingColumns, Planner } from '../../lib/datapath/plan.js';
 import { EndpointIndex } from '../../lib/datapath/endpoint-index.js';
 import { layoutSlots } from '../../lib/datapath/slots.js';
-import { ArrayMirror, MANAGED_MAPS, decodeMaps, endpointKey, servicesOf, type ManagedMap, type MapState, type PackedEntries } from '../../lib/datapath/state.js';
+import { ArrayMirror, FrontendTable, MANAGED_MAPS, decodeMaps, endpointKey, servicesOf, type FrontendValue, type ManagedMap, type MapState, type PackedEntries } from '../../lib/datapath/state.js';
 import type { DatapathBackend, DatapathService } from '../../lib/datapath/types.js';
 
 interface SlotCandidate {
@@ -135,6 +135,27 @@ describe('EndpointIndex', () => {
     expect(keys.map((k) => index.get(k))).toEqual(keys.map((k) => model.get(k)));
     expect(index.size).toBe(model.size);
     expect(new Map(index.entries())).toEqual(model);
+  });
+});
+
+describe('FrontendTable', () => {
+  it('works like a Map of EndpointKey (numbers above 2^31 and strings), reusing the places of deleted keys', () => {
+    const table = new FrontendTable();
+    const model = new Map<number | string, FrontendValue>();
+    const value = (port: number) => ({ port }) as FrontendValue;
+    const keys: (number | string)[] = [0x0ac80001 * 131072 + 160, 0xffffffff * 131072 + 131071, 0, '6|fd99::1|80|6'];
+    keys.forEach((k, i) => (table.set(k, value(i)), model.set(k, value(i))));
+    expect([table.delete(keys[0]), table.delete(keys[0]), table.delete('6|fd99::2|80|6')]).toEqual([true, false, false]);
+    model.delete(keys[0]);
+    table.set(keys[2], value(9)); // replaces
+    model.set(keys[2], value(9));
+    table.set(77, value(77)); // takes the deleted key's place
+    model.set(77, value(77));
+    const sorted = <T>(xs: Iterable<T>) => [...xs].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    expect(sorted(table)).toEqual(sorted(model));
+    expect(sorted(table.keys())).toEqual(sorted(model.keys()));
+    expect(sorted(table.values())).toEqual(sorted(model.values()));
+    expect([table.size, keys.map((k) => table.get(k)?.port)]).toEqual([model.size, keys.map((k) => model.get(k)?.port)]);
   });
 });
 
