@@ -54,7 +54,6 @@ export type Stores = Record<StoreName, SyncStore>;
 interface Running {
   client: Etcd3;
   stores: Stores;
-  informers: ClusterInformers;
   queues: WorkQueue[];
   heartbeat: NodeJS.Timeout;
   counts: () => Record<StoreName, number>;
@@ -64,6 +63,7 @@ export class ApiserverDaemon {
   readonly metrics: DaemonMetrics;
   private readonly abort = createStopController();
   private health: HealthServer | null = null;
+  private informers: ClusterInformers | null = null;
   private running: Running | null = null;
   private clusterConfig: ClusterConfigKeeper | null = null;
   private phase = 'starting';
@@ -113,6 +113,10 @@ export class ApiserverDaemon {
       registry: this.metrics.registry,
       notReadyReason: () => this.notReadyReason(),
     });
+    // Listing a large cluster keeps the API server busy for a while: the lists run while etcd is
+    // connected and bootstrapped, and the reconcilers are handed what the caches hold when they
+    // subscribe (lib/k8s/informer.ts). Nothing is reconciled before the stores have started.
+    const informers = this.startInformers();
     this.phase = 'connecting to etcd';
     const client = await this.retry('connect to etcd', () => connectEtcd(this.opts.etcd));
     try {
@@ -124,7 +128,7 @@ export class ApiserverDaemon {
       await this.retry('watch the cluster config', () => clusterConfig.watch());
       this.phase = 'restoring identities';
       const allocator = await this.restoreIdentities(client);
-      this.running = await this.startSyncing(client, allocator.allocator, allocator.discarded);
+      this.running = await this.startSyncing(client, informers, allocator.allocator, allocator.discarded);
     } catch (err) {
       await this.clusterConfig?.stop();
       client.close();
@@ -143,10 +147,10 @@ export class ApiserverDaemon {
   private async shutDown(): Promise<void> {
     this.abort.abort(new Error('daemon stopped'));
     await this.clusterConfig?.stop();
+    await Promise.all(Object.values(this.informers ?? {}).map((informer) => informer.stop()));
     const running = this.running;
     if (running) {
       clearInterval(running.heartbeat);
-      await Promise.all(Object.values(running.informers).map((informer) => informer.stop()));
       const flushed = Promise.all([
         ...running.queues.map((q) => q.shutDown()),
         ...Object.values(running.stores).map((s) => s.drain()),
@@ -221,8 +225,22 @@ export class ApiserverDaemon {
     };
   }
 
+  private startInformers(): ClusterInformers {
+    const informers = createInformers({
+      kubeConfig: this.opts.kubeConfig,
+      logger: this.opts.logger,
+      namespace: this.opts.namespace,
+      remotesSecretName: REMOTES_SECRET_NAME,
+      onError: (kind) => this.metrics.errors.inc({ kind: `informer:${kind}` }),
+    });
+    this.informers = informers;
+    Object.values(informers).forEach((informer) => void informer.start());
+    return informers;
+  }
+
   private async startSyncing(
     client: Etcd3,
+    informers: ClusterInformers,
     allocator: IdentityAllocator,
     discardedIdentities: Array<{ key: string; reason: string }>,
   ): Promise<Running> {
@@ -232,13 +250,6 @@ export class ApiserverDaemon {
       logger.warn({ key }, `deleting identity key ${key}: ${reason}`);
       stores.identities.delete(key);
     }
-    const informers = createInformers({
-      kubeConfig: this.opts.kubeConfig,
-      logger,
-      namespace: this.opts.namespace,
-      remotesSecretName: REMOTES_SECRET_NAME,
-      onError: (kind) => this.metrics.errors.inc({ kind: `informer:${kind}` }),
-    });
     const context = { cluster, metrics: this.metrics };
     const services = new ServiceReconciler({
       ...context,
@@ -281,7 +292,6 @@ export class ApiserverDaemon {
     remotes.watch(remotesQueue);
 
     await Promise.all(Object.values(stores).map((s) => s.start()));
-    Object.values(informers).forEach((informer) => informer.start());
     const heartbeat = this.startHeartbeat(client);
 
     const syncPrefix = async (
@@ -311,7 +321,6 @@ export class ApiserverDaemon {
     return {
       client,
       stores,
-      informers,
       queues: [serviceQueue, nodeQueue, podQueue, remotesQueue],
       heartbeat,
       counts: () => ({

@@ -6,18 +6,35 @@
  */
 
 import { maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
-import { formatIp, isIpv4Mapped, parseIp, parseIpPrefix, type IpFamily, type ParsedIp } from '../../lib/net/ip.js';
+import {
+  formatIp,
+  ipv4Number,
+  isIpv4Mapped,
+  parseIp,
+  parseIpPrefix,
+  type IpFamily,
+} from '../../lib/net/ip.js';
 
-/** An address a Go peer reads back as the same address; null otherwise. */
-export function parseWireIp(text: string): ParsedIp | null {
+export interface WireIp {
+  family: IpFamily;
+  /** canonical text (lib/net/ip.ts) */
+  text: string;
+}
+
+/**
+ * An address a Go peer reads back as the same address, with its family; null otherwise. A dotted
+ * quad the IPv4 grammar accepts is already canonical (no leading zeros, no other spelling), so it
+ * is checked without allocating: the initial sync reads every endpoint and pod address through here.
+ */
+export function wireIp(text: string): WireIp | null {
+  if (ipv4Number(text) >= 0) return { family: 4, text };
   const ip = parseIp(text);
-  return ip && !isIpv4Mapped(ip.bytes) ? ip : null;
+  return ip && !isIpv4Mapped(ip.bytes) ? { family: ip.family, text: formatIp(ip.bytes) } : null;
 }
 
 /** The canonical text of an address, or `null` when it is not one the wire carries. */
 export function canonicalWireIp(text: string): string | null {
-  const ip = parseWireIp(text);
-  return ip ? formatIp(ip.bytes) : null;
+  return wireIp(text)?.text ?? null;
 }
 
 /** Cilium's `cidr.CIDR` JSON form (Go `net.IPNet`): network address as text, mask as base64 bytes. */

@@ -48,11 +48,26 @@ const DEFAULT_LABEL_RULES: LabelPrefixRule[] = [
   ignore('etcd_node'),
 ];
 
+/** Verdicts of isIdentityLabel by key: pods share few label keys, and each verdict runs every rule. */
+const identityLabelVerdicts = new Map<string, boolean>();
+/** Bounds the memory of the verdicts whatever the keys pods invent. */
+const MAX_REMEMBERED_VERDICTS = 4096;
+
 /**
  * A key is kept when no ignore rule matches it, or when the longest include match is longer than
  * the shortest ignore match (so `io.kubernetes.pod.namespace` beats `!io.kubernetes`).
  */
 function isIdentityLabel(key: string): boolean {
+  let verdict = identityLabelVerdicts.get(key);
+  if (verdict === undefined) {
+    if (identityLabelVerdicts.size >= MAX_REMEMBERED_VERDICTS) identityLabelVerdicts.clear();
+    verdict = matchesIdentityRules(key);
+    identityLabelVerdicts.set(key, verdict);
+  }
+  return verdict;
+}
+
+function matchesIdentityRules(key: string): boolean {
   let included = 0;
   let ignored = 0;
   for (const rule of DEFAULT_LABEL_RULES) {

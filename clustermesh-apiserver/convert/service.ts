@@ -1,9 +1,8 @@
 import type { V1Endpoint, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { parseServicePolicy, shouldExport } from '../../lib/k8s/annotations.js';
 import type { ClusterService, PortConfiguration, PortMap } from '../../lib/kvstore/types.js';
-import { formatIp } from '../../lib/net/ip.js';
 import type { ClusterRef } from './cluster.js';
-import { canonicalWireIp, parseWireIp } from './ip.js';
+import { canonicalWireIp, wireIp } from './ip.js';
 import { toL4Protocol } from './ports.js';
 import { reject, type Rejection } from './rejection.js';
 
@@ -107,23 +106,26 @@ function addSliceBackends(
   slice.endpoints.forEach((endpoint, i) => {
     if (!isReadyOrServing(endpoint)) return;
     endpoint.addresses.forEach((text, j) => {
-      const ip = parseWireIp(text);
-      const where = `endpoints[${i}].addresses[${j}]`;
+      const ip = wireIp(text);
       if (!ip) {
         rejections.push(
-          reject('EndpointSlice', slice, `${where}: ${JSON.stringify(text)} is not an IP address; skipped`),
+          reject(
+            'EndpointSlice',
+            slice,
+            `endpoints[${i}].addresses[${j}]: ${JSON.stringify(text)} is not an IP address; skipped`,
+          ),
         );
       } else if (ip.family !== family) {
         rejections.push(
           reject(
             'EndpointSlice',
             slice,
-            `${where}: ${text} is not an ${slice.addressType} address as addressType says; skipped`,
+            `endpoints[${i}].addresses[${j}]: ${text} is not an ${slice.addressType} address as addressType says; skipped`,
           ),
         );
       } else {
-        const backendPorts = backends.get(formatIp(ip.bytes)) ?? new Map<string, PortConfiguration>();
-        backends.set(formatIp(ip.bytes), backendPorts);
+        const backendPorts = backends.get(ip.text) ?? new Map<string, PortConfiguration>();
+        backends.set(ip.text, backendPorts);
         for (const [name, port] of ports) if (!backendPorts.has(name)) backendPorts.set(name, port);
       }
     });

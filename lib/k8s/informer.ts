@@ -4,7 +4,10 @@
  * backoff, and a `synced` promise. The cache keeps its last content while restarting, so an API
  * server restart never empties what the daemons built from it.
  */
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import {
+  ApiException,
   ListWatch,
   Watch,
   type KubeConfig,
@@ -21,6 +24,73 @@ export function statusCode(err: unknown): number | undefined {
 }
 
 export type ListFn<T extends KubernetesObject> = () => Promise<KubernetesListObject<T>>;
+
+interface HttpAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+function get(url: URL, options: RequestOptions): Promise<HttpAnswer> {
+  const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+  return new Promise((resolve, reject) => {
+    const request = send(url, { ...options, method: 'GET' }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () =>
+        resolve({
+          status: response.statusCode ?? 0,
+          headers: response.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/**
+ * Lists a collection as the API server sends it, parsed JSON and nothing more: the same plain
+ * objects the watch delivers (client-node parses watch events without its ObjectSerializer).
+ * client-node's typed list calls run every listed object through that serializer, which walks the
+ * whole type model: at 10k Services and EndpointSlices it was most of the clustermesh-apiserver's
+ * CPU during its initial sync (bench/apiserver.ts). Every field has the typed objects' name and
+ * value, except that timestamps stay RFC 3339 strings, as in watch events. The request asks for no
+ * compression (loopback or a cluster network: gzip only costs both ends CPU). A failed list
+ * throws client-node's ApiException with the HTTP status as `code`, as the typed calls do.
+ */
+export async function listJson<T extends KubernetesObject>(
+  kubeConfig: KubeConfig,
+  path: string,
+  fieldSelector?: string,
+): Promise<KubernetesListObject<T>> {
+  const server = kubeConfig.getCurrentCluster()?.server;
+  if (!server) throw new Error('the kubeconfig has no current cluster');
+  const url = new URL(server + path);
+  if (fieldSelector !== undefined) url.searchParams.set('fieldSelector', fieldSelector);
+  const options: RequestOptions = {};
+  await kubeConfig.applyToHTTPSOptions(options);
+  options.headers = { ...options.headers, Accept: 'application/json' };
+  const answer = await get(url, options);
+  if (answer.status !== 200) {
+    let body: unknown = answer.body;
+    try {
+      body = JSON.parse(answer.body);
+    } catch {
+      // not a Status object: keep the text
+    }
+    const message = (body as { message?: unknown } | null)?.message;
+    throw new ApiException(
+      answer.status,
+      typeof message === 'string' ? message : `listing ${path} failed`,
+      body,
+      answer.headers as Record<string, string>,
+    );
+  }
+  return JSON.parse(answer.body) as KubernetesListObject<T>;
+}
 
 export interface InformerHandlers<T> {
   /** add or update: the cache already holds `obj` */
@@ -73,7 +143,14 @@ export class ResourceInformer<T extends KubernetesObject> {
 
   constructor(private readonly opts: ResourceInformerOptions<T>) {
     // What makeInformer builds, plus the field selector makeInformer cannot pass.
-    this.listWatch = new ListWatch(opts.path, new Watch(opts.kubeConfig), opts.list, false, undefined, opts.fieldSelector);
+    this.listWatch = new ListWatch(
+      opts.path,
+      new Watch(opts.kubeConfig),
+      opts.list,
+      false,
+      undefined,
+      opts.fieldSelector,
+    );
     this.listWatch.on('error', (err: unknown) => this.restartAfterError(err));
   }
 
@@ -82,7 +159,12 @@ export class ResourceInformer<T extends KubernetesObject> {
     return this.listedAndWatching || this.absent;
   }
 
+  /**
+   * Handlers added once the cache holds objects are first given an upsert of each (as client-go's
+   * AddEventHandler does), so an informer may start listing before its consumers exist.
+   */
   on(handlers: InformerHandlers<T>): void {
+    for (const obj of this.listWatch.list()) handlers.upsert(obj);
     this.listWatch.on('add', handlers.upsert);
     this.listWatch.on('update', handlers.upsert);
     if (handlers.delete) this.listWatch.on('delete', handlers.delete);

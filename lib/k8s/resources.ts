@@ -1,22 +1,19 @@
 /**
  * The collections the daemons watch, each as what a ResourceInformer needs: its API path and the
- * list call for the same collection, cluster-wide.
+ * list call for the same collection, cluster-wide. Every collection is listed as plain JSON
+ * (`listJson`: the objects the watch delivers too, without client-node's deserialization).
  */
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type V1EndpointSlice,
-  type V1Namespace,
-  type V1Node,
-  type V1Pod,
-  type V1Secret,
-  type V1Service,
+import type {
+  KubeConfig,
+  KubernetesObject,
+  V1EndpointSlice,
+  V1Namespace,
+  V1Node,
+  V1Pod,
+  V1Secret,
+  V1Service,
 } from '@kubernetes/client-node';
-import type { ListFn } from './informer.js';
+import { listJson, type ListFn } from './informer.js';
 
 /** The MCS API's ServiceExport; a cluster may not serve it (the CRD not installed). */
 export const SERVICE_EXPORT = {
@@ -43,35 +40,35 @@ export interface ClusterResources {
   serviceExports: ResourceSource<ServiceExport>;
 }
 
+function jsonSource<T extends KubernetesObject>(
+  kubeConfig: KubeConfig,
+  path: string,
+  fieldSelector?: string,
+): ResourceSource<T> {
+  return {
+    path,
+    list: () => listJson<T>(kubeConfig, path, fieldSelector),
+    ...(fieldSelector === undefined ? {} : { fieldSelector }),
+  };
+}
+
 export function clusterResources(kubeConfig: KubeConfig): ClusterResources {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const { group, version, plural } = SERVICE_EXPORT;
   return {
-    services: { path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() },
-    endpointSlices: {
-      path: '/apis/discovery.k8s.io/v1/endpointslices',
-      list: () => discovery.listEndpointSliceForAllNamespaces(),
-    },
-    nodes: { path: '/api/v1/nodes', list: () => core.listNode() },
-    pods: { path: '/api/v1/pods', list: () => core.listPodForAllNamespaces() },
-    namespaces: { path: '/api/v1/namespaces', list: () => core.listNamespace() },
-    serviceExports: {
-      path: `/apis/${group}/${version}/${plural}`,
-      list: () =>
-        custom.listClusterCustomObject({ group, version, plural }) as Promise<KubernetesListObject<ServiceExport>>,
-    },
+    services: jsonSource(kubeConfig, '/api/v1/services'),
+    endpointSlices: jsonSource(kubeConfig, '/apis/discovery.k8s.io/v1/endpointslices'),
+    nodes: jsonSource(kubeConfig, '/api/v1/nodes'),
+    pods: jsonSource(kubeConfig, '/api/v1/pods'),
+    namespaces: jsonSource(kubeConfig, '/api/v1/namespaces'),
+    serviceExports: jsonSource(kubeConfig, `/apis/${group}/${version}/${plural}`),
   };
 }
 
 /** One Secret, by name (a field selector: the Secret may be absent, which lists as empty). */
-export function namedSecret(kubeConfig: KubeConfig, namespace: string, name: string): ResourceSource<V1Secret> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const fieldSelector = `metadata.name=${name}`;
-  return {
-    path: `/api/v1/namespaces/${namespace}/secrets`,
-    list: () => core.listNamespacedSecret({ namespace, fieldSelector }),
-    fieldSelector,
-  };
+export function namedSecret(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+): ResourceSource<V1Secret> {
+  return jsonSource(kubeConfig, `/api/v1/namespaces/${namespace}/secrets`, `metadata.name=${name}`);
 }

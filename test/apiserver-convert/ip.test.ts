@@ -1,4 +1,4 @@
-import { canonicalWireIp, parseCIDR } from '../../clustermesh-apiserver/convert/ip.js';
+import { canonicalWireIp, parseCIDR, wireIp } from '../../clustermesh-apiserver/convert/ip.js';
 
 describe('canonicalWireIp (Go net.IP text form)', () => {
   it.each([
@@ -31,6 +31,22 @@ describe('canonicalWireIp (Go net.IP text form)', () => {
     '1:2:3:4:5:6:7',
   ])('rejects %j', (input) => {
     expect(canonicalWireIp(input)).toBeNull();
+  });
+});
+
+describe('wireIp: family and canonical text', () => {
+  it.each([
+    ['10.1.2.3', { family: 4, text: '10.1.2.3' }],
+    ['255.255.255.255', { family: 4, text: '255.255.255.255' }],
+    ['FD99:0102::5', { family: 6, text: 'fd99:102::5' }],
+    ['::', { family: 6, text: '::' }],
+    ['64:ff9b::10.1.2.3', { family: 6, text: '64:ff9b::a01:203' }],
+    ['010.1.2.3', null],
+    ['10.1.2.3 ', null],
+    ['1.2.3.4.', null],
+    ['::ffff:10.1.2.3', null],
+  ])('%j → %j', (input, expected) => {
+    expect(wireIp(input)).toEqual(expected);
   });
 });
 

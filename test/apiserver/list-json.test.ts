@@ -1,0 +1,69 @@
+/**
+ * `listJson` (lib/k8s/informer.ts), the list call of every informer of both daemons, against the
+ * official kube-apiserver: plain objects with the list's resourceVersion, field selectors, and
+ * failures as client-node's ApiException with the HTTP status (what `statusCode` and the
+ * informers' optional-collection and error reporting read).
+ */
+import { ApiException, KubeConfig, type V1Secret, type V1Service } from '@kubernetes/client-node';
+import { listJson, statusCode } from '../../lib/k8s/informer.js';
+import { createAll, svc } from './cluster-fixtures.js';
+import { startEnv, stopEnv, withKind, type TestEnv } from './helpers.js';
+
+const secret = (name: string) =>
+  withKind('v1', 'Secret', {
+    metadata: { name, namespace: 'default' },
+    data: { peer: Buffer.from(name).toString('base64') },
+  });
+
+describe('listJson', () => {
+  let env: TestEnv;
+
+  beforeAll(async () => {
+    env = await startEnv();
+    await createAll(env.kube, [
+      svc({ name: 'cart', clusterIPs: ['10.112.0.70'] }),
+      secret('one'),
+      secret('two'),
+    ]);
+  });
+  afterAll(() => stopEnv(env));
+
+  it('lists a collection as plain objects with the list resourceVersion', async () => {
+    const list = await listJson<V1Service>(env.kubeConfig, '/api/v1/services');
+    expect(list.metadata?.resourceVersion).toMatch(/^[0-9]+$/);
+    const cart = list.items.find((s) => s.metadata?.name === 'cart');
+    expect(cart?.spec?.clusterIPs).toEqual(['10.112.0.70']);
+    expect(cart?.metadata?.annotations).toEqual({ 'clustermesh.io/global': 'true' });
+    // as in watch events: a timestamp is the API server's text, not a Date
+    expect(typeof cart?.metadata?.creationTimestamp).toBe('string');
+    expect(list.items.map((s) => s.metadata?.name)).toContain('kubernetes');
+  });
+
+  it('applies the field selector', async () => {
+    const list = await listJson<V1Secret>(
+      env.kubeConfig,
+      '/api/v1/namespaces/default/secrets',
+      'metadata.name=two',
+    );
+    expect(list.items.map((s) => [s.metadata?.name, s.data?.peer])).toEqual([
+      ['two', Buffer.from('two').toString('base64')],
+    ]);
+  });
+
+  it('throws an ApiException with code 404 for a collection the cluster does not serve', async () => {
+    const failure = await listJson(env.kubeConfig, '/apis/example.com/v1/widgets').catch(
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(ApiException);
+    expect(statusCode(failure)).toBe(404);
+  });
+
+  it('throws an ApiException with code 403 and the API server’s reason when RBAC refuses the list', async () => {
+    const kubelet = new KubeConfig();
+    kubelet.loadFromString(await env.kube.kubeletKubeconfig('west-worker'));
+    const failure = await listJson(kubelet, '/api/v1/secrets').catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(ApiException);
+    expect(statusCode(failure)).toBe(403);
+    expect(String(failure)).toMatch(/cannot list resource "secrets"/);
+  });
+});
