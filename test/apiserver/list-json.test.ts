@@ -1,13 +1,15 @@
 /**
- * `listJson` (lib/k8s/informer.ts), the list call of every informer of both daemons, against the
- * official kube-apiserver: plain objects with the list's resourceVersion, field selectors, and
+ * lib/k8s/informer.ts against the official kube-apiserver. `listJson`, the list call of every
+ * informer of both daemons: plain objects with the list's resourceVersion, field selectors, and
  * failures as client-node's ApiException with the HTTP status (what `statusCode` and the
- * informers' optional-collection and error reporting read).
+ * informers' optional-collection and error reporting read). `ResourceInformer.on` after the
+ * informer listed: the new handlers get the cache, then the changes.
  */
 import { ApiException, KubeConfig, type V1Secret, type V1Service } from '@kubernetes/client-node';
-import { listJson, statusCode } from '../../lib/k8s/informer.js';
+import { ResourceInformer, listJson, statusCode } from '../../lib/k8s/informer.js';
+import { clusterResources } from '../../lib/k8s/resources.js';
 import { createAll, svc } from './cluster-fixtures.js';
-import { startEnv, stopEnv, withKind, type TestEnv } from './helpers.js';
+import { startEnv, stopEnv, waitFor, withKind, type TestEnv } from './helpers.js';
 
 const secret = (name: string) =>
   withKind('v1', 'Secret', {
@@ -65,5 +67,26 @@ describe('listJson', () => {
     expect(failure).toBeInstanceOf(ApiException);
     expect(statusCode(failure)).toBe(403);
     expect(String(failure)).toMatch(/cannot list resource "secrets"/);
+  });
+
+  it('hands handlers added after the list every cached object, then the changes', async () => {
+    const informer = new ResourceInformer<V1Service>({
+      ...clusterResources(env.kubeConfig).services,
+      kubeConfig: env.kubeConfig,
+      onError: (err) => {
+        throw err;
+      },
+    });
+    try {
+      await informer.start();
+      expect(informer.isSynced).toBe(true);
+      const seen: string[] = [];
+      informer.on({ upsert: (s) => seen.push(s.metadata?.name ?? '') });
+      expect(seen.sort()).toEqual(['cart', 'kubernetes']);
+      await createAll(env.kube, [svc({ name: 'later', clusterIPs: ['10.112.0.71'] })]);
+      await waitFor('the new Service', async () => seen.includes('later'));
+    } finally {
+      await informer.stop();
+    }
   });
 });
