@@ -137,7 +137,7 @@ function clusterName(v: unknown, path: string): string {
 
 function stringMap(v: unknown, path: string): Record<string, string> {
   const obj = object(v, path);
-  return sortedMap(obj, (value, key) => str(value, index(path, key)));
+  return sortedMap(obj, {}, (value, key) => str(value, index(path, key)));
 }
 
 function portConfiguration(v: unknown, path: string): PortConfiguration {
@@ -152,7 +152,7 @@ function portConfiguration(v: unknown, path: string): PortConfiguration {
 }
 
 function portMap(v: unknown, path: string): PortMap {
-  return sortedMap(object(v, path), (ports, name) => {
+  return sortedMap(object(v, path), {}, (ports, name) => {
     // Kubernetes allows one unnamed port: Cilium writes it under "".
     if (name !== '' && !isDNSLabel(name)) fail(index(path, name), 'port name is not a DNS label');
     return portConfiguration(ports, index(path, name));
@@ -170,7 +170,7 @@ function namedPorts(v: unknown, path: string): NamedPort[] {
 }
 
 function addressPortMap(v: unknown, path: string): Record<string, PortMap> {
-  return sortedMap(object(v, path), (ports, address) => {
+  return sortedMap(object(v, path), {}, (ports, address) => {
     if (!isIpAddress(address)) fail(index(path, address), 'is not an IP address');
     return portMap(ports, index(path, address));
   });
@@ -223,13 +223,14 @@ function nodeAddresses(v: unknown, path: string): NodeAddress[] {
   });
 }
 
+/** `obj`'s entries converted, in key order, into `out` (empty). */
 function sortedMap<T>(
   obj: Record<string, unknown>,
+  out: Record<string, unknown>,
   convert: (value: unknown, key: string) => T,
 ): Record<string, T> {
-  const out: Record<string, T> = {};
   for (const key of Object.keys(obj).sort()) out[key] = convert(obj[key], key);
-  return out;
+  return out as Record<string, T>;
 }
 
 // ---------------------------------------------------------------- decoding frame
@@ -314,9 +315,12 @@ export function decodeClusterConfig(
 // ---------------------------------------------------------------- services
 
 export function encodeClusterService(svc: ClusterService): string {
+  // Keyed by addresses, new property names on nearly every record: V8 builds a hidden class per new
+  // name of a plain object, a prototype-less one is a hash table from the start (bench/apiserver.ts
+  // encodes 100k backends at once).
   const ports = (m: Record<string, PortMap>) =>
-    sortedMap(m, (pm) =>
-      sortedMap(pm as Record<string, unknown>, (p) => {
+    sortedMap(m, Object.create(null) as Record<string, PortMap>, (pm) =>
+      sortedMap(pm as Record<string, unknown>, {}, (p) => {
         const { Protocol, Port } = p as PortConfiguration;
         return { Protocol, Port };
       }),
@@ -327,8 +331,8 @@ export function encodeClusterService(svc: ClusterService): string {
     name: svc.name,
     frontends: ports(svc.frontends),
     backends: ports(svc.backends),
-    labels: sortedMap(svc.labels, (v) => v),
-    selector: sortedMap(svc.selector, (v) => v),
+    labels: sortedMap(svc.labels, {}, (v) => v),
+    selector: sortedMap(svc.selector, {}, (v) => v),
     includeExternal: svc.includeExternal,
     shared: svc.shared,
     clusterID: svc.clusterID,
