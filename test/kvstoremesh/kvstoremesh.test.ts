@@ -502,6 +502,24 @@ describe('kvstoremesh with real etcds', () => {
     await waitFor('late gone from the cache', async () => (await cachedService('late')) === null);
   });
 
+  it('decides again when the local addresses change: what they now hold leaves the cache, and comes back after', async () => {
+    const before = await rejected(EAST.name, 'local-cluster-ip');
+    const worker = `${cachedNodesClusterPrefix(EAST.name)}${EAST.name}-worker`;
+    // A local ClusterIP inside east's pod CIDR: east's worker may no longer claim it, nor its backends.
+    localAddresses.set({ ...WEST_ADDRESSES, clusterIPs: [...WEST_ADDRESSES.clusterIPs, '10.12.1.5'] });
+    await waitFor(
+      "east's worker and its backends withdrawn",
+      async () => !(await cacheHolds(worker)) && (await cachedBackends('svc-east-1')).length === 0,
+    );
+    expect(await rejected(EAST.name, 'local-cluster-ip')).toBeGreaterThan(before);
+    expect(await cacheHolds(`${cachedNodesClusterPrefix(NORTH.name)}${NORTH.name}-worker`)).toBe(true);
+    localAddresses.set(WEST_ADDRESSES);
+    await waitFor(
+      'both back',
+      async () => (await cacheHolds(worker)) && (await cachedBackends('svc-east-1')).join() === '10.12.1.5',
+    );
+  });
+
   it('serves the agents read-only: the local reader can read the cache and write nothing', async () => {
     const reader = createEtcdClient(await local.clientConfig(LOCAL_READER_USER));
     try {
