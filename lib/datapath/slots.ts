@@ -23,7 +23,8 @@ const SHORT = 16;
  * `previous` (each slot that moves is a map write, and a replaced backend should cost one write,
  * not a shift of every slot behind it); the others fill the free slots of their group in
  * backend-ID order, so the same inputs always give the same layout. A backend listed twice keeps
- * its first state. `active[i]` tells whether `backendIds[i]` is active.
+ * its first state. `active[i]` tells whether `backendIds[i]` is active (entries of `active` past
+ * backendIds.length are never read).
  */
 export function layoutSlots(backendIds: readonly number[], active: readonly boolean[], previous: readonly number[] = []): SlotLayout {
   if (previous.length === 0 && ascendingAndActive(backendIds, active)) return { count: backendIds.length, slots: backendIds };
