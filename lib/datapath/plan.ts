@@ -20,7 +20,7 @@ import { addArrayClear, addBackendEntry, addRevNatEntry, addServiceHead, addServ
 import { ipv4Number, type IpFamily } from '../net/ip.js';
 import { canonicalIp } from './ip.js';
 import { layoutSlots } from './slots.js';
-import { ABSENT_SLOT, FAMILIES, endpointKey, ipv4EndpointKey, restoreIds, type Address, type EndpointKey, type FrontendValue, type Ids, type MapState } from './state.js';
+import { ABSENT_SLOT, FAMILIES, endpointKey, ipv4EndpointKey, ipv4Key, ipv4ProtoBit, restoreIds, type Address, type EndpointKey, type FrontendValue, type Ids, type MapState } from './state.js';
 import type { BackendState, DatapathService } from './types.js';
 
 const MAX_PORT = 65535;
@@ -96,6 +96,7 @@ function normalizeService(service: DatapathService, seen: number, columns: Listi
   if (n > MAX_SLOTS) throw new Error(`${serviceName(service)}: more than ${MAX_SLOTS} backends`);
   const first = columns.append(n);
   const { addrs, packed, keys } = columns;
+  const protoBit = ipv4ProtoBit(proto);
   for (let i = 0; i < n; i++) {
     const b = service.backends[i];
     if (!validPort(b.port)) throw portError(backendName(service, b), b.port);
@@ -104,21 +105,13 @@ function normalizeService(service: DatapathService, seen: number, columns: Listi
     if (!Number.isInteger(b.clusterId) || b.clusterId < 0 || b.clusterId > MAX_CLUSTER_ID) {
       throw new Error(`${backendName(service, b)}: clusterId ${b.clusterId} is not in 0..${MAX_CLUSTER_ID}`);
     }
-    // a plain dotted quad (nearly every backend) is keyed without allocating
-    const v4 = family === 4 ? ipv4Number(b.addr) : -1;
-    let key: EndpointKey | undefined = v4 >= 0 ? ipv4EndpointKey(v4, b.port, proto) : undefined;
-    if (key === undefined) {
-      const addr = canonicalIp(b.addr, () => backendName(service, b));
-      if (addr.family !== family) throw new Error(`${backendName(service, b)}: address family differs from the vip's`);
-      key = endpointKey(addr, b.port, proto);
-    }
+    // a plain dotted quad (nearly every backend) is keyed without allocating: a number straight
+    // into the float column (through a variable that may hold a string too, it would be boxed)
+    const v4 = family === 4 && protoBit >= 0 ? ipv4Number(b.addr) : -1;
+    if (v4 >= 0) keys[first + i] = ipv4Key(v4, b.port, protoBit);
+    else keyByText(service, b, family, proto, columns, first + i);
     addrs[first + i] = b.addr;
     packed[first + i] = packListing(b.port, b.clusterId, state);
-    if (typeof key === 'number') keys[first + i] = key;
-    else {
-      keys[first + i] = NaN;
-      columns.stringKeys.set(first + i, key);
-    }
   }
   return {
     vip: service.vip,
@@ -132,6 +125,18 @@ function normalizeService(service: DatapathService, seen: number, columns: Listi
     backendIds: new Array<number>(n),
     seen,
   };
+}
+
+/** The key of a backend whose address is not a plain dotted quad (IPv6, or spelled otherwise), at `at` of `columns`. */
+function keyByText(service: DatapathService, b: DatapathService['backends'][number], family: IpFamily, proto: number, columns: ListingColumns, at: number): void {
+  const addr = canonicalIp(b.addr, () => backendName(service, b));
+  if (addr.family !== family) throw new Error(`${backendName(service, b)}: address family differs from the vip's`);
+  const key = endpointKey(addr, b.port, proto);
+  if (typeof key === 'number') columns.keys[at] = key;
+  else {
+    columns.keys[at] = NaN;
+    columns.stringKeys.set(at, key);
+  }
 }
 
 const listedTwice = (s: CachedService) => new Error(`service ${s.vip}:${s.port}/${s.proto} is listed twice`);

@@ -38,10 +38,20 @@ export type EndpointKey = number | string;
 
 const IPV4_PROTO_BIT: Record<number, number> = { [constants.CM_PROTO_TCP]: 0, [constants.CM_PROTO_UDP]: 1 };
 
+/** The bit an IPv4 key gives the protocol (TCP 0, UDP 1); -1 for a protocol keyed by string. */
+export function ipv4ProtoBit(proto: number): number {
+  return IPV4_PROTO_BIT[proto] ?? -1;
+}
+
+/** ipv4EndpointKey with the protocol's bit looked up once: always a number (nothing to box, 120k times a full sync). */
+export function ipv4Key(address: number, port: number, protoBit: number): number {
+  return address * 131072 + port * 2 + protoBit;
+}
+
 /** The key of an IPv4 address given as a number (lib/net/ip.ts ipv4Number); undefined for other protocols. */
 export function ipv4EndpointKey(address: number, port: number, proto: number): number | undefined {
-  const protoBit = IPV4_PROTO_BIT[proto];
-  return protoBit === undefined ? undefined : address * 131072 + port * 2 + protoBit;
+  const protoBit = ipv4ProtoBit(proto);
+  return protoBit < 0 ? undefined : ipv4Key(address, port, protoBit);
 }
 
 export function endpointKey(addr: CanonicalIp, port: number, proto: number): EndpointKey {
