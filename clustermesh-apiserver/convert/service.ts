@@ -103,7 +103,9 @@ function addSliceBackends(
   const family = SLICE_FAMILIES[slice.addressType];
   if (family === undefined) return; // FQDN slices carry no addresses to balance to (Cilium skips them too)
   const ports = slicePorts(slice);
-  slice.endpoints.forEach((endpoint, i) => {
+  // `null` when the slice has no endpoint (its Service scaled to 0): the API server sends it so
+  const endpoints: V1Endpoint[] = slice.endpoints ?? [];
+  endpoints.forEach((endpoint, i) => {
     if (!isReadyOrServing(endpoint)) return;
     endpoint.addresses.forEach((text, j) => {
       const ip = wireIp(text);

@@ -1,3 +1,4 @@
+import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { decodeClusterService, encodeClusterService } from '../../lib/kvstore/codecs.js';
 import { serviceKey } from '../../lib/kvstore/keys.js';
 import {
@@ -206,6 +207,21 @@ describe('serviceToClusterService', () => {
     });
     const reversed = serviceToClusterService(WEST, service({}), [...slices].reverse(), EXPORT_BY_DEFAULT);
     expect(encodeClusterService(reversed.service!)).toBe(encodeClusterService(result.service!));
+  });
+
+  it('reads a slice without endpoints as the API server sends it (endpoints: null): no backend, nothing rejected', () => {
+    const scaledToZero = {
+      ...slice({ endpoints: [] }),
+      endpoints: null,
+      ports: null,
+    } as unknown as V1EndpointSlice;
+    const slices = [scaledToZero, slice({ name: 'echo-z', endpoints: [endpoint('10.102.1.5')] })];
+    const result = serviceToClusterService(WEST, service({}), slices, EXPORT_BY_DEFAULT);
+    expect(result.rejections).toEqual([]);
+    expect(Object.keys(result.service!.backends)).toEqual(['10.102.1.5']);
+    expect(
+      serviceToClusterService(WEST, service({}), [scaledToZero], EXPORT_BY_DEFAULT).service!.backends,
+    ).toEqual({});
   });
 
   it('exports a headless service with no frontends but its backends', () => {
