@@ -62,6 +62,15 @@ export function logSinceStart(proc: LabProcess): string {
   return existsSync(proc.log) ? readFileSync(proc.log).subarray(proc.logOffset).toString('utf8') : '';
 }
 
+/** Whether the process is stopped by a signal (SIGSTOP), as a frozen kubelet is. */
+export function isStopped(pid: number): boolean {
+  try {
+    return /^State:\s+T/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -14,7 +14,7 @@ import { UserError } from '../../lib/errors.js';
 import { labApi, labKubeConfig } from '../cluster/api.js';
 import { type RunningLab, kubeletPid } from '../cluster/index.js';
 import { LAB_PORTS } from '../cluster/paths.js';
-import { waitReady } from '../cluster/processes.js';
+import { isStopped, waitReady } from '../cluster/processes.js';
 import { ECHO_IMAGE } from '../kubelet/images.js';
 import { type NodePlan, podAddresses } from '../topology/plan.js';
 import type { RequestRecord } from './client.js';
@@ -130,7 +130,14 @@ export function echoDeployment(running: RunningLab, cluster: string, spec: EchoS
 export async function deployEcho(running: RunningLab, cluster: string, spec: EchoSpec): Promise<Backend[]> {
   const { core, apps } = clients(running, cluster);
   await ensureNamespace(core, spec.namespace);
-  resumeKubelets(running, cluster);
+  // The pods an abrupt removal killed would run again only after their kubelet's restart backoff,
+  // which grows with every kill of the same pod (lab/kubelet/restart.ts: 32 s by the sixth run of a
+  // repeated scenario). They are replaced instead, as the node lifecycle controller evicts the pods
+  // of a node that was lost.
+  const thawed = resumeKubelets(running, cluster);
+  for (const pod of await echoPods(core, spec)) {
+    if (thawed.has(pod.spec?.nodeName ?? '')) await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: spec.namespace, gracePeriodSeconds: 0 });
+  }
   const deployment = echoDeployment(running, cluster, spec);
   try {
     await apps.createNamespacedDeployment({ namespace: spec.namespace, body: deployment });
@@ -173,18 +180,23 @@ export async function removeBackends(running: RunningLab, spec: EchoSpec, backen
     await waitReady(undefined, `${cluster}'s ${spec.name} pods to be gone`, async () => (await echoPods(core, spec)).length === 0, READY_TIMEOUT_MS);
     return;
   }
-  for (const node of new Set(backends.map((b) => b.node))) signalKubelet(running, node, 'SIGSTOP');
+  for (const node of new Set(backends.map((b) => b.node))) {
+    const pid = kubeletPid(running, node);
+    if (pid) process.kill(pid, 'SIGSTOP');
+  }
   for (const b of backends) await killPodProcesses(running, b.node, b.pod);
 }
 
-function signalKubelet(running: RunningLab, node: string, signal: 'SIGSTOP' | 'SIGCONT'): void {
-  const pid = kubeletPid(running, node);
-  if (pid) process.kill(pid, signal);
-}
-
-/** Thaws every kubelet of the cluster that an abrupt removal froze (harmless for running ones). */
-function resumeKubelets(running: RunningLab, cluster: string): void {
-  for (const node of workersOf(running, cluster)) signalKubelet(running, node.name, 'SIGCONT');
+/** Thaws the kubelets of the cluster that an abrupt removal froze; returns their nodes. */
+function resumeKubelets(running: RunningLab, cluster: string): Set<string> {
+  const thawed = new Set<string>();
+  for (const node of workersOf(running, cluster)) {
+    const pid = kubeletPid(running, node.name);
+    if (pid === undefined || !isStopped(pid)) continue;
+    process.kill(pid, 'SIGCONT');
+    thawed.add(node.name);
+  }
+  return thawed;
 }
 
 export interface ClientRun {
