@@ -239,15 +239,7 @@ export class PeerMirror {
   write(admitted: MirrorRecords): void {
     const session = this.session;
     if (!session || admitted.session !== session) return;
-    for (const holder of session.held) {
-      const records =
-        holder.kind === 'services'
-          ? admitted.services
-          : holder.kind === 'nodes'
-            ? admitted.nodes
-            : admitted.ipcache;
-      this.writeHeld(holder, records);
-    }
+    for (const holder of session.held) this.writeHeld(holder, admitted[holder.kind]);
   }
 
   private writeHeld(holder: Holder, records: readonly AddressRecord[]): void {
