@@ -3,8 +3,8 @@
  * client makes awkward: subresources (pods/status, nodes/status, serviceaccounts/token), merge
  * patches, and deletes with preconditions.
  */
-import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { apiRequest, apiUrl, errorBody } from '../../lib/k8s/rest.js';
 
 export class ApiError extends Error {
   constructor(
@@ -19,9 +19,7 @@ export class KubeRest {
   private readonly server: URL;
 
   constructor(private readonly kc: KubeConfig) {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    this.server = new URL(cluster.server);
+    this.server = apiUrl(kc, '');
   }
 
   get apiServer(): { host: string; port: number } {
@@ -30,44 +28,19 @@ export class KubeRest {
 
   async call<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const options: RequestOptions = {
+    const answer = await apiRequest(this.kc, {
       method,
-      hostname: this.server.hostname.replace(/^\[|\]$/g, ''),
-      port: this.server.port || 443,
       path,
       headers: {
         accept: 'application/json',
         // explicit: Node sends a DELETE's body unframed otherwise, and the API server never reads it
         ...(payload ? { 'content-type': contentType, 'content-length': payload.length } : {}),
       },
-      timeout: 30_000,
-    };
-    await this.kc.applyToHTTPSOptions(options);
-    return new Promise<T>((resolve, reject) => {
-      const req = httpsRequest(options, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) {
-            resolve((text ? JSON.parse(text) : undefined) as T);
-            return;
-          }
-          let message = text;
-          try {
-            message = (JSON.parse(text) as { message?: string }).message ?? text;
-          } catch {
-            // not a Status object
-          }
-          reject(new ApiError(status, `${method} ${path}: ${status} ${message}`));
-        });
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
-      req.on('error', reject);
-      req.end(payload);
+      body: payload,
+      timeoutMs: 30_000,
     });
+    if (answer.status >= 200 && answer.status < 300) return (answer.body ? JSON.parse(answer.body) : undefined) as T;
+    throw new ApiError(answer.status, `${method} ${path}: ${answer.status} ${errorBody(answer.body).message ?? answer.body}`);
   }
 }
 

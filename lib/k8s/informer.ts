@@ -4,8 +4,6 @@
  * backoff, and a `synced` promise. The cache keeps its last content while restarting, so an API
  * server restart never empties what the daemons built from it.
  */
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
 import {
   ApiException,
   ListWatch,
@@ -14,6 +12,7 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { apiRequest, errorBody } from './rest.js';
 
 const DEFAULT_MAX_BACKOFF_MS = 30_000;
 
@@ -24,32 +23,6 @@ export function statusCode(err: unknown): number | undefined {
 }
 
 export type ListFn<T extends KubernetesObject> = () => Promise<KubernetesListObject<T>>;
-
-interface HttpAnswer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function get(url: URL, options: RequestOptions): Promise<HttpAnswer> {
-  const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
-  return new Promise((resolve, reject) => {
-    const request = send(url, { ...options, method: 'GET' }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('error', reject);
-      response.on('end', () =>
-        resolve({
-          status: response.statusCode ?? 0,
-          headers: response.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-        }),
-      );
-    });
-    request.on('error', reject);
-    request.end();
-  });
-}
 
 /**
  * Lists a collection as the API server sends it, parsed JSON and nothing more: the same plain
@@ -66,28 +39,11 @@ export async function listJson<T extends KubernetesObject>(
   path: string,
   fieldSelector?: string,
 ): Promise<KubernetesListObject<T>> {
-  const server = kubeConfig.getCurrentCluster()?.server;
-  if (!server) throw new Error('the kubeconfig has no current cluster');
-  const url = new URL(server + path);
-  if (fieldSelector !== undefined) url.searchParams.set('fieldSelector', fieldSelector);
-  const options: RequestOptions = {};
-  await kubeConfig.applyToHTTPSOptions(options);
-  options.headers = { ...options.headers, Accept: 'application/json' };
-  const answer = await get(url, options);
+  const query = fieldSelector === undefined ? '' : `?${new URLSearchParams({ fieldSelector })}`;
+  const answer = await apiRequest(kubeConfig, { method: 'GET', path: path + query, headers: { Accept: 'application/json' } });
   if (answer.status !== 200) {
-    let body: unknown = answer.body;
-    try {
-      body = JSON.parse(answer.body);
-    } catch {
-      // not a Status object: keep the text
-    }
-    const message = (body as { message?: unknown } | null)?.message;
-    throw new ApiException(
-      answer.status,
-      typeof message === 'string' ? message : `listing ${path} failed`,
-      body,
-      answer.headers as Record<string, string>,
-    );
+    const { body, message } = errorBody(answer.body);
+    throw new ApiException(answer.status, message ?? `listing ${path} failed`, body, answer.headers as Record<string, string>);
   }
   return JSON.parse(answer.body) as KubernetesListObject<T>;
 }
