@@ -17,7 +17,7 @@ import { rejectionClass, validateRemoteRecord } from '../../lib/kvstore/validate
 import { WatchStore, type WatchEvent } from '../../lib/kvstore/watch-store.js';
 import type { Logger } from '../../lib/log.js';
 import type { PeerConfig } from '../../lib/remotes/peer-config.js';
-import { connectPeer, type PeerConnection } from '../../lib/remotes/peer-connect.js';
+import { connectPeer, disconnectPeer, type PeerConnection } from '../../lib/remotes/peer-connect.js';
 import { PeerLink } from '../../lib/remotes/peer-link.js';
 import { STATE_KINDS, STATE_KIND_SPECS, stateSource, type StateKind } from '../../lib/kvstore/state-kinds.js';
 import { RecordTable } from './records.js';
@@ -213,9 +213,7 @@ export class RemoteCluster {
   private async closeSession(session: Session): Promise<void> {
     session.abort.abort(new Error(`remote cluster ${this.name} closed`));
     await session.done;
-    await session.link?.close();
-    await Promise.all(session.stores.map((store) => store.stop()));
-    session.client?.close();
+    await disconnectPeer(session.client, session.link, session.stores);
   }
 
   private async runSession(session: Session): Promise<void> {

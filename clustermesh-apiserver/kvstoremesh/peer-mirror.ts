@@ -37,7 +37,7 @@ import { WatchStore } from '../../lib/kvstore/watch-store.js';
 import type { Logger } from '../../lib/log.js';
 import type { PeerSyncState } from '../../lib/pass-pacing.js';
 import type { PeerConfig } from '../../lib/remotes/peer-config.js';
-import { connectPeer, type PeerConnection } from '../../lib/remotes/peer-connect.js';
+import { connectPeer, disconnectPeer, type PeerConnection } from '../../lib/remotes/peer-connect.js';
 import { PeerLink } from '../../lib/remotes/peer-link.js';
 
 export interface PeerMirrorMetrics {
@@ -283,13 +283,19 @@ export class PeerMirror {
   }
 
   private async closeSession(session: Session): Promise<void> {
+    await this.stopWriting(session);
+    await this.disconnect(session);
+  }
+
+  /** Once this returns, nothing of `session` writes to the local etcd any more (only local waits). */
+  private async stopWriting(session: Session): Promise<void> {
     session.abort.abort(new Error(`peer ${this.name} closed`));
-    await session.done;
-    await session.link?.close();
-    await Promise.all(
-      [...session.streamed, ...session.held].flatMap((r) => [r.watch.stop(), r.cache.stop()]),
-    );
-    session.client?.close();
+    await session.done; // a connect in flight ends within the dial timeout; then nothing starts
+    await Promise.all([...session.streamed, ...session.held].map((r) => r.cache.stop()));
+  }
+
+  private disconnect(session: Session): Promise<void> {
+    return disconnectPeer(session.client, session.link, [...session.streamed, ...session.held].map((r) => r.watch));
   }
 
   private async runSession(session: Session): Promise<void> {
@@ -497,9 +503,10 @@ export class PeerMirror {
     this.session = null;
     this.lastComplete = null;
     this.opts.onRecordsChange(); // its claims leave the decision with its cache
-    await this.closeSession(old);
+    await this.stopWriting(old);
     await this.deleteCache(createStopController().signal, { withConfig: false });
     if (this.session === null) this.start();
+    await this.disconnect(old);
   }
 
   private async deleteCache(signal: AbortSignal, { withConfig }: { withConfig: boolean }): Promise<void> {

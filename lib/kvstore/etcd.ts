@@ -72,6 +72,10 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
 const MAX_REPLY_BYTES = 256 * 1024 * 1024;
 
+/** A ping after this much silence on a connection; no answer within the timeout ends it. */
+export const KEEPALIVE_TIME_MS = 5_000;
+export const KEEPALIVE_TIMEOUT_MS = 3_000;
+
 export function createEtcdClient(config: EtcdClientConfig): Etcd3 {
   if (config.endpoints.length === 0)
     throw new Error('etcd: no endpoints given; pass at least one https:// URL');
@@ -93,8 +97,8 @@ export function createEtcdClient(config: EtcdClientConfig): Etcd3 {
       // gRPC's 4 MiB default reply size with large records, and so may a watch response.
       'grpc.max_receive_message_length': MAX_REPLY_BYTES,
       // Without keepalives a silent partition (a pulled link: no reset) is never noticed.
-      'grpc.keepalive_time_ms': 5_000,
-      'grpc.keepalive_timeout_ms': 3_000,
+      'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+      'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
       'grpc.keepalive_permit_without_calls': 1,
     },
     faultHandling: { host: passThroughHostPolicy },

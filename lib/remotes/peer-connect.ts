@@ -9,6 +9,7 @@ import { clusterConfigKey } from '../kvstore/keys.js';
 import type { ClusterConfig } from '../kvstore/types.js';
 import { validateRemoteRecord } from '../kvstore/validate.js';
 import type { PeerConfig } from './peer-config.js';
+import type { PeerLink } from './peer-link.js';
 
 export interface PeerConnection {
   client: Etcd3;
@@ -48,4 +49,19 @@ export async function connectPeer(peer: PeerConfig, opts: ConnectPeerOptions): P
     client.close();
     throw err;
   }
+}
+
+/**
+ * Ends a connection to a peer and what watches through it. The client closes first, ending every
+ * stream, so the watch cancels need no answer from the peer: a silent peer (a pulled cable) would
+ * keep them waiting until a reconnect fails, a connect timeout of ~20 s. The watches stop in the
+ * same turn, before the closed streams report errors they would log.
+ */
+export async function disconnectPeer(
+  client: Etcd3 | null,
+  link: PeerLink | null,
+  watches: ReadonlyArray<{ stop(): Promise<void> }>,
+): Promise<void> {
+  client?.close();
+  await Promise.all([link?.close(), ...watches.map((w) => w.stop())]);
 }

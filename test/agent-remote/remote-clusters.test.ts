@@ -20,7 +20,7 @@ import type { LocalAddresses } from '../../lib/kvstore/ownership.js';
 import { createLogger } from '../../lib/log.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
 import { createCA, issueClientCert } from '../../lib/pki.js';
-import { CuttableProxy, waitFor } from '../kvstore/helpers.js';
+import { CuttableProxy, KEEPALIVE_NOTICE_MS, waitFor } from '../kvstore/helpers.js';
 import { LOCAL, PeerEtcd, agentCert, node, removePeerEntry, service, writePeerEntry } from './helpers.js';
 
 const EAST = { name: 'east', id: 2 };
@@ -32,6 +32,8 @@ const LOCAL_ADDRESSES: LocalAddresses = {
   clusterIPs: ['10.111.0.20'],
   nodeIPs: ['10.99.0.11'],
 };
+/** a removal's own work: no wait on the peer (a reconnect to a silent one times out after ~20 s) */
+const REMOVAL_MS = 3_000;
 const log = createLogger('agent-remote-test', { LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' });
 
 describe('RemoteClusters with two real etcds', () => {
@@ -272,7 +274,8 @@ describe('RemoteClusters with two real etcds', () => {
       await east.etcd.restart();
       await east.putService(service(EAST.name, EAST.id, 'svc-after-restart'));
       await waitFor('east resynced', () => serviceNames(EAST.name).includes('svc-after-restart'), 30_000);
-      expect(view(EAST.name)!.link).toEqual({ state: 'connected' });
+      // the link reconnects with its own backoff (lib/remotes/peer-link.ts), maybe after the stores
+      await waitFor('the link up again', () => view(EAST.name)?.link.state === 'connected');
       expect(serviceNames(EAST.name)).toEqual([...names, 'svc-after-restart'].sort());
       expect(await deletes(EAST.name)).toBe(deletesBefore);
       expect(tracker.smallest()).toBe(names.length);
@@ -333,4 +336,18 @@ describe('RemoteClusters with two real etcds', () => {
     await waitFor('north gone', () => view(NORTH.name) === undefined && status(NORTH.name) === undefined);
     expect(remotes.views().map((v) => v.name)).toEqual([EAST.name]);
   });
+
+  it('lets a silent peer go at once when it is removed, without waiting on the dead connection', async () => {
+    await proxy.restore();
+    await writeEntry(east, EAST.name, [proxy.endpoint]);
+    await east.putService(service(EAST.name, EAST.id, 'svc-through-proxy'));
+    await waitFor('east through the proxy again', () => serviceNames(EAST.name).includes('svc-through-proxy'), 30_000);
+    // no reset: only the keepalives (lib/kvstore/etcd.ts) notice, and every reconnect hangs in its TLS handshake
+    proxy.silence();
+    await waitFor('east disconnected by the keepalives', () => view(EAST.name)?.link.state === 'disconnected', KEEPALIVE_NOTICE_MS);
+    await removePeerEntry(dir, EAST.name);
+    // the watch cancels would otherwise wait for a reconnect to time out (~20 s)
+    await waitFor('east gone', () => view(EAST.name) === undefined && status(EAST.name) === undefined, REMOVAL_MS);
+    expect(remotes.views()).toEqual([]);
+  }, 60_000);
 });

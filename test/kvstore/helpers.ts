@@ -1,5 +1,9 @@
 /** Test helpers: polling with a deadline, and a TCP proxy whose link the test can cut. */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from '../../lib/kvstore/etcd.js';
+
+/** How long a client takes at most to notice a silenced proxy: its keepalive ping unanswered, with slack. */
+export const KEEPALIVE_NOTICE_MS = KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS + 4_000;
 
 /** Polls `condition` until it holds; fails with `what` after `timeoutMs`. */
 export async function waitFor(
@@ -18,11 +22,13 @@ export async function waitFor(
 
 /**
  * Forwards 127.0.0.1:<port> to a target. `cut()` drops every connection and refuses new ones
- * (the client sees etcd vanish while etcd stays up); `restore()` listens again on the same port.
+ * (the client sees etcd vanish while etcd stays up); `silence()` stops forwarding without a reset;
+ * `restore()` forwards again on the same port.
  */
 export class CuttableProxy {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
+  private silent = false;
   private constructor(
     private readonly targetHost: string,
     private readonly targetPort: number,
@@ -40,7 +46,19 @@ export class CuttableProxy {
   }
 
   async restore(): Promise<void> {
+    if (this.server && this.silent) {
+      this.silent = false;
+      this.sockets.forEach((s) => s.destroy());
+      return;
+    }
     const server = createServer((inbound) => {
+      if (this.silent) {
+        inbound.pause(); // accepted, never answered: a TLS handshake that hangs
+        this.sockets.add(inbound);
+        inbound.on('close', () => this.sockets.delete(inbound));
+        inbound.on('error', () => undefined);
+        return;
+      }
       const outbound = connect(this.targetPort, this.targetHost);
       for (const s of [inbound, outbound]) {
         this.sockets.add(s);
@@ -61,7 +79,20 @@ export class CuttableProxy {
     this.server = server;
   }
 
+  /**
+   * Every connection stays open and new ones are accepted, but nothing is forwarded any more: a
+   * pulled cable, seen only by keepalives and timeouts. `restore()` drops them and forwards again.
+   */
+  silence(): void {
+    this.silent = true;
+    for (const s of this.sockets) {
+      s.unpipe();
+      s.pause();
+    }
+  }
+
   async cut(): Promise<void> {
+    this.silent = false;
     const server = this.server;
     this.server = null;
     this.sockets.forEach((s) => s.destroy());

@@ -51,11 +51,13 @@ import {
   service,
   writePeerEntry,
 } from '../agent-remote/helpers.js';
-import { CuttableProxy, waitFor } from '../kvstore/helpers.js';
+import { CuttableProxy, KEEPALIVE_NOTICE_MS, waitFor } from '../kvstore/helpers.js';
 
 const EAST = { name: 'east', id: 2 };
 const NORTH = { name: 'north', id: 3 };
 const CACHE_TTL_MS = 1_500;
+/** the drop itself: a few local etcd deletes */
+const DROP_MARGIN_MS = 3_000;
 const log = createLogger('kvstoremesh-test', { LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' });
 const backoff = { minTimeoutMs: 20, maxTimeoutMs: 300 };
 const localConfig = encodeClusterConfig({
@@ -583,6 +585,30 @@ describe('kvstoremesh with real etcds', () => {
       () => (cached.views().find((v) => v.name === EAST.name)?.services.length ?? 0) === 3,
     );
   });
+
+  it("drops a silent peer's cache when the TTL runs out, without waiting on the dead connection", async () => {
+    await mesh.whenSynced();
+    // no reset: only the keepalives (lib/kvstore/etcd.ts) notice, and every reconnect hangs in its TLS handshake
+    proxy.silence();
+    await waitFor(
+      'east marked disconnected by the keepalives',
+      () => mesh.status().find((s) => s.name === EAST.name)?.connected === false,
+      KEEPALIVE_NOTICE_MS,
+    );
+    await waitFor(
+      'east cache and canaries dropped when the TTL runs out',
+      async () =>
+        (await keysUnder(`${CACHE_PREFIX}/services/v1/${EAST.name}/`)).length === 0 &&
+        (await keysUnder(syncedClusterPrefix(EAST.name))).length === 0,
+      CACHE_TTL_MS + DROP_MARGIN_MS,
+    );
+    await proxy.restore();
+    await waitFor(
+      'east cached again',
+      async () => (await keysUnder(cachedServicesClusterPrefix(EAST.name))).length === 3,
+    );
+    await mesh.whenSynced();
+  }, 60_000);
 
   it("deletes a removed peer's cache, canaries and cached config", async () => {
     await removePeerEntry(meshDir, NORTH.name);
