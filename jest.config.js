@@ -8,4 +8,6 @@ export default {
   testMatch: ['<rootDir>/test/**/*.test.ts', '<rootDir>/e2e/**/*.test.ts'],
   testTimeout: 60000,
   maxWorkers: 2,
+  // the whole-cluster suites first, one at a time (test/harness/cluster-suites-first.js)
+  testSequencer: '<rootDir>/test/harness/cluster-suites-first.js',
 };

@@ -3,7 +3,7 @@ import { metricByLabel } from './scenarios/agents.js';
 import { type Arrival, type TimedRecord, clientStart, failureBound, firstAnswerFrom, lastFailureMs, recoveryMs, timeRecords } from './scenarios/analysis.js';
 import { settledOn } from './scenarios/failover.js';
 import { hostileRecords } from './scenarios/hostile-peer.js';
-import { formatTable, resultOf } from './scenarios/result.js';
+import { formatFailures, formatTable, resultOf } from './scenarios/result.js';
 import { maskFromPrefixLength } from '../lib/kvstore/codecs.js';
 import { parseKeyOfKind } from '../lib/kvstore/keys.js';
 import { admitPeerRecords, type LocalAddresses, type PeerRecords } from '../lib/kvstore/ownership.js';
@@ -138,5 +138,18 @@ describe('scenario table', () => {
     expect(lines).toHaveLength(4);
     expect(lines[2]).toMatch(/^1\s+graceful failover\s+4\s+0\s+63 ms\s+first answer from west$/);
     expect(lines[3]).toMatch(/^2\s+abrupt failover\s+4\s+2\s+-\s+recovery$/);
+  });
+
+  test('each failed request: when, how, and who answered around it; scenarios without failures left out', () => {
+    const results = [
+      resultOf('1', 'graceful failover', timeline('eeww'), { ms: 63, meaning: 'first answer from west' }),
+      resultOf('2', 'abrupt failover', timeline('exxw'), { ms: null, meaning: 'recovery' }),
+      resultOf('7', 'dead cluster', timeline('x'.repeat(14)), { ms: null, meaning: 'drop' }),
+    ];
+    const lines = formatFailures(results).split('\n');
+    expect(lines).toEqual([
+      '2: failed +100 ms timeout (east before, west after), +200 ms timeout (east before, west after)',
+      expect.stringMatching(/^7: failed \+0 ms timeout \(- before, - after\), .*\+1100 ms timeout \(- before, - after\), and 2 more$/),
+    ]);
   });
 });

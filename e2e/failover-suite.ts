@@ -15,7 +15,7 @@ import { packageRoot } from '../cli/install.js';
 import { labPaths } from '../lab/cluster/paths.js';
 import { isGone, labStatus } from '../lab/topology/status.js';
 import { kubeBinariesRequirement } from '../test/harness/kube-apiserver.js';
-import { acquireLabLock } from '../test/harness/lab-lock.js';
+import { CLUSTER_SUITE_WAIT_MS, acquireLabLock } from '../test/harness/lab-lock.js';
 import { builtRequirement, describeRequiring, rootRequirement } from '../test/harness/requirements.js';
 import {
   type E2eEnv,
@@ -28,6 +28,7 @@ import {
   disconnectUnderLoad,
   failbackMinHealthy,
   failureBound,
+  formatFailures,
   formatTable,
   writeReport,
   gracefulFailover,
@@ -55,11 +56,6 @@ const REQUIREMENTS = [
 ];
 /** the abrupt cases must recover within 2 s: at most every request sent in those 2 s fails */
 const RECOVERY_BUDGET_MS = 2000;
-/**
- * Every lab test file holds the lab lock (jest runs files in parallel workers), so this one may wait
- * for another whole suite before its own lab comes up.
- */
-const LAB_LOCK_TIMEOUT_MS = 20 * 60_000;
 
 type Counts = Record<string, number>;
 const counts = (r: ScenarioResult, fact: string): Counts => (r.facts[fact] ?? {}) as Counts;
@@ -89,18 +85,18 @@ export function describeFailover({ mode, prefix, report }: FailoverSuite): void 
 
     beforeAll(
       async () => {
-        releaseLabLock = await acquireLabLock(LAB_LOCK_TIMEOUT_MS);
+        releaseLabLock = await acquireLabLock(); // the other cluster suites may run first (test/harness/lab-lock.ts)
         started = Date.now();
         env = await setUpSuite({ prefix, mode });
       },
-      LAB_LOCK_TIMEOUT_MS + 11 * 60_000,
+      CLUSTER_SUITE_WAIT_MS + 11 * 60_000,
     );
 
     afterAll(async () => {
       try {
         if (results.length > 0) {
           process.stdout.write(
-            `\nfailover scenarios, ${mode} mode (${cpus().length} cores, kernel ${release()}):\n${formatTable(results)}\n`,
+            `\nfailover scenarios, ${mode} mode (${cpus().length} cores, kernel ${release()}):\n${formatTable(results)}\n${formatFailures(results)}\n`,
           );
           writeReport(OUT, results, {
             date: new Date().toISOString(),

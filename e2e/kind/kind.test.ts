@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLUSTER_SUITE_WAIT_MS, acquireLabLock } from '../../test/harness/lab-lock.js';
 import { describeRequiring, rootRequirement } from '../../test/harness/requirements.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -43,17 +44,23 @@ function docker(args: string[]): string {
 describeRequiring('npm run e2e:kind', [rootRequirement()], () => {
   let status: number | null;
   let rows: Map<string, Row>;
-  beforeAll(() => {
-    const result = spawnSync('bash', [join(REPO_ROOT, 'e2e/kind/local.sh')], {
-      cwd: REPO_ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      timeout: RUN_LIMIT_MS,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    status = result.status;
-    rows = tableRows(result.stdout ?? '');
-  }, RUN_LIMIT_MS + 60_000);
+  beforeAll(async () => {
+    // one cluster suite at a time (test/harness/lab-lock.ts); local.sh tears its clusters down
+    const release = await acquireLabLock();
+    try {
+      const result = spawnSync('bash', [join(REPO_ROOT, 'e2e/kind/local.sh')], {
+        cwd: REPO_ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        timeout: RUN_LIMIT_MS,
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      status = result.status;
+      rows = tableRows(result.stdout ?? '');
+    } finally {
+      release();
+    }
+  }, CLUSTER_SUITE_WAIT_MS + RUN_LIMIT_MS + 60_000);
 
   it('exits 0', () => {
     expect(status).toBe(0);

@@ -4,7 +4,7 @@
  * returns a ScenarioResult and puts the baseline back, so any order and any repetition works.
  */
 export { setUpSuite, tearDownSuite, E2E_PREFIX, E2E_CACHED_PREFIX, SUITE_PEER_CACHE_TTL_MS, type E2eEnv, type MeshMode } from './suite.js';
-export { formatTable, writeReport, type ScenarioResult } from './result.js';
+export { formatFailures, formatTable, writeReport, type ScenarioResult } from './result.js';
 export { failureBound } from './analysis.js';
 export { FAILOVER_RATE, gracefulFailover, abruptFailover } from './failover.js';
 export { failbackMinHealthy } from './failback.js';

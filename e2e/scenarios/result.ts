@@ -68,6 +68,32 @@ export function formatTable(results: readonly ScenarioResult[]): string {
   return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
 
+const FAILURES_LISTED = 12;
+
+/**
+ * One line per scenario with failed requests: when each failed (ms after the scenario's first
+ * request), how, and which cluster answered the requests sent just before and after it — what a
+ * reader of a CI log needs to tell a lost first packet from a backend that went away too early.
+ */
+export function formatFailures(results: readonly ScenarioResult[]): string {
+  return results
+    .filter((r) => r.failed > 0)
+    .map((r) => {
+      const sent = [...r.records].sort((a, b) => a.at - b.at);
+      const start = sent[0]?.at ?? 0;
+      const answeredNear = (i: number, step: 1 | -1): string => {
+        for (let j = i + step; j >= 0 && j < sent.length; j += step) if (sent[j].cluster) return sent[j].cluster!;
+        return '-';
+      };
+      const failures = sent.flatMap((rec, i) =>
+        rec.error === null ? [] : [`+${rec.at - start} ms ${rec.error} (${answeredNear(i, -1)} before, ${answeredNear(i, 1)} after)`],
+      );
+      const more = failures.length > FAILURES_LISTED ? `, and ${failures.length - FAILURES_LISTED} more` : '';
+      return `${r.id}: failed ${failures.slice(0, FAILURES_LISTED).join(', ')}${more}`;
+    })
+    .join('\n');
+}
+
 /** Writes the results (without per-request records) as JSON. */
 export function writeReport(path: string, results: readonly ScenarioResult[], meta: Record<string, Fact>): void {
   mkdirSync(dirname(path), { recursive: true });

@@ -16,7 +16,11 @@ import type { ServiceStatus } from '../../lib/agent-api.js';
 const DRAIN_LIMIT_MS = 5_000;
 const DRAIN_POLL_MS = 20;
 
-/** Whether one agent's status lists `address` as an active backend; an agent that does not answer cannot be waited for. */
+/**
+ * Whether one agent's status lists `address` as an active backend. An agent that does not answer
+ * may still send traffic here (a loaded node answers late), so it counts as offering until the
+ * drain's limit: stopping early would leave its connections to an address that no longer exists.
+ */
 async function offers(statusUrl: string, address: string): Promise<boolean> {
   try {
     const res = await fetch(`${statusUrl}/status`, { signal: AbortSignal.timeout(1000) });
@@ -25,7 +29,7 @@ async function offers(statusUrl: string, address: string): Promise<boolean> {
       svc.frontends.some((f) => f.backends.some((b) => b.state === 'active' && b.addr === address)),
     );
   } catch {
-    return false;
+    return true;
   }
 }
 

@@ -14,7 +14,7 @@ import type { RequestRecord } from '../../lab/workloads/client.js';
 import { createService, deployEcho, runClient } from '../../lab/workloads/deployment.js';
 import { clusterOf } from '../../lab/workloads/timeline.js';
 import { kubeBinariesRequirement } from '../harness/kube-apiserver.js';
-import { acquireLabLock } from '../harness/lab-lock.js';
+import { CLUSTER_SUITE_WAIT_MS, acquireLabLock } from '../harness/lab-lock.js';
 import { builtRequirement, describeRequiring, rootRequirement } from '../harness/requirements.js';
 import { type CliResult, ROOT, runCli } from './helpers.js';
 
@@ -56,7 +56,7 @@ describeRequiring('the lab through the CLI', REQUIREMENTS, () => {
 
   beforeAll(async () => {
     releaseLabLock = await acquireLabLock();
-  }, 11 * 60_000);
+  }, CLUSTER_SUITE_WAIT_MS + 60_000);
 
   afterAll(async () => {
     try {

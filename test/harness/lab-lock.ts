@@ -1,7 +1,10 @@
 /**
- * Every lab uses the same address plan, so two test files must not run a lab at the same time
- * (jest runs files in parallel workers). A lock file holding the owner's pid serialises them; a
- * lock whose owner died (a crashed run) is taken over.
+ * The suites that run whole clusters — a lab (every lab uses the same address plan) or the kind e2e —
+ * hold this lock, so they run one at a time: jest runs files in parallel workers, and on this 2-core
+ * VM a failover suite beside another cluster suite missed its timing-bound steps (a request timed
+ * out, a node lease ran out). test/harness/cluster-suites-first.js starts them before every other
+ * file, so while one runs the other worker waits for the lock instead of loading the CPUs. A lock
+ * file holding the owner's pid serialises them; a lock whose owner died (a crashed run) is taken over.
  */
 import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -9,14 +12,16 @@ import { setTimeout as delay } from 'node:timers/promises';
 const LOCK_DIR = '/run/clustermesh-lab';
 const LOCK_FILE = `${LOCK_DIR}/.test-lock`;
 const POLL_MS = 200;
+/** how long a cluster suite may wait for the others (they take ~3-6 min each when warm) */
+export const CLUSTER_SUITE_WAIT_MS = 45 * 60_000;
 
-export async function acquireLabLock(timeoutMs = 10 * 60_000): Promise<() => void> {
+export async function acquireLabLock(timeoutMs = CLUSTER_SUITE_WAIT_MS): Promise<() => void> {
   mkdirSync(LOCK_DIR, { recursive: true });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (tryCreate()) return release;
     if (ownerIsGone()) rmSync(LOCK_FILE, { force: true });
-    else if (Date.now() > deadline) throw new Error(`another test holds the lab lock ${LOCK_FILE} for too long`);
+    else if (Date.now() > deadline) throw new Error(`other cluster suites held the lab lock ${LOCK_FILE} for more than ${timeoutMs / 60_000} min`);
     else await delay(POLL_MS);
   }
 }

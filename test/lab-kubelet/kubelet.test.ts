@@ -26,7 +26,7 @@ import { upstreamBinDir } from '../../lab/control-plane/binaries.js';
 import { Lab } from '../../lab/topology/apply.js';
 import { listNetns } from '../../lab/topology/host.js';
 import { type LabSpec, type NodePlan, planLab } from '../../lab/topology/plan.js';
-import { acquireLabLock } from '../harness/lab-lock.js';
+import { CLUSTER_SUITE_WAIT_MS, acquireLabLock } from '../harness/lab-lock.js';
 import { builtRequirement, describeRequiring, rootRequirement } from '../harness/requirements.js';
 
 const DIST = join(process.cwd(), 'dist');
@@ -132,7 +132,7 @@ describeRequiring(
       kc.loadFromFile(cp.adminKubeconfig);
       core = kc.makeApiClient(CoreV1Api);
       apps = kc.makeApiClient(AppsV1Api);
-    }, 240_000);
+    }, CLUSTER_SUITE_WAIT_MS + 240_000);
 
     afterAll(async () => {
       try {
