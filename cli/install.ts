@@ -1,8 +1,8 @@
 /**
- * `clustermesh install`: the PKI and identity of one cluster (Secrets + the clustermesh-config
- * ConfigMap), then `helm upgrade --install` of the chart by the real helm (a release users can
- * `helm upgrade` and `helm uninstall`), then a wait with visible progress. The lab installs with
- * exactly this code, adding a values file of its own.
+ * `clustermesh install`: helm's check of the chart values, then the PKI and identity of one cluster
+ * (Secrets + the clustermesh-config ConfigMap), then `helm upgrade --install` of the chart by the
+ * real helm (a release users can `helm upgrade` and `helm uninstall`), then a wait with visible
+ * progress. The lab installs with exactly this code (installCluster), adding a values file of its own.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -62,14 +62,6 @@ export function parseNodePort(text: string | undefined, clusterId: number): numb
   return port;
 }
 
-export interface BootstrapOptions {
-  namespace: string;
-  identity: ClusterIdentity;
-  /** a CA to use (--ca-from); default: the cluster's existing one, else a new one */
-  ca?: CertifiedKey;
-  progress?: (line: string) => void;
-}
-
 export interface ClusterPki {
   ca: CertifiedKey;
   server: CertifiedKey;
@@ -81,11 +73,9 @@ export interface ClusterPki {
  * clustermesh-config ConfigMap with the cluster's identity). Idempotent: an existing CA is reused,
  * so certificates issued to peers stay valid. Refuses to rename or renumber an installed cluster.
  */
-export async function bootstrapCluster(cluster: Cluster, opts: BootstrapOptions): Promise<ClusterPki> {
-  const { namespace, identity } = opts;
-  const progress = opts.progress ?? (() => undefined);
+async function bootstrapCluster(cluster: Cluster, { namespace, identity }: ChartValues, { ca: given, progress }: InstallOptions): Promise<ClusterPki> {
   await assertSameIdentity(cluster, namespace, identity);
-  const ca = await chooseCa(cluster, namespace, identity, opts.ca);
+  const ca = await chooseCa(cluster, namespace, identity, given);
   progress(`installing clustermesh in ${cluster.context} as ${identity.name} (ID ${identity.id})`);
   const nodeIPs = (await nodeInternalIPs(cluster)).map((n) => n.ip);
   const server = await issueServerCert(ca, {
@@ -220,18 +210,43 @@ async function helm(args: string[], what: string): Promise<string> {
   }
 }
 
+/** `helm template` of the chart: helm's own checks of the values (values.schema.json, the templates), no cluster. */
+function templateChart(values: ChartValues, extraArgs: string[], what: string): Promise<string> {
+  return helm(['template', ...chartArgs(packageRoot(), values), ...extraArgs], what);
+}
+
 export async function renderChart(values: ChartValues): Promise<KubernetesObject[]> {
-  const stdout = await helm(['template', ...chartArgs(packageRoot(), values), '--set', 'createNamespace=true'], 'helm template');
+  const stdout = await templateChart(values, ['--set', 'createNamespace=true'], 'helm template');
   return parseAllDocuments(stdout)
     .map((doc) => doc.toJS() as KubernetesObject | null)
     .filter((obj): obj is KubernetesObject => obj !== null && typeof obj === 'object' && !!obj.kind);
+}
+
+export interface InstallOptions {
+  /** a CA to use (--ca-from); default: the cluster's existing one, else a new one */
+  ca?: CertifiedKey;
+  progress: (line: string) => void;
+  /** wait until ready, at most this long; undefined: do not wait */
+  waitMs?: number;
+}
+
+/**
+ * Installs clustermesh in one cluster. helm checks the values first, with exactly the arguments of
+ * the install and no cluster access, so values the chart refuses change nothing: bootstrapCluster
+ * writes the namespace and Secrets, which `helm upgrade --install` refusing would leave behind.
+ */
+export async function installCluster(cluster: Cluster, values: ChartValues, opts: InstallOptions): Promise<void> {
+  await templateChart(values, [], `helm template (checking the values before writing to context ${cluster.context})`);
+  await bootstrapCluster(cluster, values, opts);
+  await helmInstall(cluster, values, opts.progress);
+  if (opts.waitMs !== undefined) await waitInstalled(cluster, values.namespace, opts.waitMs, opts.progress);
 }
 
 /**
  * `helm upgrade --install` of the chart into the cluster, through a private copy of the
  * kubeconfig the CLI loaded (also when that came from the in-cluster service account).
  */
-export async function helmInstall(cluster: Cluster, values: ChartValues, progress: (line: string) => void): Promise<void> {
+async function helmInstall(cluster: Cluster, values: ChartValues, progress: (line: string) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'clustermesh-helm-'));
   try {
     const kubeconfig = join(dir, 'kubeconfig');
@@ -280,7 +295,7 @@ export async function installProgress(
   };
 }
 
-export async function waitInstalled(
+async function waitInstalled(
   cluster: Cluster,
   namespace: string,
   timeoutMs: number,

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { LAB_NAMESPACE, type LabHooks, type RunningLab, labUp } from '../lab/cluster/index.js';
 import { connectClusters } from './connect.js';
-import { bootstrapCluster, helmInstall, packageRoot, parseClusterIdentity, parseNodePort, waitInstalled } from './install.js';
+import { installCluster, packageRoot, parseClusterIdentity, parseNodePort } from './install.js';
 import { openCluster } from './kube.js';
 import { formatStatus, waitForStatus } from './status.js';
 
@@ -17,9 +17,8 @@ export const labHooks: LabHooks = {
     const cluster = openCluster(kubeconfig, context);
     const identity = parseClusterIdentity(name, String(id));
     const nodePort = parseNodePort(undefined, identity.id);
-    await bootstrapCluster(cluster, { namespace: LAB_NAMESPACE, identity });
-    await helmInstall(cluster, { namespace: LAB_NAMESPACE, identity, nodePort, valuesFiles: [valuesFile] }, () => undefined);
-    await waitInstalled(cluster, LAB_NAMESPACE, INSTALL_TIMEOUT_MS, () => undefined);
+    const values = { namespace: LAB_NAMESPACE, identity, nodePort, valuesFiles: [valuesFile] };
+    await installCluster(cluster, values, { progress: () => undefined, waitMs: INSTALL_TIMEOUT_MS });
   },
   async connect(kubeconfig, a, b) {
     await connectClusters(openCluster(kubeconfig, a), openCluster(kubeconfig, b), LAB_NAMESPACE);

@@ -9,15 +9,7 @@ import { UserError, errorMessage } from '../lib/errors.js';
 import { readCaFile } from './ca.js';
 import { connectClusters, disconnectClusters } from './connect.js';
 import { formatIdentity, identityJson, lookupIdentity, parseIdentityIp } from './identity.js';
-import {
-  helmInstall,
-  bootstrapCluster,
-  parseClusterIdentity,
-  parseNodePort,
-  readClusterCa,
-  renderChart,
-  waitInstalled,
-} from './install.js';
+import { installCluster, parseClusterIdentity, parseNodePort, readClusterCa, renderChart } from './install.js';
 import { DEFAULT_NAMESPACE, openCluster } from './kube.js';
 import { registerLabCommands } from './lab.js';
 import { type GlobalFlags, parseDuration, parseOutput } from './options.js';
@@ -80,10 +72,7 @@ function buildProgram(): Command {
       if (!opts.context) throw new UserError('--context is required (the cluster to install into)');
       const ca = opts.caFrom ? await caFrom(opts.caFrom, kubeconfig, namespace) : undefined;
       const cluster = openCluster(kubeconfig, opts.context);
-      await bootstrapCluster(cluster, { namespace, identity, ca, progress });
-      // helm validates the chart's values here (no render before: it would render twice)
-      await helmInstall(cluster, values, progress);
-      if (opts.wait) await waitInstalled(cluster, namespace, opts.waitTimeout, progress);
+      await installCluster(cluster, values, { ca, progress, waitMs: opts.wait ? opts.waitTimeout : undefined });
       process.stderr.write(`installed ${identity.name} in ${cluster.context}\n`);
     });
 

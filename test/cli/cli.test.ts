@@ -112,16 +112,24 @@ describeRequiring('the CLI against official kube-apiservers', [cliBuiltRequireme
       expect(await helmRevisions(servers.east)).toEqual(['v1', 'v2']);
     });
 
-    test('a value the chart refuses: one line with every problem helm found, the release as it was', async () => {
+    test('a value the chart refuses: one line with every problem helm found, the certificates and the release as they were', async () => {
       const before = await helmRevisions(servers.east);
-      const result = await cli('install', '--context', 'east', '--cluster-name', 'east', '--cluster-id', '1', '--set', 'agent.statusPort=0', '--set', 'apiserver.replicas=x');
-      // before it, install's progress lines (indented): the certificates are written by then
-      const errors = errorLines(result).filter((l) => !l.startsWith('  '));
-      expect(errors).toEqual([expect.stringMatching(/^clustermesh: helm upgrade --install in context east failed: .*values don't meet/)]);
-      expect(errors[0]).toContain("at '/agent/statusPort': minimum: got 0, want 1");
-      expect(errors[0]).toContain("at '/apiserver/replicas': got string, want integer");
-      expect(result.code).toBe(1);
+      const args = ['install', '--context', 'east', '--cluster-name', 'east', '--cluster-id', '1', '--set', 'agent.statusPort=0', '--set', 'apiserver.replicas=x'];
+      const result = await expectRejected(args, /^clustermesh: helm template \(checking the values before writing to context east\) failed: .*values don't meet/);
+      expect(errorLines(result)[0]).toContain("at '/agent/statusPort': minimum: got 0, want 1");
+      expect(errorLines(result)[0]).toContain("at '/apiserver/replicas': got string, want integer");
       expect(await helmRevisions(servers.east)).toEqual(before);
+    });
+
+    test('a value the chart refuses in a cluster without clustermesh: no namespace, Secret or ConfigMap created', async () => {
+      const valuesFile = join(dir, 'refused-values.yaml');
+      writeFileSync(valuesFile, 'apiserver:\n  service:\n    type: Headless\n');
+      const args = ['install', '--context', 'fresh', '--cluster-name', 'fresh', '--cluster-id', '9', '-f', valuesFile];
+      await expectRejected(args, /helm template \(checking the values before writing to context fresh\) failed: .*'\/apiserver\/service\/type': value must be one of 'NodePort', 'LoadBalancer', 'ClusterIP'$/);
+      const fresh = servers.fresh.objects;
+      expect(await fresh.exists({ apiVersion: 'v1', kind: 'Namespace' }, undefined, NS)).toBe(false);
+      const objects = await fresh.versions([SECRET, { apiVersion: 'v1', kind: 'ConfigMap' }]);
+      expect(objects.filter((o) => o.includes(`${NS}/`) || o.includes('clustermesh'))).toEqual([]);
     });
 
     test('--render-only prints the manifests without a cluster and writes nothing; a refused value is one line', async () => {
