@@ -136,6 +136,8 @@ export class PeerMirror {
   /** a held record → its state key (a rebuilt service is keyed by its name) */
   private readonly stateKeys = new WeakMap<AddressRecord, string>();
   private lastError: string | null = null;
+  /** records in the cache by kind, as of each kind's last synced session (see status()) */
+  private readonly cachedCounts = Object.fromEntries(STATE_KINDS.map((kind) => [kind, 0])) as Record<StateKind, number>;
   private readonly log: Logger;
 
   constructor(private readonly opts: PeerMirrorOptions) {
@@ -178,15 +180,18 @@ export class PeerMirror {
   }
 
   status(): PeerMirrorStatus {
-    const records = Object.fromEntries(STATE_KINDS.map((kind) => [kind, 0])) as Record<StateKind, number>;
-    for (const { kind, watch } of this.session?.streamed ?? []) records[kind] = watch.entries().length;
-    for (const { kind, written } of this.session?.held ?? []) records[kind] = written.size;
+    // A kind the current session has not synced yet still has the previous session's records in
+    // the cache (a new session resyncs in place): they count until the new sync is in.
+    const records = this.cachedCounts;
+    for (const { kind, watch, cache } of this.session?.streamed ?? [])
+      if (cache.synced) records[kind] = watch.entries().length;
+    for (const { kind, written, cache } of this.session?.held ?? []) if (cache.synced) records[kind] = written.size;
     return {
       name: this.name,
       id: this.id,
       connected: this.connected,
       synced: this.synced.isOpen,
-      records,
+      records: { ...records },
       rejected: this.rejected,
       lastError: this.lastError,
     };
@@ -510,6 +515,7 @@ export class PeerMirror {
   }
 
   private async deleteCache(signal: AbortSignal, { withConfig }: { withConfig: boolean }): Promise<void> {
+    for (const kind of STATE_KINDS) this.cachedCounts[kind] = 0;
     await retryUntilAborted(
       () => deletePeerCache(this.opts.local, this.name, { withConfig }),
       signal,

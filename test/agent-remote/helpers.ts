@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { addRemoteUser, bootstrapEtcd } from '../../clustermesh-apiserver/etcd-bootstrap.js';
 import { ADMIN_USER, remoteUserName } from '../../lib/kvstore/users.js';
+import { issueClientCert } from '../../lib/pki.js';
 import {
   CLUSTER_LABEL,
   IDENTITY_CLUSTER_SHIFT,
@@ -159,3 +160,5 @@ export async function removePeerEntry(dir: string, peer: string): Promise<void> 
 
 /** The client certificate the local cluster's agents present to `etcd` (CN remote-<local>). */
 export const agentCert = (etcd: EtcdHarness) => etcd.clientCert(remoteUserName(LOCAL.name));
+/** A new certificate for the same user, as a rotation issues it. */
+export const rotatedAgentCert = (etcd: EtcdHarness) => issueClientCert(etcd.ca, { commonName: remoteUserName(LOCAL.name) });

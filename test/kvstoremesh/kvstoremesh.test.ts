@@ -46,6 +46,7 @@ import {
   LOCAL,
   PeerEtcd,
   agentCert,
+  rotatedAgentCert,
   node,
   removePeerEntry,
   service,
@@ -609,6 +610,30 @@ describe('kvstoremesh with real etcds', () => {
     );
     await mesh.whenSynced();
   }, 60_000);
+
+  it("counts a peer's cached records through a new session: never 0 while the cache holds them", async () => {
+    const northStatus = () => mesh.status().find((s) => s.name === NORTH.name)!;
+    await mesh.whenSynced();
+    const before = northStatus().records;
+    expect(before.services).toBe(2);
+    let smallest = before.services;
+    let resyncing = false;
+    const sampler = setInterval(() => {
+      const status = northStatus();
+      smallest = Math.min(smallest, status.records.services);
+      resyncing ||= !status.synced;
+    }, 1);
+    try {
+      // a rotated client certificate: a new session, the cache kept and resynced in place
+      await writePeerEntry(meshDir, NORTH.name, north.etcd.endpoints, north.etcd.ca.certPem, await rotatedAgentCert(north.etcd));
+      await waitFor('north resyncing', () => resyncing);
+      await waitFor('north synced again', () => northStatus().synced);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(smallest).toBe(2);
+    expect(northStatus().records).toEqual(before);
+  });
 
   it("deletes a removed peer's cache, canaries and cached config", async () => {
     await removePeerEntry(meshDir, NORTH.name);
