@@ -62,18 +62,12 @@ export function parseNodePort(text: string | undefined, clusterId: number): numb
   return port;
 }
 
-export interface ClusterPki {
-  ca: CertifiedKey;
-  server: CertifiedKey;
-  admin: CertifiedKey;
-}
-
 /**
  * Creates or updates the certificate Secrets the chart mounts (the chart itself carries the
  * clustermesh-config ConfigMap with the cluster's identity). Idempotent: an existing CA is reused,
  * so certificates issued to peers stay valid. Refuses to rename or renumber an installed cluster.
  */
-async function bootstrapCluster(cluster: Cluster, { namespace, identity }: ChartValues, { ca: given, progress }: InstallOptions): Promise<ClusterPki> {
+async function bootstrapCluster(cluster: Cluster, { namespace, identity }: ChartValues, { ca: given, progress }: InstallOptions): Promise<void> {
   await assertSameIdentity(cluster, namespace, identity);
   const ca = await chooseCa(cluster, namespace, identity, given);
   progress(`installing clustermesh in ${cluster.context} as ${identity.name} (ID ${identity.id})`);
@@ -94,7 +88,6 @@ async function bootstrapCluster(cluster: Cluster, { namespace, identity }: Chart
     await upsertObject(cluster, object);
     progress(`wrote ${object.kind} ${namespace}/${object.metadata?.name}`);
   }
-  return { ca, server, admin };
 }
 
 function tlsData(ca: CertifiedKey, pair: CertifiedKey): Record<string, string> {
