@@ -53,6 +53,7 @@ export interface RemoteClusterStatus {
 export interface RemoteClusterMetrics {
   rejected: Counter<'cluster' | 'kind' | 'reason'>;
   events: Counter<'cluster' | 'kind' | 'op'>;
+  relists: Counter<'cluster' | 'kind'>;
 }
 
 export interface RemoteClusterOptions {
@@ -332,6 +333,7 @@ export class RemoteCluster {
         onReject: (key, reason) =>
           this.session === session && this.reject(kind, source.toStateKey(key), reason),
         onSynced: () => this.session === session && this.markSynced(kind, table),
+        onRelist: () => this.opts.metrics.relists.inc({ cluster: this.name, kind }),
         backoff: this.opts.backoff,
         logger: this.log.child({ kind }),
         endpoints: this.config.endpoints,

@@ -79,6 +79,12 @@ export class RemoteClusters {
         labelNames: ['cluster', 'kind', 'op'],
         registers,
       }),
+      relists: new Counter({
+        name: 'clustermesh_agent_remote_relists_total',
+        help: "Listings of a remote cluster's records after the first: each follows a broken watch, compacted history or the canary's return",
+        labelNames: ['cluster', 'kind'],
+        registers,
+      }),
     };
     this.ownership = new OwnershipGate({ log: opts.log.child({ component: 'ownership' }), rejected: this.metrics.rejected, rejectedMetric: REJECTED_METRIC });
   }

@@ -88,6 +88,12 @@ export class KVStoreMesh {
         labelNames: ['cluster', 'kind', 'reason'],
         registers,
       }),
+      relists: new Counter({
+        name: 'clustermesh_kvstoremesh_peer_relists_total',
+        help: "Listings of a peer's records after the first: each follows a broken watch, compacted history or the canary's return",
+        labelNames: ['cluster', 'kind'],
+        registers,
+      }),
     };
     this.ownership = new OwnershipGate({
       log: opts.log.child({ component: 'ownership' }),

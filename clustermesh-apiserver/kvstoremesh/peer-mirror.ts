@@ -43,6 +43,8 @@ import { PeerLink } from '../../lib/remotes/peer-link.js';
 export interface PeerMirrorMetrics {
   /** records of a peer refused by the import validation or address ownership, by cluster, kind and reason */
   rejected: Counter<'cluster' | 'kind' | 'reason'>;
+  /** listings of a peer after the first, by cluster and kind */
+  relists: Counter<'cluster' | 'kind'>;
 }
 
 /** The kinds that point at addresses: held for the ownership decision, never streamed. */
@@ -416,6 +418,7 @@ export class PeerMirror {
           ? stateSource(kind, this.name, false).canaryKey
           : undefined,
         onReject: (key: string, reason: string) => this.reject(kind, key, reason),
+        onRelist: () => this.opts.metrics.relists.inc({ cluster: this.name, kind }),
         backoff: this.opts.backoff,
         logger: this.log.child({ kind }),
         endpoints: this.config.endpoints,

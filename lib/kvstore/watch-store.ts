@@ -35,6 +35,8 @@ export interface WatchStoreOptions<T> {
   onReject?: (key: string, reason: string) => void;
   /** Called once, when the store first becomes synced. */
   onSynced?: () => void;
+  /** Called for every listing after the first (a broken watch, compacted history, the canary's return). */
+  onRelist?: () => void;
   /**
    * The writer's sync canary. When set, `synced` waits for a listing that contains it, and keys
    * missing from a listing are deleted only when the canary is in that listing.
@@ -160,7 +162,10 @@ export class WatchStore<T> {
 
   /** Applies a full listing: missing keys are deleted only when the listing is authoritative. */
   private apply(listing: Listing): void {
-    if (this.listed) this.counters.relists++;
+    if (this.listed) {
+      this.counters.relists++;
+      this.opts.onRelist?.();
+    }
     this.counters.pages += listing.pages;
     const plan = planListing(this.known, listing.kvs, listing.canaryPresent);
     for (const key of plan.upserts) this.applyPut(key, listing.kvs.get(key)!);

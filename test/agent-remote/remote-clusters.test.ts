@@ -286,6 +286,8 @@ describe('RemoteClusters with two real etcds', () => {
 
   it('applies after resync a delete made while the link was cut', async () => {
     const deletesBefore = await deletes(EAST.name);
+    const relists = () => metric('clustermesh_agent_remote_relists_total', { cluster: EAST.name, kind: 'services' });
+    const relistsBefore = await relists();
     await proxy.cut();
     await waitFor('east disconnected', () => view(EAST.name)?.link.state === 'disconnected');
     await east.admin.delete().key(serviceKey(EAST.name, 'default', 'svc-b'));
@@ -300,6 +302,7 @@ describe('RemoteClusters with two real etcds', () => {
     );
     expect(serviceNames(EAST.name)).toEqual(['svc-a', 'svc-after-restart', 'svc-c', 'svc-marker']);
     expect(await deletes(EAST.name)).toBe(deletesBefore + 1);
+    expect(await relists()).toBeGreaterThan(relistsBefore); // the resync was a listing, counted
   });
 
   it('reconnects on new endpoints without dropping records', async () => {
