@@ -1,5 +1,5 @@
 /**
- * Scenario 4: west's clustermesh-apiserver pod (etcd and clustermesh-apiserver) is down for 20 s —
+ * Scenario 4: west's clustermesh-apiserver pod (etcd and clustermesh-apiserver) is down for 12 s —
  * its processes killed while its node's kubelet is frozen — while east sends to west's backends
  * (east's own were removed first). Whoever reads west's etcd (the agents in direct mode, east's
  * kvstoremesh in cached mode: peer-readers.ts) keeps the peer's last known records (cache TTL), so
@@ -17,7 +17,8 @@ import { type ScenarioResult, resultOf, withRestore } from './result.js';
 import { CONVERGE_TIMEOUT_MS, ECHO, type E2eEnv, LOCAL, REMOTE, SERVICE_PORT, echoBackends, restoreBaseline, workerNodes } from './suite.js';
 import { hold, waitFor } from './wait.js';
 
-export const OUTAGE_MS = 20_000;
+/** time for every reader to notice; with the restart after it, shorter than the suite's cache TTL (suite.ts) */
+export const OUTAGE_MS = 12_000;
 const RATE = FAILOVER_RATE / 2;
 /** reconnect after the outage: etcd start, the agents' backoff (≤ 5 s), resync */
 const RECONNECT_TIMEOUT_MS = 30_000;

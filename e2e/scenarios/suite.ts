@@ -29,14 +29,17 @@ export const CLIENT_NODE = `${LOCAL}-worker`;
 export const SERVICE_PORT = 80;
 export const ECHO: EchoSpec = { namespace: 'e2e', name: 'echo', replicas: 2, targetPort: 8080 };
 /**
- * Longer than scenario 4's 20 s outage plus the reconnect backoff (≤ 5 s), so an etcd outage keeps
- * the peer's backends. Short enough that scenario 7 (silent link: keepalive detection ≤ 8 s, then
- * the TTL, then in cached mode the cache → agent hop) puts west's links back before west's node
- * leases expire (lab/kubelet/node.ts, 40 s): past that the node lifecycle controller marks west's
- * nodes and pods NotReady, and the restore waits on the kubelets to report them again (35 s left a
- * margin of ~0-3 s; one cached run lost a west backend that way).
+ * Two bounds, each with ~8 s to spare. Longer than scenario 4's link-down time (its 12 s outage,
+ * then the pod's restart and the reconnect: ~4-5 s), so an etcd outage keeps the peer's backends.
+ * Short enough that scenario 7 (silent link: keepalive detection ≤ 8 s, then the TTL, then in
+ * cached mode the cache → agent hop) puts west's links back before west's own control plane marks
+ * west's nodes NotReady (their last lease renewal, lab/kubelet/node.ts, plus kube-controller-manager's
+ * node-monitor grace period, 50 s: 40-50 s after the cables are pulled): past that its pods leave
+ * west's EndpointSlices and the restore waits for the kubelets to report them again (a TTL of 35 s
+ * left ~0-3 s and one cached run lost a west backend that way; with 30 s a kvstoremesh drop delayed
+ * by ~20 s failed scenario 7 and, through west's NotReady nodes, 8 and 10 after it).
  */
-export const SUITE_PEER_CACHE_TTL_MS = 30_000;
+export const SUITE_PEER_CACHE_TTL_MS = 25_000;
 const READY_TIMEOUT_MS = 60_000;
 export const CONVERGE_TIMEOUT_MS = 20_000;
 

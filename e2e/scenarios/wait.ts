@@ -29,7 +29,7 @@ export async function waitFor<T>(
   }
 }
 
-/** Resolves after `ms`: only for a duration that is itself the scenario (an outage held for 20 s). */
+/** Resolves after `ms`: only for a duration that is itself the scenario (an outage held for 12 s). */
 export function hold(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
