@@ -46,7 +46,8 @@ have() { docker image inspect "$1" >/dev/null 2>&1; }
 
 # timed NAME TAG COMMAND...: runs COMMAND unless TAG exists; reports cached or the time taken.
 timed() {
-  local name=$1 tag=$2 started=$SECONDS
+  local name=$1 tag=$2 started=$SECONDS since
+  since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   shift 2
   if have "$tag"; then
     say "$name: cached ($tag)"
@@ -55,9 +56,13 @@ timed() {
   say "$name: building $tag"
   "$@" || die "$name: build failed (see above)"
   say "$name: built $tag in $((SECONDS - started)) s"
-  # the versions this one replaces (other inputs) would pile up at every change: untag them
+  # the versions this one replaces (other inputs) would pile up at every change: untag them, and
+  # remove what builds of deploy/Dockerfile before this one left untagged (~2.3 GB a build: their
+  # build stages, the image e2e/kind/up.sh moved its tags away from). The stages this build made
+  # stay as the next one's cache; one it took from the cache goes, and is rebuilt next time (~8 s).
   docker images --format '{{.Repository}}:{{.Tag}}' "${tag%:*}" | grep -vxF "$tag" \
     | xargs -r docker rmi >/dev/null 2>&1 || true
+  docker image prune -f --filter label=io.clustermesh.build --filter "until=$since" >/dev/null 2>&1 || true
 }
 
 # --- Debian bookworm base --------------------------------------------------------------------
