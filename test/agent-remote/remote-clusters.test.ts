@@ -85,10 +85,14 @@ describe('RemoteClusters with two real etcds', () => {
   });
 
   afterAll(async () => {
-    await remotes?.stop();
-    await proxy?.close();
-    await Promise.all([east?.stop(), north?.stop()]);
-    if (dir) await rm(dir, { recursive: true, force: true });
+    // the etcd processes and the directory go even when stopping the remotes under test fails
+    try {
+      await remotes?.stop();
+    } finally {
+      await proxy?.close();
+      await Promise.all([east?.stop(), north?.stop()]);
+      if (dir) await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('connects a peer added at run time; its records show only once its canaries are written', async () => {

@@ -210,12 +210,16 @@ describe('kvstoremesh with real etcds', () => {
   });
 
   afterAll(async () => {
-    await Promise.all([direct?.stop(), cached?.stop(), mesh?.stop()]);
-    localAdmin?.close();
-    await proxy?.close();
-    await Promise.all([local?.stop(), east?.stop(), north?.stop()]);
-    for (const dir of [meshDir, directDir, cachedDir])
-      if (dir) await rm(dir, { recursive: true, force: true });
+    // the etcd processes and directories go even when stopping the daemons under test fails
+    try {
+      await Promise.all([direct?.stop(), cached?.stop(), mesh?.stop()]);
+    } finally {
+      localAdmin?.close();
+      await proxy?.close();
+      await Promise.all([local?.stop(), east?.stop(), north?.stop()]);
+      for (const dir of [meshDir, directDir, cachedDir])
+        if (dir) await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('writes no service, node or ipcache entry, nor their canaries, until the local addresses are known', async () => {
