@@ -138,7 +138,7 @@ export class PeerMirror {
   /** a held record → its state key (a rebuilt service is keyed by its name) */
   private readonly stateKeys = new WeakMap<AddressRecord, string>();
   private lastError: string | null = null;
-  /** records in the cache by kind, as of each kind's last synced session (see status()) */
+  /** records in the cache by kind, as the replaced sessions that had synced each kind left it (see status()) */
   private readonly cachedCounts = Object.fromEntries(STATE_KINDS.map((kind) => [kind, 0])) as Record<StateKind, number>;
   private readonly log: Logger;
 
@@ -184,16 +184,13 @@ export class PeerMirror {
   status(): PeerMirrorStatus {
     // A kind the current session has not synced yet still has the previous session's records in
     // the cache (a new session resyncs in place): they count until the new sync is in.
-    const records = this.cachedCounts;
-    for (const { kind, watch, cache } of this.session?.streamed ?? [])
-      if (cache.synced) records[kind] = watch.entries().length;
-    for (const { kind, written, cache } of this.session?.held ?? []) if (cache.synced) records[kind] = written.size;
+    const records = { ...this.cachedCounts, ...(this.session && syncedCounts(this.session)) };
     return {
       name: this.name,
       id: this.id,
       connected: this.connected,
       synced: this.synced.isOpen,
-      records: { ...records },
+      records,
       rejected: this.rejected,
       lastError: this.lastError,
     };
@@ -284,6 +281,7 @@ export class PeerMirror {
 
   private async replaceSession(): Promise<void> {
     const old = this.session;
+    if (old) Object.assign(this.cachedCounts, syncedCounts(old));
     this.setConnected(false);
     this.session = this.openSession();
     if (old) await this.closeSession(old);
@@ -542,6 +540,14 @@ export class PeerMirror {
 }
 
 const serviceKeyOf = (svc: ClusterService): string => serviceKey(svc.cluster, svc.namespace, svc.name);
+
+/** The records a session has in the cache, for the kinds it has synced. */
+function syncedCounts(session: Session): Partial<Record<StateKind, number>> {
+  const counts: Partial<Record<StateKind, number>> = {};
+  for (const { kind, watch, cache } of session.streamed) if (cache.synced) counts[kind] = watch.entries().length;
+  for (const { kind, written, cache } of session.held) if (cache.synced) counts[kind] = written.size;
+  return counts;
+}
 
 /** Deletes a peer's cache and canaries from the local etcd, and with `withConfig` its cached config. */
 export async function deletePeerCache(
