@@ -161,7 +161,9 @@ describeRequiring(
       ]);
       expect(node.status?.nodeInfo?.kubeletVersion).toBe(KUBE_VERSION);
       expect(node.metadata?.labels).toMatchObject({ 'kubernetes.io/hostname': worker.name, 'kubernetes.io/os': 'linux' });
-      const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: worker.name, namespace: 'kube-node-lease' });
+      // the kubelet takes its Lease just after it reports Ready (lab/kubelet/node.ts register)
+      const leases = kc.makeApiClient(CoordinationV1Api);
+      const lease = await until('the node lease', () => leases.readNamespacedLease({ name: worker.name, namespace: 'kube-node-lease' }), 30_000, logTail);
       expect(lease.spec?.holderIdentity).toBe(worker.name);
     }, 90_000);
 
