@@ -49,7 +49,12 @@ export class EtcdHarness {
     private readonly options: EtcdHarnessOptions,
   ) {}
 
-  static async start(options: EtcdHarnessOptions = {}): Promise<EtcdHarness> {
+  static start(options: EtcdHarnessOptions = {}): Promise<EtcdHarness> {
+    const fixedPorts = options.clientPort !== undefined || options.peerPort !== undefined;
+    return fixedPorts ? EtcdHarness.startOnce(options) : retryPortRace(() => EtcdHarness.startOnce(options));
+  }
+
+  private static async startOnce(options: EtcdHarnessOptions): Promise<EtcdHarness> {
     const host = options.host ?? '127.0.0.1';
     const workDir = await mkdtemp(join(tmpdir(), 'clustermesh-etcd-'));
     try {
@@ -237,9 +242,27 @@ export class EtcdHarness {
   }
 }
 
+/** Start attempts when a port picked free was taken before the program bound it. */
+const PORT_RACE_ATTEMPTS = 3;
+
 /**
- * A TCP port that was free a moment ago on loopback. etcd binds it right after, so a race with
- * another process is possible but rare; start() then fails with etcd's "address in use".
+ * Runs `start` again, with new free ports, when what it started found a port taken: freePort()
+ * releases the port it finds, and another process (often a connection from the ephemeral range, or
+ * a server started at the same moment) can take it first.
+ */
+export async function retryPortRace<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt === PORT_RACE_ATTEMPTS || !/address already in use/.test(String(err))) throw err;
+    }
+  }
+}
+
+/**
+ * A TCP port that was free a moment ago on loopback. The program binds it right after, so a race
+ * with another process is possible; starts go through retryPortRace.
  */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -11,7 +11,7 @@ import { KubeConfig, type KubernetesObject, KubernetesObjectApi } from '@kuberne
 import { parse, stringify } from 'yaml';
 import { startControlPlane } from '../../lab/control-plane/index.js';
 import { upstreamBinDir } from '../../lab/control-plane/binaries.js';
-import { freePort } from './etcd.js';
+import { freePort, retryPortRace } from './etcd.js';
 import type { Requirement } from './requirements.js';
 
 export interface KubeApiServer {
@@ -213,19 +213,8 @@ export function kubeBinariesRequirement(): Requirement {
   return { met: existsSync(join(dir, 'kube-apiserver')), unmet: `official kube-apiserver not built (${dir}): run npm run setup` };
 }
 
-/** Start attempts when a port picked free was taken before the program bound it. */
-const PORT_RACE_ATTEMPTS = 3;
-
-export async function startKubeApiServer(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOnce(options);
-    } catch (err) {
-      // freePort() releases the port it found; another process (often another kube-apiserver's
-      // connection to its etcd, from the ephemeral range) can take it before etcd binds it.
-      if (attempt === PORT_RACE_ATTEMPTS || !/address already in use/.test(String(err))) throw err;
-    }
-  }
+export function startKubeApiServer(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
+  return retryPortRace(() => startOnce(options));
 }
 
 async function startOnce(options: KubeApiServerOptions): Promise<KubeApiServer> {
