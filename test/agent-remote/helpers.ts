@@ -69,9 +69,14 @@ export class PeerEtcd {
 
   static async start(cluster: string): Promise<PeerEtcd> {
     const etcd = await EtcdHarness.start();
-    const admin = createEtcdClient(await etcd.clientConfig(ADMIN_USER));
-    await bootstrapEtcd(admin, { cluster, peers: [LOCAL.name] });
-    return new PeerEtcd(etcd, admin);
+    const peer = new PeerEtcd(etcd, createEtcdClient(await etcd.clientConfig(ADMIN_USER)));
+    try {
+      await bootstrapEtcd(peer.admin, { cluster, peers: [LOCAL.name] });
+    } catch (err) {
+      await peer.stop();
+      throw err;
+    }
+    return peer;
   }
 
   async publishConfig(cluster: string, id: number): Promise<void> {

@@ -21,6 +21,7 @@ import { createLogger } from '../../lib/log.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
 import { createCA, issueClientCert } from '../../lib/pki.js';
 import { CuttableProxy, KEEPALIVE_NOTICE_MS, waitFor } from '../kvstore/helpers.js';
+import { startAll } from '../harness/start-all.js';
 import { LOCAL, PeerEtcd, agentCert, node, removePeerEntry, service, writePeerEntry } from './helpers.js';
 
 const EAST = { name: 'east', id: 2 };
@@ -66,7 +67,7 @@ describe('RemoteClusters with two real etcds', () => {
     writePeerEntry(dir, name, endpoints, peer.etcd.ca.certPem, await agentCert(peer.etcd));
 
   beforeAll(async () => {
-    [east, north] = await Promise.all([PeerEtcd.start(EAST.name), PeerEtcd.start(NORTH.name)]);
+    [east, north] = await startAll(() => PeerEtcd.start(EAST.name), () => PeerEtcd.start(NORTH.name));
     await east.publishConfig(EAST.name, EAST.id);
     await north.publishConfig(NORTH.name, NORTH.id);
     proxy = await CuttableProxy.start('127.0.0.1', east.etcd.clientPort);

@@ -11,6 +11,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { createCA, issueClientCert } from '../../lib/pki.js';
 import { kubeBinariesRequirement, startKubeApiServer, type KubeApiServer, type ObjectRef } from '../harness/kube-apiserver.js';
 import { describeRequiring } from '../harness/requirements.js';
+import { startAll } from '../harness/start-all.js';
 import { type CliResult, cliBuiltRequirement, errorLines, runCli, writeKubeconfig } from './helpers.js';
 
 const NS = 'clustermesh-system';
@@ -62,10 +63,8 @@ describeRequiring('the CLI against official kube-apiservers', [cliBuiltRequireme
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cm-cli-test-'));
     kubeconfig = join(dir, 'kubeconfig');
-    const started = await Promise.allSettled(names.map(() => startKubeApiServer()));
-    servers = Object.fromEntries(names.flatMap((n, i) => (started[i]!.status === 'fulfilled' ? [[n, started[i].value]] : []))) as Record<Name, KubeApiServer>;
-    const failed = started.find((s) => s.status === 'rejected');
-    if (failed) throw failed.reason;
+    const started = await startAll(...names.map(() => startKubeApiServer));
+    servers = Object.fromEntries(names.map((n, i) => [n, started[i]!])) as Record<Name, KubeApiServer>;
     writeKubeconfig(kubeconfig, servers);
     for (const [i, n] of names.entries()) {
       await servers[n].objects.create({

@@ -15,6 +15,7 @@ import { UserError } from '../../lib/errors.js';
 import { maskFromPrefixLength } from '../../lib/kvstore/codecs.js';
 import { kubeBinariesRequirement, startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
 import { describeRequiring } from '../harness/requirements.js';
+import { startAll } from '../harness/start-all.js';
 import { cliBuiltRequirement, errorLines, runCli, writeKubeconfig } from './helpers.js';
 
 const NS = 'clustermesh-system';
@@ -145,7 +146,7 @@ describeRequiring('the command against agents on loopback', [cliBuiltRequirement
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cm-cli-identity-'));
     kubeconfig = join(dir, 'kubeconfig');
-    [east, dark, bare] = await Promise.all([startKubeApiServer(), startKubeApiServer(), startKubeApiServer()]);
+    [east, dark, bare] = await startAll(startKubeApiServer, startKubeApiServer, startKubeApiServer);
     writeKubeconfig(kubeconfig, { east, dark, bare });
     agent = await serveStatus({ host: '127.0.0.1', port: 0 }, { status: () => ({}), identity: (ip) => index.lookup(ip) });
     const silent = await closedPort();

@@ -42,6 +42,7 @@ import { createLogger } from '../../lib/log.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
 import { DirectoryPeerSource } from '../../lib/remotes/config-source.js';
 import { EtcdHarness } from '../harness/etcd.js';
+import { startAll } from '../harness/start-all.js';
 import {
   LOCAL,
   PeerEtcd,
@@ -145,11 +146,11 @@ describe('kvstoremesh with real etcds', () => {
     });
 
   beforeAll(async () => {
-    [local, east, north] = await Promise.all([
-      EtcdHarness.start(),
-      PeerEtcd.start(EAST.name),
-      PeerEtcd.start(NORTH.name),
-    ]);
+    [local, east, north] = await startAll(
+      () => EtcdHarness.start(),
+      () => PeerEtcd.start(EAST.name),
+      () => PeerEtcd.start(NORTH.name),
+    );
     localAdmin = createEtcdClient(await local.clientConfig(ADMIN_USER));
     await bootstrapEtcd(localAdmin, { cluster: LOCAL.name });
     await localAdmin.put(clusterConfigKey(LOCAL.name)).value(localConfig);

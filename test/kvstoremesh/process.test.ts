@@ -22,6 +22,7 @@ import {
   type KubeApiServer,
 } from '../harness/kube-apiserver.js';
 import { describeRequiring } from '../harness/requirements.js';
+import { startAll } from '../harness/start-all.js';
 import { PeerEtcd, agentCert, node, service, writePeerEntry } from '../agent-remote/helpers.js';
 import { waitFor } from '../kvstore/helpers.js';
 
@@ -48,11 +49,11 @@ describeRequiring('kvstoremesh as a process', [kubeBinariesRequirement()], () =>
 
   beforeAll(async () => {
     if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first (npx tsc -p tsconfig.json)`);
-    [local, east, kube] = await Promise.all([
-      EtcdHarness.start(),
-      PeerEtcd.start(EAST.name),
-      startKubeApiServer({ serviceCIDRs: ['10.111.0.0/16'] }),
-    ]);
+    [local, east, kube] = await startAll(
+      () => EtcdHarness.start(),
+      () => PeerEtcd.start(EAST.name),
+      () => startKubeApiServer({ serviceCIDRs: ['10.111.0.0/16'] }),
+    );
     admin = createEtcdClient(await local.clientConfig(ADMIN_USER));
     dir = await mkdtemp(join(tmpdir(), 'kvstoremesh-process-'));
     await writeFile(join(dir, 'kubeconfig'), kube.kubeconfig('west'), { mode: 0o600 });
