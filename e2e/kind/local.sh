@@ -18,6 +18,9 @@ say "images ready in $((SECONDS - started)) s"
 export KIND_NODE_IMAGE
 export KIND_WORKERS=${KIND_WORKERS:-1}
 
+# clusters of a run that was killed before its teardown (with its engine, their nodes are stopped
+# containers kind still lists, and up.sh would keep them): this run starts from none
+"$here/down.sh"
 started=$SECONDS
 status=0
 timeout --kill-after=30 "${E2E_KIND_TIMEOUT:-2400}" "$here/run.sh" || status=$?
