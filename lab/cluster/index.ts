@@ -13,12 +13,12 @@ import { parse, stringify } from 'yaml';
 import { UserError } from '../../lib/errors.js';
 import { type ControlPlane, startControlPlane } from '../control-plane/index.js';
 import { upstreamBinary } from '../control-plane/binaries.js';
-import { Lab, down as topologyDown } from '../topology/apply.js';
+import { Lab, crashedLabsInTheWay, down as topologyDown } from '../topology/apply.js';
 import { STATE_DIR } from '../topology/host.js';
 import { type ClusterPlan, DEFAULT_LAB_SPEC, type LabPlan, type NodePlan, planLab } from '../topology/plan.js';
 import { labKubeConfig } from './api.js';
 import { BPFFS, LAB_PORTS, labPaths } from './paths.js';
-import { isAlive, logTail, startProcess, stopProcesses, waitReady } from './processes.js';
+import { isAlive, logTail, runningPid, startProcess, stopProcesses, waitReady } from './processes.js';
 
 export const LAB_NAMESPACE = 'clustermesh-system';
 /** the annotation `clustermesh connect` reads instead of a NodePort (cli/connect.ts) */
@@ -68,6 +68,10 @@ export async function labUp(options: LabUpOptions, hooks: LabHooks): Promise<Run
   await labDown(prefix);
   ensureBpffs();
   const plan = planLab({ ...DEFAULT_LAB_SPEC, prefix });
+  for (const crashed of crashedLabsInTheWay(plan)) {
+    await labDown(crashed);
+    progress(`removed lab ${crashed}: a run killed before its teardown left it on the same ranges`);
+  }
   progress(`network: ${plan.nodes.length} nodes on bridge ${plan.bridge.subnetV4}`);
   const lab = await Lab.up(plan);
   const paths = labPaths(prefix);
@@ -201,10 +205,7 @@ const kubeletProcessName = (node: string) => `${node}-kubelet`;
 
 /** The pid of a node's lab kubelet, from its pid file (startProcess); undefined when it does not run. */
 export function kubeletPid(running: RunningLab, node: string): number | undefined {
-  const file = join(running.paths.pids, `${kubeletProcessName(node)}.pid`);
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
+  return runningPid(join(running.paths.pids, `${kubeletProcessName(node)}.pid`));
 }
 
 /** Waits until every node of the cluster is registered and Ready, then labels the control plane's role. */

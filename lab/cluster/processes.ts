@@ -1,12 +1,14 @@
 /**
  * Detached lab processes: each runs in its own session (setsid), logs to logs/<name>.log and has a
- * pid file, so `lab up` can return and `lab down` (another process) can stop them.
+ * pid file, so `lab up` can return and `lab down` (another process) can stop them. A pid file holds
+ * the process's identity (pid and start time, lab/topology/host.ts), never signalled unless it still
+ * names the same process: the files of a killed run outlive it, and their pids go to other processes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../topology/apply.js';
-import { commandLine } from '../topology/host.js';
+import { formatProcessIdentity, isRunning, parseProcessIdentity, processIdentity } from '../topology/host.js';
 import { labPaths } from './paths.js';
 
 const STOP_TIMEOUT_MS = 5000;
@@ -53,7 +55,9 @@ export function startProcess(
   }
   if (child.pid === undefined) throw new Error(`cannot start ${name} (${command})`);
   child.unref();
-  writeFileSync(join(paths.pids, `${name}.pid`), `${child.pid}\n`);
+  // the identity is fixed at fork; a process that already exited leaves an empty file (nothing to stop)
+  const identity = processIdentity(child.pid);
+  writeFileSync(join(paths.pids, `${name}.pid`), identity ? `${formatProcessIdentity(identity)}\n` : '');
   return { name, pid: child.pid, log, logOffset };
 }
 
@@ -116,14 +120,19 @@ export async function killProcesses(pids: number[], what: string): Promise<void>
   await waitReady(undefined, `${what} (pids ${pids.join(',')}) to exit`, async () => !pids.some(isAlive), STOP_TIMEOUT_MS);
 }
 
+/** Reads a lab process's pid file: the pid while that same process runs, else undefined. */
+export function runningPid(pidFile: string): number | undefined {
+  if (!existsSync(pidFile)) return undefined;
+  const identity = parseProcessIdentity(readFileSync(pidFile, 'utf8'));
+  return identity && isRunning(identity) ? identity.pid : undefined;
+}
+
 /** Stops every process with a pid file: SIGTERM, then SIGKILL after a bounded wait. */
 export async function stopProcesses(prefix: string, names?: string[]): Promise<void> {
   const dir = labPaths(prefix).pids;
   if (!existsSync(dir)) return;
   const files = readdirSync(dir).filter((f) => f.endsWith('.pid') && (!names || names.includes(f.slice(0, -4))));
-  const pids = files
-    .map((f) => Number(readFileSync(join(dir, f), 'utf8').trim()))
-    .filter((pid) => Number.isInteger(pid) && pid > 1 && isAlive(pid) && commandLine(pid) !== '');
+  const pids = files.flatMap((f) => runningPid(join(dir, f)) ?? []);
   for (const pid of pids) signal(pid, 'SIGTERM');
   const deadline = Date.now() + STOP_TIMEOUT_MS;
   while (pids.some(isAlive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, POLL_MS));

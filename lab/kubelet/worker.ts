@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Lab } from '../topology/apply.js';
-import { netnsPath } from '../topology/host.js';
+import { isRunning, netnsPath, processIdentity, type ProcessIdentity } from '../topology/host.js';
 import { type NodePlan, podAddresses, podIdentity } from '../topology/plan.js';
 import { Container, type ContainerHost } from './container.js';
 import type { PodFacts } from './env.js';
@@ -75,8 +75,8 @@ export interface SandboxRecord {
   sandbox?: string;
   addressIndex?: number;
   natRules: NatRule[];
-  /** process groups of its containers */
-  pids: number[];
+  /** its containers' process groups, by the identity of each group's leader (checked before a signal) */
+  processGroups: ProcessIdentity[];
 }
 
 /** A pod's condition types and statuses, comparable as one string. */
@@ -109,7 +109,7 @@ export class PodWorker {
     private readonly ctx: WorkerContext,
   ) {
     const meta = pod.metadata ?? {};
-    this.record = { namespace: meta.namespace ?? 'default', name: meta.name ?? '', uid: meta.uid ?? '', natRules: [], pids: [] };
+    this.record = { namespace: meta.namespace ?? 'default', name: meta.name ?? '', uid: meta.uid ?? '', natRules: [], processGroups: [] };
     const hostIPs = [ctx.node.ipv4, ctx.node.ipv6];
     this.facts = { hostIPs, podIPs: pod.spec?.hostNetwork ? hostIPs : [] };
     this.refs = referencedObjects(pod);
@@ -225,7 +225,7 @@ export class PodWorker {
 
   private savePids(): void {
     if (this.tornDown) return;
-    this.record.pids = [...this.initContainers, ...this.containers].flatMap((c) => (c.pid ? [c.pid] : []));
+    this.record.processGroups = [...this.initContainers, ...this.containers].flatMap((c) => (c.pid ? (processIdentity(c.pid) ?? []) : []));
     this.saveRecord();
   }
 
@@ -464,9 +464,12 @@ export async function natRule(node: NodePlan, action: 'append' | 'delete', rule:
 
 /** Undoes what a sandbox record describes (idempotent): processes, NAT rules, the pod namespace. */
 export async function removeSandbox(lab: Lab, node: NodePlan, record: SandboxRecord): Promise<void> {
-  for (const pid of record.pids) {
+  // a record of a kubelet killed long ago names pids other processes may hold now: only groups whose
+  // leader is the same process are signalled (the pod's namespace goes below, with whatever runs in it)
+  for (const leader of record.processGroups ?? []) {
+    if (!isRunning(leader)) continue;
     try {
-      process.kill(-pid, 'SIGKILL');
+      process.kill(-leader.pid, 'SIGKILL');
     } catch {
       // gone
     }

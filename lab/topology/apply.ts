@@ -11,15 +11,19 @@ import { UserError } from '../../lib/errors.js';
 import { routeArgs } from '../../lib/routes.js';
 import {
   cgroup2Mount,
+  cgroupProcesses,
   hostBlackholes,
   ipBatch,
+  isRunning,
   labNetns,
+  labsWithState,
   linkExists,
   netnsPath,
   processesByNetns,
   run,
   readHostRoutes,
   readState,
+  readStateBuilder,
   removeState,
   sysctlIn,
   waitFor,
@@ -28,6 +32,7 @@ import {
 import {
   type LabPlan,
   type NodePlan,
+  type OtherLab,
   type PodPlan,
   LAB_PREFIX_PATTERN,
   hostDeviceName,
@@ -35,6 +40,7 @@ import {
   NODE_UPLINK,
   findHostOverlap,
   findNode,
+  labsInTheWay,
   planPod,
   planRanges,
   podIdentity,
@@ -67,10 +73,16 @@ export class Lab {
     private readonly cgroupMount: string,
   ) {}
 
-  /** Builds the lab after removing any leftovers of a crashed run with the same prefix. */
+  /**
+   * Builds the lab after removing any leftovers of a crashed run with the same prefix, or of a
+   * crashed lab on the same ranges; refuses while a lab on the same ranges runs.
+   */
   static async up(plan: LabPlan): Promise<Lab> {
     const mount = assertHostCanRunLab();
     await down(plan.prefix);
+    const { crashed, live } = labsInTheWay(planRanges(plan), otherLabs(plan.prefix, mount));
+    if (live.length > 0) throw new UserError(live[0]);
+    for (const prefix of crashed) await down(prefix);
     const overlap = findHostOverlap(planRanges(plan), await readHostRoutes());
     if (overlap) throw new UserError(overlap);
     writeState(plan); // first, so a crash from here on leaves something `down` can find
@@ -262,6 +274,28 @@ function podSideOfPod(pod: PodPlan): string[] {
 
 function prefixLength(cidr: string): string {
   return cidr.split('/')[1];
+}
+
+/** Crashed labs whose ranges `plan` would share (see labsInTheWay), for a caller with more to remove. */
+export function crashedLabsInTheWay(plan: LabPlan): string[] {
+  const mount = assertHostCanRunLab();
+  return labsInTheWay(planRanges(plan), otherLabs(plan.prefix, mount)).crashed;
+}
+
+/** Every other lab with a state file, with its ranges and whether anything of it runs. */
+function otherLabs(prefix: string, mount: string): OtherLab[] {
+  return labsWithState()
+    .filter((other) => other !== prefix)
+    .flatMap((other) => {
+      const plan = readState(other);
+      if (!plan) return [];
+      const builder = readStateBuilder(other);
+      const live =
+        (builder !== undefined && isRunning(builder)) ||
+        [...processesByNetns(labNetns(other)).values()].some((processes) => processes.length > 0) ||
+        cgroupProcesses(join(mount, labCgroupRoot(other))).length > 0;
+      return [{ prefix: other, ranges: planRanges(plan), live }];
+    });
 }
 
 // --- teardown -------------------------------------------------------------------------------------

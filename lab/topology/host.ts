@@ -124,6 +124,52 @@ export function commandLine(pid: number): string {
   }
 }
 
+/**
+ * A process as the kernel tells one from another: its pid and its start time (clock ticks after
+ * boot, /proc/<pid>/stat field 22). A pid alone is not enough to signal a process found in a file
+ * written by an earlier run: when that run was killed, the kernel hands its pids to new processes
+ * (pid_max is 32768 on these hosts, so they come round within hours).
+ */
+export interface ProcessIdentity {
+  pid: number;
+  startTime: string;
+}
+
+/** The identity of a living process; undefined when no process (or only a zombie) has that pid. */
+export function processIdentity(pid: number): ProcessIdentity | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return parseProcStat(pid, stat);
+}
+
+/** Parses /proc/<pid>/stat: the command may hold spaces and parentheses, so fields count from its last ')'. */
+export function parseProcStat(pid: number, stat: string): ProcessIdentity | undefined {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so field 22 (starttime) is fields[19]
+  const [state, startTime] = [fields[0], fields[19]];
+  if (state === undefined || state === 'Z' || state === 'X' || !/^\d+$/.test(startTime ?? '')) return undefined;
+  return { pid, startTime };
+}
+
+/** Whether the process `identity` names still runs (the same process, not one that got its pid since). */
+export function isRunning(identity: ProcessIdentity): boolean {
+  return processIdentity(identity.pid)?.startTime === identity.startTime;
+}
+
+/** Parses an identity written as "<pid> <startTime>"; undefined for anything else (a bare pid included). */
+export function parseProcessIdentity(text: string): ProcessIdentity | undefined {
+  const match = /^(\d+) (\d+)$/.exec(text.trim());
+  return match && Number(match[1]) > 1 ? { pid: Number(match[1]), startTime: match[2] } : undefined;
+}
+
+export function formatProcessIdentity(identity: ProcessIdentity): string {
+  return `${identity.pid} ${identity.startTime}`;
+}
+
 /** The cgroup v2 mount point; undefined if cgroup2 is not mounted. */
 export function cgroup2Mount(): string | undefined {
   return parseCgroup2Mount(readFileSync(PROC_MOUNTS, 'utf8'));
@@ -181,14 +227,30 @@ function statePath(prefix: string): string {
   return join(STATE_DIR, `${prefix}.json`);
 }
 
+/**
+ * The state file: the plan, and the process that built the lab (`builder`), so that a lab being
+ * built is not taken for the leftovers of a crashed run (it has no processes of its own yet).
+ */
 export function writeState(plan: LabPlan): void {
   mkdirSync(STATE_DIR, { recursive: true });
-  writeFileSync(statePath(plan.prefix), JSON.stringify(plan, null, 2));
+  writeFileSync(statePath(plan.prefix), JSON.stringify({ ...plan, builder: processIdentity(process.pid) }, null, 2));
 }
 
 export function readState(prefix: string): LabPlan | undefined {
+  const state = readStateFile(prefix);
+  return state && withoutBuilder(state);
+}
+
+const withoutBuilder = ({ builder: _builder, ...plan }: LabPlan & { builder?: ProcessIdentity }): LabPlan => plan;
+
+/** The process that built lab `prefix` (it may have exited since: the CLI does, the lab runs on). */
+export function readStateBuilder(prefix: string): ProcessIdentity | undefined {
+  return readStateFile(prefix)?.builder;
+}
+
+function readStateFile(prefix: string): (LabPlan & { builder?: ProcessIdentity }) | undefined {
   const path = statePath(prefix);
-  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as LabPlan) : undefined;
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as LabPlan & { builder?: ProcessIdentity }) : undefined;
 }
 
 export function removeState(prefix: string): void {

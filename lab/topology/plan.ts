@@ -283,6 +283,39 @@ export function findHostOverlap(ranges: LabelledRange[], hostRoutes: readonly st
   return undefined;
 }
 
+/** The first range of `ranges` that overlaps one of another lab's, said in one line; undefined if none. */
+export function findLabOverlap(ranges: LabelledRange[], other: { prefix: string; ranges: LabelledRange[] }): string | undefined {
+  for (const range of ranges) {
+    const clash = other.ranges.find((theirs) => cidrsOverlap(range.cidr, theirs.cidr));
+    if (clash) return `${range.label} ${formatCidr(range.cidr)} overlaps lab "${other.prefix}"'s ${clash.label} ${formatCidr(clash.cidr)}`;
+  }
+  return undefined;
+}
+
+/** Another lab on this host, as `up` sees it: its ranges, and whether anything of it still runs. */
+export interface OtherLab {
+  prefix: string;
+  ranges: LabelledRange[];
+  /** its builder, or a process in its namespaces or cgroups, is alive */
+  live: boolean;
+}
+
+/**
+ * The labs whose ranges a new lab would share. Crashed ones (nothing of them runs: a run killed
+ * before its teardown) are leftovers to remove; a live one is a lab in use, and the new one must not
+ * start. Labs on other ranges are none of this lab's business.
+ */
+export function labsInTheWay(ranges: LabelledRange[], others: OtherLab[]): { crashed: string[]; live: string[] } {
+  const inTheWay = others.flatMap((other) => {
+    const overlap = findLabOverlap(ranges, other);
+    return overlap ? [{ ...other, overlap }] : [];
+  });
+  return {
+    crashed: inTheWay.filter((o) => !o.live).map((o) => o.prefix),
+    live: inTheWay.filter((o) => o.live).map((o) => `${o.overlap}, and that lab runs: bring it down first (clustermesh lab down --prefix ${o.prefix})`),
+  };
+}
+
 /** The plan's ranges, labelled (for the host-overlap check at `up`). */
 export function planRanges(plan: LabPlan): LabelledRange[] {
   return validateSpec(specOf(plan));

@@ -4,16 +4,19 @@
  * VM a failover suite beside another cluster suite missed its timing-bound steps (a request timed
  * out, a node lease ran out). test/harness/cluster-suites-first.js starts them before every other
  * file, so while one runs the other worker waits for the lock instead of loading the CPUs. A lock
- * file holding the owner's pid serialises them; a lock whose owner died (a crashed run) is taken over.
+ * file holding the owner's identity (pid and start time) serialises them; a lock whose owner died (a
+ * crashed run) is taken over, even when its pid went to another process since.
  */
 import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
+import { formatProcessIdentity, isRunning, parseProcessIdentity, processIdentity } from '../../lab/topology/host.js';
 
 const LOCK_DIR = '/run/clustermesh-lab';
 const LOCK_FILE = `${LOCK_DIR}/.test-lock`;
 const POLL_MS = 200;
 /** how long a cluster suite may wait for the others (they take ~3-6 min each when warm) */
 export const CLUSTER_SUITE_WAIT_MS = 45 * 60_000;
+const OWN_IDENTITY = processIdentity(process.pid)!;
 
 export async function acquireLabLock(timeoutMs = CLUSTER_SUITE_WAIT_MS): Promise<() => void> {
   mkdirSync(LOCK_DIR, { recursive: true });
@@ -29,7 +32,7 @@ export async function acquireLabLock(timeoutMs = CLUSTER_SUITE_WAIT_MS): Promise
 function tryCreate(): boolean {
   try {
     const fd = openSync(LOCK_FILE, 'wx');
-    writeSync(fd, String(process.pid));
+    writeSync(fd, formatProcessIdentity(OWN_IDENTITY));
     closeSync(fd);
     return true;
   } catch (err) {
@@ -39,24 +42,19 @@ function tryCreate(): boolean {
 }
 
 function ownerIsGone(): boolean {
-  let pid: number;
+  let content: string;
   try {
-    pid = Number(readFileSync(LOCK_FILE, 'utf8'));
+    content = readFileSync(LOCK_FILE, 'utf8');
   } catch {
     return false; // removed meanwhile: the next tryCreate decides
   }
-  if (!Number.isInteger(pid) || pid <= 0) return true;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
+  const owner = parseProcessIdentity(content);
+  return owner === undefined || !isRunning(owner);
 }
 
 function release(): void {
   try {
-    if (Number(readFileSync(LOCK_FILE, 'utf8')) === process.pid) rmSync(LOCK_FILE, { force: true });
+    if (readFileSync(LOCK_FILE, 'utf8') === formatProcessIdentity(OWN_IDENTITY)) rmSync(LOCK_FILE, { force: true });
   } catch {
     // already gone
   }

@@ -1,6 +1,10 @@
 /** lab/cluster/processes.ts on real processes: what a frozen, a running, a killed and a reaped process look like. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { isAlive, isStopped, killProcesses } from '../../lab/cluster/processes.js';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { labPaths } from '../../lab/cluster/paths.js';
+import { isAlive, isStopped, killProcesses, runningPid, stopProcesses } from '../../lab/cluster/processes.js';
+import { formatProcessIdentity, processIdentity } from '../../lab/topology/host.js';
 
 describe('process states', () => {
   let child: ChildProcess | undefined;
@@ -32,6 +36,45 @@ describe('process states', () => {
 
   it('killProcesses refuses an empty list', async () => {
     await expect(killProcesses([], 'nothing')).rejects.toThrow('no process of nothing to kill');
+  });
+});
+
+describe('pid files of a killed run', () => {
+  // the files of a lab killed before its teardown name pids the kernel has since handed to others
+  const paths = labPaths(`pf${process.pid}`);
+  const children: ChildProcess[] = [];
+  const sleeper = async () => {
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    children.push(child);
+    await new Promise((resolve) => child.once('spawn', resolve));
+    return child;
+  };
+  beforeEach(() => mkdirSync(paths.pids, { recursive: true }));
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill('SIGKILL');
+    rmSync(paths.root, { recursive: true, force: true });
+  });
+
+  it('stopProcesses stops the process a file names, and leaves alone one that only has its pid now', async () => {
+    const ours = await sleeper();
+    const stranger = await sleeper();
+    writeFileSync(join(paths.pids, 'etcd.pid'), formatProcessIdentity(processIdentity(ours.pid!)!));
+    writeFileSync(join(paths.pids, 'kubelet.pid'), `${stranger.pid} 1`); // the same pid, started at another time
+    writeFileSync(join(paths.pids, 'old.pid'), `${stranger.pid}`); // a bare pid: nothing to tell it by
+    await stopProcesses(`pf${process.pid}`);
+    expect([isAlive(ours.pid!), isAlive(stranger.pid!)]).toEqual([false, true]);
+    expect(readdirSync(paths.pids)).toEqual([]);
+  });
+
+  it('runningPid reads the pid only while the same process runs', async () => {
+    const child = await sleeper();
+    const file = join(paths.pids, 'kubelet.pid');
+    writeFileSync(file, formatProcessIdentity(processIdentity(child.pid!)!));
+    expect(runningPid(file)).toBe(child.pid);
+    writeFileSync(file, `${child.pid} 1`);
+    expect(runningPid(file)).toBeUndefined();
+    rmSync(file);
+    expect([existsSync(file), runningPid(file)]).toEqual([false, undefined]);
   });
 });
 

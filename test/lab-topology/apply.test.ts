@@ -3,7 +3,7 @@
  * default lab may run at the same time), prefix tp<pid>. Every packet stays inside its namespaces.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, down, up } from '../../lab/topology/apply.js';
 import { cgroup2Mount, listNetns } from '../../lab/topology/host.js';
@@ -210,11 +210,11 @@ describe('lab topology on the host (real namespaces)', () => {
     expect(() => Lab.open(`tz${process.pid}`)).toThrow(/no lab "tz\d+" is up/);
   });
 
-  it('refuses a second lab whose ranges overlap this one, leaving nothing of it', async () => {
+  it('refuses a second lab whose ranges overlap this one while this one runs, leaving nothing of it', async () => {
     const otherPrefix = `tq${process.pid}`;
     const other = planLab({ ...spec, prefix: otherPrefix });
     await expect(up(other)).rejects.toThrow(
-      /bridge subnet 10\.210\.0\.0\/24 overlaps the host's 10\.210\.0\.0\/24/,
+      `bridge subnet 10.210.0.0/24 overlaps lab "${prefix}"'s bridge subnet 10.210.0.0/24, and that lab runs: bring it down first (clustermesh lab down --prefix ${prefix})`,
     );
     expect(isGone(await labStatus(otherPrefix))).toBe(true);
   });
@@ -238,6 +238,30 @@ describe('lab topology on the host (real namespaces)', () => {
     await lab.removePod(pods.a2.node, pods.a2.name);
     expect(existsSync(`/var/run/netns/${prefix}-ta-worker2-a2`)).toBe(false);
     await lab.addPod(pods.a2.node, pods.a2.name, pods.a2.ipv4, pods.a2.ipv6); // same name again at once
+  });
+
+  it('removes a crashed lab of another prefix on the same ranges (nothing of it runs), then builds', async () => {
+    await down(prefix);
+    lab = await up(plan);
+    // the process that built it is gone, and its pid went to another process (this one)
+    const stateFile = `/run/clustermesh-lab/${prefix}.json`;
+    const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+    writeFileSync(stateFile, JSON.stringify({ ...state, builder: { pid: process.pid, startTime: '1' } }));
+    const other = planLab({ ...spec, prefix: `tq${process.pid}` });
+
+    const survivor = await startServer(lab, 'tb-worker', 'still running');
+    await expect(up(other)).rejects.toThrow(`overlaps lab "${prefix}"'s bridge subnet 10.210.0.0/24, and that lab runs`);
+    survivor.child.kill('SIGKILL');
+    await new Promise((resolve) => survivor.child.once('exit', resolve));
+
+    const otherLab = await up(other);
+    try {
+      expect(isGone(await labStatus(prefix))).toBe(true);
+      expect((await labStatus(other.prefix)).up).toBe(true);
+    } finally {
+      await down(otherLab.plan.prefix);
+    }
+    lab = await up(plan);
   });
 
   it('down leaves nothing, and down twice is fine', async () => {

@@ -4,7 +4,9 @@ import {
   DEFAULT_LAB_SPEC,
   type LabSpec,
   FORBIDDEN_RANGES,
+  labsInTheWay,
   planLab,
+  planRanges,
   planPod,
   podAddresses,
 } from '../../lab/topology/plan.js';
@@ -211,6 +213,46 @@ describe('host overlap', () => {
 
   it('forbidden ranges are the uplink and the resolver', () => {
     expect(FORBIDDEN_RANGES).toEqual(['192.0.2.0/24', 'fd00::/64', '10.255.255.53/32']);
+  });
+});
+
+describe('labs in the way of a new lab', () => {
+  const ranges = planRanges(planLab(DEFAULT_LAB_SPEC));
+  const lab = (prefix: string, spec: Partial<LabSpec>, live: boolean) => ({
+    prefix,
+    ranges: planRanges(planLab({ ...DEFAULT_LAB_SPEC, ...spec, prefix })),
+    live,
+  });
+  const elsewhere: Partial<LabSpec> = {
+    bridgeSubnetV4: '10.210.0.0/24',
+    bridgeSubnetV6: 'fd99:210::/64',
+    clusters: DEFAULT_LAB_SPEC.clusters.map((c, i) => ({
+      ...c,
+      podCIDRv4: `10.21${i + 1}.0.0/16`,
+      podCIDRv6: `fd99:21${i + 1}::/56`,
+      serviceCIDRv4: `10.22${i + 1}.0.0/16`,
+      serviceCIDRv6: `fd99:22${i + 1}::/108`,
+    })),
+  };
+  const cases: Array<[string, ReturnType<typeof lab>[], { crashed: string[]; live: string[] }]> = [
+    ['no other lab', [], { crashed: [], live: [] }],
+    ['a crashed lab on the same ranges: removed', [lab('old', {}, false)], { crashed: ['old'], live: [] }],
+    [
+      'a running lab on the same ranges: refused, saying which',
+      [lab('demo', {}, true)],
+      {
+        crashed: [],
+        live: [
+          `bridge subnet ${DEFAULT_LAB_SPEC.bridgeSubnetV4} overlaps lab "demo"'s bridge subnet ${DEFAULT_LAB_SPEC.bridgeSubnetV4}, and that lab runs: bring it down first (clustermesh lab down --prefix demo)`,
+        ],
+      },
+    ],
+    ['labs on other ranges, crashed or not: none of its business', [lab('far', elsewhere, false), lab('run', elsewhere, true)], { crashed: [], live: [] }],
+    ['one crashed and one running', [lab('old', {}, false), lab('demo', {}, true)], { crashed: ['old'], live: [expect.stringContaining('lab "demo"')] }],
+  ];
+
+  it.each(cases)('%s', (_name, others, expected) => {
+    expect(labsInTheWay(ranges, others)).toEqual(expected);
   });
 });
 
