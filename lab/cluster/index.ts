@@ -13,12 +13,12 @@ import { parse, stringify } from 'yaml';
 import { UserError } from '../../lib/errors.js';
 import { type ControlPlane, startControlPlane } from '../control-plane/index.js';
 import { upstreamBinary } from '../control-plane/binaries.js';
-import { Lab, crashedLabsInTheWay, down as topologyDown } from '../topology/apply.js';
+import { Lab, builderRuns, down as topologyDown, labsInTheWayOf } from '../topology/apply.js';
 import { STATE_DIR } from '../topology/host.js';
 import { type ClusterPlan, DEFAULT_LAB_SPEC, type LabPlan, type NodePlan, planLab } from '../topology/plan.js';
 import { labKubeConfig } from './api.js';
 import { BPFFS, LAB_PORTS, labPaths } from './paths.js';
-import { isAlive, logTail, runningPid, startProcess, stopProcesses, waitReady } from './processes.js';
+import { isAlive, logTail, runningPid, runsProcesses, startProcess, stopProcesses, waitReady } from './processes.js';
 
 export const LAB_NAMESPACE = 'clustermesh-system';
 /** the annotation `clustermesh connect` reads instead of a NodePort (cli/connect.ts) */
@@ -68,9 +68,12 @@ export async function labUp(options: LabUpOptions, hooks: LabHooks): Promise<Run
   await labDown(prefix);
   ensureBpffs();
   const plan = planLab({ ...DEFAULT_LAB_SPEC, prefix });
-  for (const crashed of crashedLabsInTheWay(plan)) {
-    await labDown(crashed);
-    progress(`removed lab ${crashed}: a run killed before its teardown left it on the same ranges`);
+  // a lab on these ranges whose control plane and kubelets are gone (a run killed before its
+  // teardown; its pods may still run) is removed whole; one that runs is refused by Lab.up
+  const { crashed } = labsInTheWayOf(plan, (other) => builderRuns(other) || runsProcesses(other));
+  for (const other of crashed) {
+    await labDown(other);
+    progress(`removed lab ${other}: a run killed before its teardown left it on the same ranges`);
   }
   progress(`network: ${plan.nodes.length} nodes on bridge ${plan.bridge.subnetV4}`);
   const lab = await Lab.up(plan);

@@ -127,6 +127,12 @@ export function runningPid(pidFile: string): number | undefined {
   return identity && isRunning(identity) ? identity.pid : undefined;
 }
 
+/** Whether any process with a pid file of lab `prefix` still runs. */
+export function runsProcesses(prefix: string): boolean {
+  const dir = labPaths(prefix).pids;
+  return existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.pid') && runningPid(join(dir, f)) !== undefined);
+}
+
 /** Stops every process with a pid file: SIGTERM, then SIGKILL after a bounded wait. */
 export async function stopProcesses(prefix: string, names?: string[]): Promise<void> {
   const dir = labPaths(prefix).pids;

@@ -32,7 +32,6 @@ import {
 import {
   type LabPlan,
   type NodePlan,
-  type OtherLab,
   type PodPlan,
   LAB_PREFIX_PATTERN,
   hostDeviceName,
@@ -80,7 +79,7 @@ export class Lab {
   static async up(plan: LabPlan): Promise<Lab> {
     const mount = assertHostCanRunLab();
     await down(plan.prefix);
-    const { crashed, live } = labsInTheWay(planRanges(plan), otherLabs(plan.prefix, mount));
+    const { crashed, live } = labsInTheWayOf(plan, (other) => builderRuns(other) || hasProcesses(other, mount));
     if (live.length > 0) throw new UserError(live[0]);
     for (const prefix of crashed) await down(prefix);
     const overlap = findHostOverlap(planRanges(plan), await readHostRoutes());
@@ -276,26 +275,32 @@ function prefixLength(cidr: string): string {
   return cidr.split('/')[1];
 }
 
-/** Crashed labs whose ranges `plan` would share (see labsInTheWay), for a caller with more to remove. */
-export function crashedLabsInTheWay(plan: LabPlan): string[] {
-  const mount = assertHostCanRunLab();
-  return labsInTheWay(planRanges(plan), otherLabs(plan.prefix, mount)).crashed;
+/**
+ * The other labs (with a state file) whose ranges `plan` would share, split by `live` (see
+ * labsInTheWay): a lab of processes alone asks whether anything runs in it; a lab of clusters
+ * (lab/cluster) whether its control plane or kubelets do: pods they left are leftovers too.
+ */
+export function labsInTheWayOf(plan: LabPlan, live: (prefix: string) => boolean): ReturnType<typeof labsInTheWay> {
+  const others = labsWithState()
+    .filter((other) => other !== plan.prefix)
+    .flatMap((other) => {
+      const otherPlan = readState(other);
+      return otherPlan ? [{ prefix: other, ranges: planRanges(otherPlan), live: live(other) }] : [];
+    });
+  return labsInTheWay(planRanges(plan), others);
 }
 
-/** Every other lab with a state file, with its ranges and whether anything of it runs. */
-function otherLabs(prefix: string, mount: string): OtherLab[] {
-  return labsWithState()
-    .filter((other) => other !== prefix)
-    .flatMap((other) => {
-      const plan = readState(other);
-      if (!plan) return [];
-      const builder = readStateBuilder(other);
-      const live =
-        (builder !== undefined && isRunning(builder)) ||
-        [...processesByNetns(labNetns(other)).values()].some((processes) => processes.length > 0) ||
-        cgroupProcesses(join(mount, labCgroupRoot(other))).length > 0;
-      return [{ prefix: other, ranges: planRanges(plan), live }];
-    });
+/** Whether the process that built lab `prefix` still runs (it is building it, or keeps it). */
+export function builderRuns(prefix: string): boolean {
+  const builder = readStateBuilder(prefix);
+  return builder !== undefined && isRunning(builder);
+}
+
+function hasProcesses(prefix: string, mount: string): boolean {
+  return (
+    [...processesByNetns(labNetns(prefix)).values()].some((processes) => processes.length > 0) ||
+    cgroupProcesses(join(mount, labCgroupRoot(prefix))).length > 0
+  );
 }
 
 // --- teardown -------------------------------------------------------------------------------------

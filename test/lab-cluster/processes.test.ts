@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { labPaths } from '../../lab/cluster/paths.js';
-import { isAlive, isStopped, killProcesses, runningPid, stopProcesses } from '../../lab/cluster/processes.js';
+import { isAlive, isStopped, killProcesses, runningPid, runsProcesses, stopProcesses } from '../../lab/cluster/processes.js';
 import { formatProcessIdentity, processIdentity } from '../../lab/topology/host.js';
 
 describe('process states', () => {
@@ -64,6 +64,16 @@ describe('pid files of a killed run', () => {
     await stopProcesses(`pf${process.pid}`);
     expect([isAlive(ours.pid!), isAlive(stranger.pid!)]).toEqual([false, true]);
     expect(readdirSync(paths.pids)).toEqual([]);
+  });
+
+  it('runsProcesses: a lab whose pid files all name other processes now runs nothing', async () => {
+    const child = await sleeper();
+    writeFileSync(join(paths.pids, 'etcd.pid'), `${child.pid} 1`);
+    writeFileSync(join(paths.pids, 'kube-apiserver.pid'), '');
+    expect(runsProcesses(`pf${process.pid}`)).toBe(false);
+    writeFileSync(join(paths.pids, 'kubelet.pid'), formatProcessIdentity(processIdentity(child.pid!)!));
+    expect(runsProcesses(`pf${process.pid}`)).toBe(true);
+    expect(runsProcesses(`pn${process.pid}`)).toBe(false); // no pid files at all
   });
 
   it('runningPid reads the pid only while the same process runs', async () => {
