@@ -284,7 +284,7 @@ export function findHostOverlap(ranges: LabelledRange[], hostRoutes: readonly st
 }
 
 /** The first range of `ranges` that overlaps one of another lab's, said in one line; undefined if none. */
-export function findLabOverlap(ranges: LabelledRange[], other: { prefix: string; ranges: LabelledRange[] }): string | undefined {
+function findLabOverlap(ranges: LabelledRange[], other: { prefix: string; ranges: LabelledRange[] }): string | undefined {
   for (const range of ranges) {
     const clash = other.ranges.find((theirs) => cidrsOverlap(range.cidr, theirs.cidr));
     if (clash) return `${range.label} ${formatCidr(range.cidr)} overlaps lab "${other.prefix}"'s ${clash.label} ${formatCidr(clash.cidr)}`;
