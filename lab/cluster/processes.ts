@@ -75,13 +75,9 @@ export function isStopped(pid: number): boolean {
   }
 }
 
+/** Whether a process (not a zombie) has this pid. */
 export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
+  return processIdentity(pid) !== undefined;
 }
 
 export function logTail(path: string, lines = 5): string {

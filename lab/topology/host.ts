@@ -231,9 +231,12 @@ function statePath(prefix: string): string {
  * The state file: the plan, and the process that built the lab (`builder`), so that a lab being
  * built is not taken for the leftovers of a crashed run (it has no processes of its own yet).
  */
+type LabState = LabPlan & { builder?: ProcessIdentity };
+
 export function writeState(plan: LabPlan): void {
   mkdirSync(STATE_DIR, { recursive: true });
-  writeFileSync(statePath(plan.prefix), JSON.stringify({ ...plan, builder: processIdentity(process.pid) }, null, 2));
+  const state: LabState = { ...plan, builder: processIdentity(process.pid) };
+  writeFileSync(statePath(plan.prefix), JSON.stringify(state, null, 2));
 }
 
 export function readState(prefix: string): LabPlan | undefined {
@@ -241,16 +244,16 @@ export function readState(prefix: string): LabPlan | undefined {
   return state && withoutBuilder(state);
 }
 
-const withoutBuilder = ({ builder: _builder, ...plan }: LabPlan & { builder?: ProcessIdentity }): LabPlan => plan;
+const withoutBuilder = ({ builder: _builder, ...plan }: LabState): LabPlan => plan;
 
 /** The process that built lab `prefix` (it may have exited since: the CLI does, the lab runs on). */
 export function readStateBuilder(prefix: string): ProcessIdentity | undefined {
   return readStateFile(prefix)?.builder;
 }
 
-function readStateFile(prefix: string): (LabPlan & { builder?: ProcessIdentity }) | undefined {
+function readStateFile(prefix: string): LabState | undefined {
   const path = statePath(prefix);
-  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as LabPlan & { builder?: ProcessIdentity }) : undefined;
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as LabState) : undefined;
 }
 
 export function removeState(prefix: string): void {

@@ -292,17 +292,17 @@ function findLabOverlap(ranges: LabelledRange[], other: { prefix: string; ranges
   return undefined;
 }
 
-/** Another lab on this host, as `up` sees it: its ranges, and whether anything of it still runs. */
+/** Another lab on this host, as `up` sees it: its ranges, and whether it is in use. */
 export interface OtherLab {
   prefix: string;
   ranges: LabelledRange[];
-  /** its builder, or a process in its namespaces or cgroups, is alive */
+  /** in use, as its kind of lab tells (lab/topology/apply.ts labsInTheWayOf); otherwise crashed */
   live: boolean;
 }
 
 /**
- * The labs whose ranges a new lab would share. Crashed ones (nothing of them runs: a run killed
- * before its teardown) are leftovers to remove; a live one is a lab in use, and the new one must not
+ * The labs whose ranges a new lab would share. Crashed ones (not in use: a run killed before its
+ * teardown) are leftovers to remove; a live one is a lab in use, and the new one must not
  * start. Labs on other ranges are none of this lab's business.
  */
 export function labsInTheWay(ranges: LabelledRange[], others: OtherLab[]): { crashed: string[]; live: string[] } {
